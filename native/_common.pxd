@@ -1,0 +1,21 @@
+# Shared declarations for every cnnative kernel module: the fused float type and the small
+# index helpers more than one kernel needs.  Only ctypedefs and inline functions live here, so
+# cimporting it creates no runtime module dependency.
+
+ctypedef fused floating:
+    float
+    double
+
+
+cdef inline Py_ssize_t wrap_index(Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """Periodic extension: maps any integer i into [0, n) (n > 0)."""
+    cdef Py_ssize_t r = i % n
+    # C's % keeps the dividend's sign, so a negative i needs one period added.
+    return r + n if r < 0 else r
+
+
+cdef inline Py_ssize_t symmetric_index(Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """Mirror extension repeating the edge sample (... 1 0 | 0 1 ... n-1 | n-1 n-2 ...)."""
+    cdef Py_ssize_t period = 2 * n
+    cdef Py_ssize_t k = wrap_index(i, period)
+    return period - 1 - k if k >= n else k

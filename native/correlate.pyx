@@ -1,0 +1,243 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Direct 2-D correlation and convolution for float32/float64, bit-identical to scipy.signal.
+
+The public, validating wrappers live in ``cnnative.signal``; this module re-checks every
+precondition it relies on for memory safety, so no Python caller can make it read or write
+out of bounds.
+"""
+cimport numpy as cnp
+import numpy as np
+from libc.stdlib cimport free, malloc
+from libc.stdint cimport SIZE_MAX
+
+from _common cimport floating, symmetric_index, wrap_index
+
+cnp.import_array()
+
+cdef extern from "corr_simd.h" nogil:
+    ctypedef Py_ssize_t cn_idx
+    int CN_SIMD_SCALAR, CN_SIMD_VEC128, CN_SIMD_AVX2, CN_SIMD_AVX512
+    int cn_simd_level()
+    int cn_simd_active()
+    const char *cn_simd_name(int level)
+    int cn_simd_cap
+    void cn_corr_f32(const float *image, cn_idx image_stride, float *out, cn_idx out_stride,
+                     cn_idx out_rows, cn_idx out_cols, const float *coef, const cn_idx *offset,
+                     cn_idx kernel_rows, cn_idx taps_per_row)
+    void cn_corr_f64(const double *image, cn_idx image_stride, double *out, cn_idx out_stride,
+                     cn_idx out_rows, cn_idx out_cols, const double *coef, const cn_idx *offset,
+                     cn_idx kernel_rows, cn_idx taps_per_row)
+
+# Codes shared with cnnative.signal.
+MODE_VALID, MODE_SAME, MODE_FULL = 0, 1, 2
+BOUNDARY_FILL, BOUNDARY_SYMM, BOUNDARY_WRAP = 0, 1, 2
+
+SIMD_LEVEL_NAMES = {CN_SIMD_SCALAR: "scalar", CN_SIMD_VEC128: cn_simd_name(CN_SIMD_VEC128).decode(),
+                    CN_SIMD_AVX2: "avx2", CN_SIMD_AVX512: "avx512f"}
+
+
+def simd_info():
+    """(detected, active) instruction-set names of the correlation kernels."""
+    return cn_simd_name(cn_simd_level()).decode(), cn_simd_name(cn_simd_active()).decode()
+
+
+def set_simd_cap(int level):
+    """Limit the kernels to the variants up to ``level`` (0 scalar .. 3 avx512f); returns the old cap.
+
+    Exists so tests can check that every compiled variant gives identical results.
+    """
+    global cn_simd_cap
+    if not CN_SIMD_SCALAR <= level <= CN_SIMD_AVX512:
+        raise ValueError(f"level must be in [0, 3], got {level}")
+    old = cn_simd_cap
+    cn_simd_cap = level
+    return old
+
+
+cdef int _pad_and_correlate(floating *image, Py_ssize_t height, Py_ssize_t width,
+                            Py_ssize_t row_step, Py_ssize_t col_step,
+                            const floating *kernel, Py_ssize_t kernel_rows, Py_ssize_t kernel_cols,
+                            Py_ssize_t kernel_row_step, Py_ssize_t kernel_col_step,
+                            floating *out, Py_ssize_t out_rows, Py_ssize_t out_cols,
+                            Py_ssize_t top, Py_ssize_t left, bint flip, bint direct_image,
+                            int boundary, floating fillvalue) noexcept nogil:
+    """Builds the padded image (unless ``direct_image``) and the tap table, then runs the kernel.
+
+    Steps are in elements.  Returns 0, or -1 when memory ran out.
+    """
+    cdef Py_ssize_t padded_rows = out_rows + kernel_rows - 1
+    cdef Py_ssize_t padded_cols = out_cols + kernel_cols - 1
+    cdef Py_ssize_t taps = kernel_rows * kernel_cols
+    cdef floating *padded = NULL
+    cdef Py_ssize_t *col_source = NULL
+    cdef floating *coef = <floating *> malloc(taps * sizeof(floating))
+    cdef cn_idx *offset = <cn_idx *> malloc(taps * sizeof(cn_idx))
+    cdef Py_ssize_t i, j, t, padded_stride
+    cdef int status = -1
+
+    if direct_image:
+        padded = image
+        padded_stride = row_step
+    else:
+        padded_stride = padded_cols
+        padded = <floating *> malloc(padded_rows * padded_cols * sizeof(floating))
+        col_source = <Py_ssize_t *> malloc(padded_cols * sizeof(Py_ssize_t))
+
+    if coef != NULL and offset != NULL and padded != NULL and (direct_image or col_source != NULL):
+        if not direct_image:
+            _fill_padded(image, height, width, row_step, col_step, padded, padded_rows,
+                         padded_cols, top, left, boundary, fillvalue, col_source)
+        # scipy visits kernel taps row by row in ascending order; for convolution the image is
+        # walked backwards, which in padded coordinates means the mirrored offset.
+        t = 0
+        for i in range(kernel_rows):
+            for j in range(kernel_cols):
+                coef[t] = kernel[i * kernel_row_step + j * kernel_col_step]
+                if flip:
+                    offset[t] = (kernel_rows - 1 - i) * padded_stride + (kernel_cols - 1 - j)
+                else:
+                    offset[t] = i * padded_stride + j
+                t += 1
+        if floating is float:
+            cn_corr_f32(padded, padded_stride, out, out_cols, out_rows, out_cols, coef, offset,
+                        kernel_rows, kernel_cols)
+        else:
+            cn_corr_f64(padded, padded_stride, out, out_cols, out_rows, out_cols, coef, offset,
+                        kernel_rows, kernel_cols)
+        status = 0
+
+    free(coef)
+    free(offset)
+    free(col_source)
+    if not direct_image:
+        free(padded)
+    return status
+
+
+cdef void _fill_padded(const floating *image, Py_ssize_t height, Py_ssize_t width,
+                       Py_ssize_t row_step, Py_ssize_t col_step, floating *padded,
+                       Py_ssize_t padded_rows, Py_ssize_t padded_cols, Py_ssize_t top,
+                       Py_ssize_t left, int boundary, floating fillvalue,
+                       Py_ssize_t *col_source) noexcept nogil:
+    """Copies image into the padded frame, extending it per boundary (0 fill, 1 symm, 2 wrap).
+
+    col_source is scratch space for padded_cols entries.
+    """
+    cdef Py_ssize_t i, j, k, src_row
+    cdef floating *dst
+    cdef const floating *src
+    # Source column of each padded column, or -1 where the fill value goes.
+    for j in range(padded_cols):
+        k = j - left
+        if 0 <= k < width:
+            col_source[j] = k
+        elif boundary == 1:
+            col_source[j] = symmetric_index(k, width)
+        elif boundary == 2:
+            col_source[j] = wrap_index(k, width)
+        else:
+            col_source[j] = -1
+    for i in range(padded_rows):
+        dst = padded + i * padded_cols
+        src_row = i - top
+        if not 0 <= src_row < height:
+            if boundary == 1:
+                src_row = symmetric_index(src_row, height)
+            elif boundary == 2:
+                src_row = wrap_index(src_row, height)
+            else:
+                for j in range(padded_cols):
+                    dst[j] = fillvalue
+                continue
+        src = image + src_row * row_step
+        for j in range(padded_cols):
+            dst[j] = fillvalue if col_source[j] < 0 else src[col_source[j] * col_step]
+
+
+cdef Py_ssize_t _element_step(cnp.ndarray a, int axis, Py_ssize_t itemsize) except? -1:
+    cdef Py_ssize_t stride = cnp.PyArray_STRIDE(a, axis)
+    if stride % itemsize:
+        raise ValueError("array strides must be multiples of the item size")
+    return stride // itemsize
+
+
+def correlate_direct(cnp.ndarray image not None, cnp.ndarray kernel not None, bint flip,
+                     int mode, int boundary, fillvalue):
+    """out = scipy-order correlation (flip=False) or convolution (flip=True) of image with kernel.
+
+    image, kernel: 2-D, non-empty, both float32 or both float64, any strides.
+    fillvalue: a real number; it is converted to the arrays' dtype.
+    mode: 0 valid, 1 same, 2 full.  boundary: 0 fill, 1 symm, 2 wrap.  In valid mode the
+    kernel must fit inside the image (the caller swaps the inputs as scipy does).
+    Returns a new C-contiguous array of the inputs' dtype.
+    """
+    cdef int typenum = cnp.PyArray_TYPE(image)
+    if cnp.PyArray_NDIM(image) != 2 or cnp.PyArray_NDIM(kernel) != 2:
+        raise ValueError("image and kernel must be 2-D")
+    if typenum != cnp.PyArray_TYPE(kernel) or typenum not in (cnp.NPY_FLOAT32, cnp.NPY_FLOAT64):
+        raise TypeError("image and kernel must both be float32 or both float64")
+    if not cnp.PyArray_ISNOTSWAPPED(image) or not cnp.PyArray_ISNOTSWAPPED(kernel):
+        raise TypeError("image and kernel must be in native byte order")
+    if mode not in (0, 1, 2) or boundary not in (0, 1, 2):
+        raise ValueError("unknown mode or boundary code")
+
+    cdef Py_ssize_t height = cnp.PyArray_DIM(image, 0), width = cnp.PyArray_DIM(image, 1)
+    cdef Py_ssize_t kernel_rows = cnp.PyArray_DIM(kernel, 0), kernel_cols = cnp.PyArray_DIM(kernel, 1)
+    if height < 1 or width < 1 or kernel_rows < 1 or kernel_cols < 1:
+        raise ValueError("image and kernel must be non-empty")
+
+    cdef Py_ssize_t out_rows, out_cols, top, left
+    if mode == 0:
+        if kernel_rows > height or kernel_cols > width:
+            raise ValueError("in valid mode the kernel must fit inside the image")
+        out_rows, out_cols, top, left = height - kernel_rows + 1, width - kernel_cols + 1, 0, 0
+    elif mode == 1:
+        out_rows, out_cols = height, width
+        # 'same' is centred on 'full': correlation starts at K//2, convolution at (K-1)//2,
+        # which puts the image (K-1)//2 resp. K//2 into the padded frame.
+        top = kernel_rows // 2 if flip else (kernel_rows - 1) // 2
+        left = kernel_cols // 2 if flip else (kernel_cols - 1) // 2
+    else:
+        out_rows, out_cols = height + kernel_rows - 1, width + kernel_cols - 1
+        top, left = kernel_rows - 1, kernel_cols - 1
+
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(image)
+    cdef Py_ssize_t row_step = _element_step(image, 0, itemsize)
+    cdef Py_ssize_t col_step = _element_step(image, 1, itemsize)
+    cdef Py_ssize_t kernel_row_step = _element_step(kernel, 0, itemsize)
+    cdef Py_ssize_t kernel_col_step = _element_step(kernel, 1, itemsize)
+    cdef Py_ssize_t padded_rows = out_rows + kernel_rows - 1
+    cdef Py_ssize_t padded_cols = out_cols + kernel_cols - 1
+    if padded_rows > (<Py_ssize_t> (SIZE_MAX // 2)) // padded_cols // itemsize:
+        raise MemoryError("padded image too large")
+    # Valid mode reads the caller's rows in place when each row is contiguous: every read stays
+    # on an element of the array, whatever the row step.
+    cdef bint direct_image = (mode == 0 and col_step == 1)
+
+    cdef cnp.npy_intp out_shape[2]
+    out_shape[0], out_shape[1] = out_rows, out_cols
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(2, out_shape, typenum, 0)
+    cdef int status
+    # The scalar types convert as NumPy does (out-of-range values become inf), which a C cast
+    # from double to float does not promise.
+    cdef float fill32 = np.float32(fillvalue) if typenum == cnp.NPY_FLOAT32 else 0
+    cdef double fill64 = np.float64(fillvalue)
+    if typenum == cnp.NPY_FLOAT32:
+        with nogil:
+            status = _pad_and_correlate(<float *> cnp.PyArray_DATA(image), height, width,
+                                        row_step, col_step,
+                                        <const float *> cnp.PyArray_DATA(kernel), kernel_rows,
+                                        kernel_cols, kernel_row_step, kernel_col_step,
+                                        <float *> cnp.PyArray_DATA(out), out_rows, out_cols,
+                                        top, left, flip, direct_image, boundary, fill32)
+    else:
+        with nogil:
+            status = _pad_and_correlate(<double *> cnp.PyArray_DATA(image), height, width,
+                                        row_step, col_step,
+                                        <const double *> cnp.PyArray_DATA(kernel), kernel_rows,
+                                        kernel_cols, kernel_row_step, kernel_col_step,
+                                        <double *> cnp.PyArray_DATA(out), out_rows, out_cols,
+                                        top, left, flip, direct_image, boundary, fill64)
+    if status != 0:
+        raise MemoryError("out of memory in correlate_direct")
+    return out

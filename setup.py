@@ -1,0 +1,38 @@
+"""Build of the native kernels; metadata lives in pyproject.toml."""
+import os
+import sys
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+NATIVE_DIR = "native"
+KERNEL_MODULES = ["correlate"]
+
+if sys.platform == "win32":
+    # MSVC does not contract a*b+c into FMA under /fp:precise, which keeps scipy's rounding.
+    COMPILE_ARGS = ["/O2", "/fp:precise"]
+else:
+    # No FMA contraction: the kernels must round exactly like scipy's multiply-then-add.
+    # No -march=native: wheels must run on any CPU of the architecture; the kernels pick
+    # AVX2/AVX-512 variants at run time instead.
+    COMPILE_ARGS = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
+
+extensions = [
+    Extension(
+        f"cnnative._native.{name}",
+        [os.path.join(NATIVE_DIR, f"{name}.pyx")],
+        include_dirs=[np.get_include(), NATIVE_DIR],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+        extra_compile_args=COMPILE_ARGS,
+    )
+    for name in KERNEL_MODULES
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        include_path=[NATIVE_DIR],
+        compiler_directives={"language_level": 3},
+    ),
+)

@@ -1,0 +1,6 @@
+"""cnnative: native kernels for training convolutional networks from scratch in NumPy."""
+from .signal import choose_method, convolve2d, correlate2d
+
+__version__ = "0.1.0"
+
+__all__ = ["correlate2d", "convolve2d", "choose_method", "__version__"]

@@ -1,0 +1,252 @@
+"""2-D cross-correlation and convolution with scipy.signal's semantics and bit-exact results.
+
+``correlate2d`` and ``convolve2d`` take the same arguments as ``scipy.signal.correlate2d`` /
+``convolve2d`` plus a keyword ``method``.  For float32 and float64 inputs ``method='direct'``
+runs cnnative's native kernels and returns arrays identical to scipy's to the last bit (scipy >=
+1.16 sums each output in a fixed order; the kernels repeat that order with SIMD lanes running
+across output pixels).  Integer, complex and long-double inputs are delegated to scipy itself,
+after the same validation, so their results are scipy's by construction.
+
+Deviations from scipy, on purpose:
+
+* empty inputs raise ``ValueError`` (scipy returns an array of meaningless zeros);
+* ``fillvalue`` must be a real number (or a one-element array); scipy also accepts strings and
+  ``None``, which here raise ``TypeError``.
+"""
+import numpy as np
+import scipy.signal
+
+from . import _validation
+from ._native import correlate as _correlate
+
+__all__ = ["correlate2d", "convolve2d", "choose_method"]
+
+_MODES = {"valid": _correlate.MODE_VALID, "same": _correlate.MODE_SAME, "full": _correlate.MODE_FULL}
+_BOUNDARIES = {
+    "fill": _correlate.BOUNDARY_FILL, "pad": _correlate.BOUNDARY_FILL,
+    "symm": _correlate.BOUNDARY_SYMM, "symmetric": _correlate.BOUNDARY_SYMM,
+    "wrap": _correlate.BOUNDARY_WRAP, "circular": _correlate.BOUNDARY_WRAP,
+}
+_METHODS = {"direct": "direct", "fft": "fft", "auto": "auto"}
+_FLOAT32, _FLOAT64 = _validation.NATIVE_FLOATS
+
+# Cost model for method='auto', fitted to timings on the development machine (AMD Zen 4,
+# portable build, one thread; benchmarks/bench_signal.py --fit re-derives them): seconds per
+# multiply-add of the direct kernel, and per element*log2(element) of the padded FFT plus a
+# fixed cost per FFT call.
+_DIRECT_SECONDS_PER_TAP = {_FLOAT32: 2.5e-11, _FLOAT64: 4.5e-11}
+_FFT_SECONDS_PER_NLOGN = {_FLOAT32: 2.0e-9, _FLOAT64: 2.5e-9}
+_FFT_FIXED_SECONDS = 40e-6
+
+
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="direct"):
+    """Cross-correlate two 2-D arrays, exactly like ``scipy.signal.correlate2d``.
+
+    Parameters
+    ----------
+    in1 : array_like, shape (M, N)
+        The image.
+    in2 : array_like, shape (J, K)
+        The template; it is conjugated for complex input.
+    mode : {'full', 'valid', 'same'}
+        Output shape: 'full' (M+J-1, N+K-1); 'valid' (M-J+1, N-K+1), where one input must be at
+        least as large as the other in every dimension (the inputs are swapped when in2 is the
+        larger, and the result is reversed in both axes, as scipy does); 'same' (M, N), the
+        centred part of 'full' starting at (J//2, K//2).
+    boundary : {'fill', 'wrap', 'symm'}
+        How in1 is extended: padded with `fillvalue`, periodically, or mirrored with the edge
+        sample repeated (also when in2 is larger than in1). Aliases 'pad', 'circular',
+        'symmetric' are accepted.
+    fillvalue : real scalar
+        Padding value for boundary='fill'; padded positions are real multiply-adds, so a
+        non-finite kernel tap against padding gives NaN as in scipy.
+    method : {'direct', 'fft', 'auto'}
+        'direct' is bit-exact with scipy. 'fft' pads in1 per `boundary` and uses
+        ``scipy.signal.fftconvolve``: within about 1e-12 of the largest output magnitude for
+        float64 (float32 to its own precision); it does not apply to integer inputs. 'auto'
+        picks the faster of the two from a cost model (see :func:`choose_method`).
+
+    Returns
+    -------
+    out : ndarray, 2-D
+        Of NumPy's common dtype of in1 and in2.
+
+    Raises
+    ------
+    ValueError
+        Inputs not 2-D or empty, incompatible 'valid' shapes, unknown mode/boundary/method,
+        a non-scalar or (for real inputs) complex fillvalue, bool/float16/object dtypes.
+    TypeError
+        Non-numeric dtypes, a non-numeric fillvalue.
+    """
+    return _correlate_or_convolve("correlate2d", in1, in2, mode, boundary, fillvalue, method, False)
+
+
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="direct"):
+    """Convolve two 2-D arrays, exactly like ``scipy.signal.convolve2d``.
+
+    Arguments, shapes, dtypes and errors are those of :func:`correlate2d`, except that in2 is
+    not conjugated, 'same' starts at ((J-1)//2, (K-1)//2) of 'full', and swapped 'valid' inputs
+    are not reversed.  The image is walked in the opposite direction to correlation, so the
+    result is not bit-identical to correlating with a rotated kernel (it is equal to rounding).
+    """
+    return _correlate_or_convolve("convolve2d", in1, in2, mode, boundary, fillvalue, method, True)
+
+
+def choose_method(in1, in2, mode="full"):
+    """'direct' or 'fft': which ``method`` the cost model expects to be faster for these inputs.
+
+    Direct costs one multiply-add per output pixel and kernel tap; FFT costs about
+    n*log2(n) per padded transform plus a fixed overhead.  Integer inputs always give 'direct'.
+    """
+    in1 = _validation.as_2d_array(in1, "in1", "choose_method")
+    in2 = _validation.as_2d_array(in2, "in2", "choose_method")
+    mode_code = _validation.choice(mode, _MODES, "mode", "choose_method")
+    dtype = np.result_type(in1.dtype, in2.dtype)
+    if dtype.kind not in "fc":
+        return "direct"
+    return _cheaper_method(in1.shape, in2.shape, mode_code, dtype)
+
+
+def _cheaper_method(shape1, shape2, mode_code, dtype):
+    (m, n), (j, k) = shape1, shape2
+    if mode_code == _correlate.MODE_VALID:
+        out_rows, out_cols = abs(m - j) + 1, abs(n - k) + 1
+    elif mode_code == _correlate.MODE_SAME:
+        out_rows, out_cols = m, n
+    else:
+        out_rows, out_cols = m + j - 1, n + k - 1
+    real_dtype = _FLOAT32 if dtype in (_FLOAT32, np.dtype(np.complex64)) else _FLOAT64
+    direct = out_rows * out_cols * j * k * _DIRECT_SECONDS_PER_TAP[real_dtype]
+    if dtype.kind == "c":
+        direct *= 4
+    fft_size = (out_rows + j - 1) * (out_cols + k - 1)
+    fft = _FFT_FIXED_SECONDS + fft_size * np.log2(max(fft_size, 2)) * _FFT_SECONDS_PER_NLOGN[real_dtype]
+    return "fft" if fft < direct else "direct"
+
+
+def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, convolve):
+    in1 = _validation.as_2d_array(in1, "in1", func)
+    in2 = _validation.as_2d_array(in2, "in2", func)
+    mode_code = _validation.choice(mode, _MODES, "mode", func)
+    boundary_code = _validation.choice(boundary, _BOUNDARIES, "boundary", func)
+    method = _validation.choice(method, _METHODS, "method", func)
+    dtype = in1.dtype
+    if dtype is not in2.dtype:
+        dtype = _common_dtype(func, in1, in2)
+    fillvalue = _fill_value(func, fillvalue, dtype)
+
+    swapped = mode_code == _correlate.MODE_VALID and _valid_inputs_swapped(func, in1.shape, in2.shape)
+    if swapped:
+        in1, in2 = in2, in1
+    if method == "auto":
+        method = "direct" if dtype.kind not in "fc" else _cheaper_method(in1.shape, in2.shape, mode_code, dtype)
+
+    if method == "fft":
+        out = _fft_correlate(func, in1, in2, mode_code, boundary_code, fillvalue, convolve, dtype)
+    elif dtype is _FLOAT64 or dtype is _FLOAT32:
+        out = _correlate.correlate_direct(
+            in1 if in1.dtype is dtype else in1.astype(dtype),
+            in2 if in2.dtype is dtype else in2.astype(dtype),
+            convolve, mode_code, boundary_code, fillvalue,
+        )
+    else:
+        reference = scipy.signal.convolve2d if convolve else scipy.signal.correlate2d
+        # Already swapped and validated: hand scipy the arrays in the order it expects.
+        if swapped:
+            in1, in2 = in2, in1
+        return reference(in1, in2, mode, boundary, fillvalue)
+    if swapped and not convolve:
+        out = out[::-1, ::-1]
+    return out
+
+
+def _common_dtype(func, in1, in2):
+    for name, array in (("in1", in1), ("in2", in2)):
+        kind = array.dtype.kind
+        if kind not in "biufc":
+            raise TypeError(f"{func}: {name} must have a numeric dtype, got {array.dtype}")
+    dtype = np.result_type(in1.dtype, in2.dtype)
+    if not dtype.isnative:
+        dtype = dtype.newbyteorder("=")
+    if dtype in (_FLOAT32, _FLOAT64):
+        # Canonical instances, so the identity checks on the hot path hold.
+        dtype = _FLOAT32 if dtype == _FLOAT32 else _FLOAT64
+    return dtype
+
+
+def _fill_value(func, fillvalue, dtype):
+    """The fill value converted to ``dtype`` as a Python scalar; checks the dtype is supported."""
+    if dtype is _FLOAT64 or dtype is _FLOAT32:
+        if type(fillvalue) is int or type(fillvalue) is float:
+            value = fillvalue
+        else:
+            value = _validation.real_scalar(fillvalue, "fillvalue", func)
+        # NumPy's cast (out-of-range becomes inf), done here so the kernel's cast is exact.
+        with np.errstate(over="ignore"):
+            return float(dtype.type(value))
+    kind = dtype.kind
+    if kind == "b" or dtype == np.float16 or kind == "O":
+        raise ValueError(f"{func}: dtype {dtype} of the inputs is not supported "
+                         "(bool, float16 and object arrays are rejected, as in scipy)")
+    if kind not in "iufc":
+        raise TypeError(f"{func}: in1 and in2 must have a numeric dtype, got {dtype}")
+    if kind == "c":
+        array = np.asarray(fillvalue)
+        if array.size != 1:
+            raise ValueError(f"{func}: fillvalue must be a scalar, got an array of shape {array.shape}")
+        return array.reshape(()).item()
+    return _validation.real_scalar(fillvalue, "fillvalue", func)
+
+
+def _valid_inputs_swapped(func, shape1, shape2):
+    """scipy's rule for 'valid': keep in1 if it dominates, swap if in2 does, else refuse."""
+    if shape1[0] >= shape2[0] and shape1[1] >= shape2[1]:
+        return False
+    if shape2[0] >= shape1[0] and shape2[1] >= shape1[1]:
+        return True
+    raise ValueError(f"{func}: for 'valid' mode, one must be at least as large as the other "
+                     f"in every dimension; got in1 shape {shape1} and in2 shape {shape2}")
+
+
+def _fft_correlate(func, image, kernel, mode_code, boundary_code, fillvalue, convolve, dtype):
+    if dtype.kind not in "fc":
+        raise ValueError(f"{func}: method='fft' needs floating-point or complex input, got "
+                         f"{dtype}; use method='direct' for integer arrays")
+    (m, n), (j, k) = image.shape, kernel.shape
+    if mode_code == _correlate.MODE_VALID:
+        top = left = 0
+        out_rows, out_cols = m - j + 1, n - k + 1
+    elif mode_code == _correlate.MODE_SAME:
+        top = j // 2 if convolve else (j - 1) // 2
+        left = k // 2 if convolve else (k - 1) // 2
+        out_rows, out_cols = m, n
+    else:
+        top, left = j - 1, k - 1
+        out_rows, out_cols = m + j - 1, n + k - 1
+    padded = _padded(image.astype(dtype, copy=False), top, out_rows + j - 1 - m - top,
+                     left, out_cols + k - 1 - n - left, boundary_code, fillvalue)
+    kernel = kernel.astype(dtype, copy=False)
+    if not convolve:
+        kernel = kernel[::-1, ::-1].conj()
+    out = scipy.signal.fftconvolve(padded, kernel, mode="valid")
+    return out.astype(dtype, copy=False)
+
+
+def _padded(image, top, bottom, left, right, boundary_code, fillvalue):
+    if boundary_code == _correlate.BOUNDARY_FILL:
+        return np.pad(image, ((top, bottom), (left, right)), constant_values=fillvalue)
+    # Index maps handle pads wider than the image, which np.pad's reflect/wrap do not all do.
+    m, n = image.shape
+    rows = np.arange(-top, m + bottom)
+    cols = np.arange(-left, n + right)
+    if boundary_code == _correlate.BOUNDARY_WRAP:
+        rows, cols = rows % m, cols % n
+    else:
+        rows, cols = _symmetric(rows, m), _symmetric(cols, n)
+    return image[np.ix_(rows, cols)]
+
+
+def _symmetric(index, n):
+    k = index % (2 * n)
+    return np.where(k >= n, 2 * n - 1 - k, k)
