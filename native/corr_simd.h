@@ -42,19 +42,21 @@ enum cn_simd_level { CN_SIMD_SCALAR = 0, CN_SIMD_VEC128 = 1, CN_SIMD_AVX2 = 2, C
 
 /* Output block of ROWS x NB vectors starting at (m, n); variables come from the enclosing
  * kernel function.  ROWS and NB are compile-time constants so the accumulators live in
- * registers once the loops are unrolled. */
-#define CN_CORR_BLOCK(T, VT, V, LOAD, STORE, SPLAT, ROWS, NB)                                  \
+ * registers once the loops are unrolled.  Coefficients stay scalar: the vector extension
+ * broadcasts a scalar operand itself, which compiles to a broadcast instead of a lane-by-lane
+ * build through the stack. */
+#define CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB)                                  \
     do {                                                                                       \
         VT acc[ROWS][NB];                                                                      \
         CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++)                                          \
-            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) acc[r_][b_] = SPLAT((T)0);              \
+            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) acc[r_][b_] = ZERO;              \
         const T *origin = image + m * image_stride + n;                                        \
         const T *c = coef;                                                                     \
         const cn_idx *o = offset;                                                              \
         for (cn_idx j_ = 0; j_ < kernel_rows; j_++) {                                          \
             cn_idx k_ = 0;                                                                     \
             for (; k_ + 4 <= taps_per_row; k_ += 4, c += 4, o += 4) {                          \
-                const VT c0 = SPLAT(c[0]), c1 = SPLAT(c[1]), c2 = SPLAT(c[2]), c3 = SPLAT(c[3]); \
+                const T c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];                         \
                 CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++)                                  \
                     CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) {                              \
                         const T *p = origin + r_ * image_stride + b_ * (V);                    \
@@ -63,7 +65,7 @@ enum cn_simd_level { CN_SIMD_SCALAR = 0, CN_SIMD_VEC128 = 1, CN_SIMD_AVX2 = 2, C
                     }                                                                          \
             }                                                                                  \
             for (; k_ < taps_per_row; k_++, c++, o++) {                                        \
-                const VT c0 = SPLAT(c[0]);                                                     \
+                const T c0 = c[0];                                                             \
                 CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++)                                  \
                     CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) {                              \
                         const T *p = origin + r_ * image_stride + b_ * (V);                    \
@@ -78,7 +80,7 @@ enum cn_simd_level { CN_SIMD_SCALAR = 0, CN_SIMD_VEC128 = 1, CN_SIMD_AVX2 = 2, C
 
 /* Defines NAME(...) computing columns [col_begin, col_begin + whole vectors) of every output
  * row and returning the first column it left undone. */
-#define CN_DEFINE_CORR(NAME, T, VT, V, NB, ATTR, LOAD, STORE, SPLAT)                           \
+#define CN_DEFINE_CORR(NAME, T, VT, V, NB, ATTR, LOAD, STORE, ZERO)                           \
     ATTR static cn_idx NAME(const T *image, cn_idx image_stride, T *out, cn_idx out_stride,     \
                             cn_idx out_rows, cn_idx col_begin, cn_idx col_end,                 \
                             const T *coef, const cn_idx *offset, cn_idx kernel_rows,           \
@@ -87,15 +89,15 @@ enum cn_simd_level { CN_SIMD_SCALAR = 0, CN_SIMD_VEC128 = 1, CN_SIMD_AVX2 = 2, C
         cn_idx m = 0, n;                                                                       \
         for (; m + 2 <= out_rows; m += 2) {                                                    \
             for (n = col_begin; n + (NB) * (V) <= col_end; n += (NB) * (V))                    \
-                CN_CORR_BLOCK(T, VT, V, LOAD, STORE, SPLAT, 2, NB);                            \
+                CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, 2, NB);                            \
             for (; n + (V) <= col_end; n += (V))                                               \
-                CN_CORR_BLOCK(T, VT, V, LOAD, STORE, SPLAT, 2, 1);                             \
+                CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, 2, 1);                             \
         }                                                                                      \
         for (; m < out_rows; m++) {                                                            \
             for (n = col_begin; n + (NB) * (V) <= col_end; n += (NB) * (V))                    \
-                CN_CORR_BLOCK(T, VT, V, LOAD, STORE, SPLAT, 1, NB);                            \
+                CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, 1, NB);                            \
             for (; n + (V) <= col_end; n += (V))                                               \
-                CN_CORR_BLOCK(T, VT, V, LOAD, STORE, SPLAT, 1, 1);                             \
+                CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, 1, 1);                             \
         }                                                                                      \
         return col_begin + (col_end - col_begin) / (V) * (V);                                  \
     }
@@ -103,28 +105,22 @@ enum cn_simd_level { CN_SIMD_SCALAR = 0, CN_SIMD_VEC128 = 1, CN_SIMD_AVX2 = 2, C
 /* Scalar variant: the portable fallback and the last few columns of each row. */
 #define CN_SCALAR_LOAD(p) (*(p))
 #define CN_SCALAR_STORE(p, v) (*(p) = (v))
-#define CN_SCALAR_SPLAT(x) (x)
-CN_DEFINE_CORR(cn_corr_f32_scalar, float, float, 1, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, CN_SCALAR_SPLAT)
-CN_DEFINE_CORR(cn_corr_f64_scalar, double, double, 1, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, CN_SCALAR_SPLAT)
+CN_DEFINE_CORR(cn_corr_f32_scalar, float, float, 1, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
+CN_DEFINE_CORR(cn_corr_f64_scalar, double, double, 1, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
 
 #if CN_HAVE_VECTOR_EXT
 /* Vector helpers: memcpy keeps loads unaligned-safe and free of aliasing assumptions; the
  * compiler turns each into a single vector move. */
-#define CN_DEFINE_VEC_HELPERS(PREFIX, T, VT, V, ATTR)                                          \
+#define CN_DEFINE_VEC_HELPERS(PREFIX, T, VT, ATTR)                                          \
     ATTR static inline VT PREFIX##_load(const T *p) { VT v; memcpy(&v, p, sizeof v); return v; } \
-    ATTR static inline void PREFIX##_store(T *p, VT v) { memcpy(p, &v, sizeof v); }           \
-    ATTR static inline VT PREFIX##_splat(T x) {                                                \
-        VT v;                                                                                  \
-        CN_UNROLL for (int i = 0; i < (V); i++) v[i] = x;                                      \
-        return v;                                                                              \
-    }
+    ATTR static inline void PREFIX##_store(T *p, VT v) { memcpy(p, &v, sizeof v); }
 
 typedef float cn_f32x4 __attribute__((vector_size(16)));
 typedef double cn_f64x2 __attribute__((vector_size(16)));
-CN_DEFINE_VEC_HELPERS(cn_f32x4, float, cn_f32x4, 4, )
-CN_DEFINE_VEC_HELPERS(cn_f64x2, double, cn_f64x2, 2, )
-CN_DEFINE_CORR(cn_corr_f32_vec128, float, cn_f32x4, 4, 4, , cn_f32x4_load, cn_f32x4_store, cn_f32x4_splat)
-CN_DEFINE_CORR(cn_corr_f64_vec128, double, cn_f64x2, 2, 4, , cn_f64x2_load, cn_f64x2_store, cn_f64x2_splat)
+CN_DEFINE_VEC_HELPERS(cn_f32x4, float, cn_f32x4, )
+CN_DEFINE_VEC_HELPERS(cn_f64x2, double, cn_f64x2, )
+CN_DEFINE_CORR(cn_corr_f32_vec128, float, cn_f32x4, 4, 4, , cn_f32x4_load, cn_f32x4_store, ((cn_f32x4){0}))
+CN_DEFINE_CORR(cn_corr_f64_vec128, double, cn_f64x2, 2, 4, , cn_f64x2_load, cn_f64x2_store, ((cn_f64x2){0}))
 #endif
 
 #if CN_X86_DISPATCH
@@ -134,16 +130,16 @@ typedef float cn_f32x8 __attribute__((vector_size(32)));
 typedef double cn_f64x4 __attribute__((vector_size(32)));
 typedef float cn_f32x16 __attribute__((vector_size(64)));
 typedef double cn_f64x8 __attribute__((vector_size(64)));
-CN_DEFINE_VEC_HELPERS(cn_f32x8, float, cn_f32x8, 8, CN_AVX2)
-CN_DEFINE_VEC_HELPERS(cn_f64x4, double, cn_f64x4, 4, CN_AVX2)
-CN_DEFINE_VEC_HELPERS(cn_f32x16, float, cn_f32x16, 16, CN_AVX512)
-CN_DEFINE_VEC_HELPERS(cn_f64x8, double, cn_f64x8, 8, CN_AVX512)
+CN_DEFINE_VEC_HELPERS(cn_f32x8, float, cn_f32x8, CN_AVX2)
+CN_DEFINE_VEC_HELPERS(cn_f64x4, double, cn_f64x4, CN_AVX2)
+CN_DEFINE_VEC_HELPERS(cn_f32x16, float, cn_f32x16, CN_AVX512)
+CN_DEFINE_VEC_HELPERS(cn_f64x8, double, cn_f64x8, CN_AVX512)
 /* 16 ymm registers: 8 accumulators, 4 coefficients, room for loads. */
-CN_DEFINE_CORR(cn_corr_f32_avx2, float, cn_f32x8, 8, 4, CN_AVX2, cn_f32x8_load, cn_f32x8_store, cn_f32x8_splat)
-CN_DEFINE_CORR(cn_corr_f64_avx2, double, cn_f64x4, 4, 4, CN_AVX2, cn_f64x4_load, cn_f64x4_store, cn_f64x4_splat)
+CN_DEFINE_CORR(cn_corr_f32_avx2, float, cn_f32x8, 8, 4, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}))
+CN_DEFINE_CORR(cn_corr_f64_avx2, double, cn_f64x4, 4, 4, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}))
 /* 32 zmm registers allow a wider block. */
-CN_DEFINE_CORR(cn_corr_f32_avx512, float, cn_f32x16, 16, 6, CN_AVX512, cn_f32x16_load, cn_f32x16_store, cn_f32x16_splat)
-CN_DEFINE_CORR(cn_corr_f64_avx512, double, cn_f64x8, 8, 6, CN_AVX512, cn_f64x8_load, cn_f64x8_store, cn_f64x8_splat)
+CN_DEFINE_CORR(cn_corr_f32_avx512, float, cn_f32x16, 16, 6, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}))
+CN_DEFINE_CORR(cn_corr_f64_avx512, double, cn_f64x8, 8, 6, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}))
 #endif
 
 /* The widest instruction set this CPU and OS support, detected once.  The race on first use is
