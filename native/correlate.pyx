@@ -8,6 +8,8 @@ out of bounds.
 cimport numpy as cnp
 import numpy as np
 from libc.stdlib cimport free, malloc
+from libc.float cimport FLT_MAX
+from libc.math cimport fabs
 from libc.stdint cimport SIZE_MAX
 
 from _common cimport floating, symmetric_index, wrap_index
@@ -154,6 +156,15 @@ cdef void _fill_padded(const floating *image, Py_ssize_t height, Py_ssize_t widt
             dst[j] = fillvalue if col_source[j] < 0 else src[col_source[j] * col_step]
 
 
+cdef float _to_float32(double value) except? -1:
+    # A C cast from double to float is only defined within float's range; beyond it NumPy's
+    # conversion gives the IEEE result (rounding to FLT_MAX or overflowing to inf) quietly here.
+    if fabs(value) <= FLT_MAX or value != value or fabs(value) == float("inf"):
+        return <float> value
+    with np.errstate(over="ignore"):
+        return np.float32(value)
+
+
 cdef Py_ssize_t _element_step(cnp.ndarray a, int axis, Py_ssize_t itemsize) except? -1:
     cdef Py_ssize_t stride = cnp.PyArray_STRIDE(a, axis)
     if stride % itemsize:
@@ -162,11 +173,11 @@ cdef Py_ssize_t _element_step(cnp.ndarray a, int axis, Py_ssize_t itemsize) exce
 
 
 def correlate_direct(cnp.ndarray image not None, cnp.ndarray kernel not None, bint flip,
-                     int mode, int boundary, fillvalue):
+                     int mode, int boundary, double fillvalue):
     """out = scipy-order correlation (flip=False) or convolution (flip=True) of image with kernel.
 
     image, kernel: 2-D, non-empty, both float32 or both float64, any strides.
-    fillvalue: a real number; it is converted to the arrays' dtype.
+    fillvalue: converted to the arrays' dtype as NumPy converts (out-of-range becomes inf).
     mode: 0 valid, 1 same, 2 full.  boundary: 0 fill, 1 symm, 2 wrap.  In valid mode the
     kernel must fit inside the image (the caller swaps the inputs as scipy does).
     Returns a new C-contiguous array of the inputs' dtype.
@@ -218,10 +229,7 @@ def correlate_direct(cnp.ndarray image not None, cnp.ndarray kernel not None, bi
     out_shape[0], out_shape[1] = out_rows, out_cols
     cdef cnp.ndarray out = cnp.PyArray_EMPTY(2, out_shape, typenum, 0)
     cdef int status
-    # The scalar types convert as NumPy does (out-of-range values become inf), which a C cast
-    # from double to float does not promise.
-    cdef float fill32 = np.float32(fillvalue) if typenum == cnp.NPY_FLOAT32 else 0
-    cdef double fill64 = np.float64(fillvalue)
+    cdef float fill32 = _to_float32(fillvalue)
     if typenum == cnp.NPY_FLOAT32:
         with nogil:
             status = _pad_and_correlate(<float *> cnp.PyArray_DATA(image), height, width,
@@ -237,7 +245,7 @@ def correlate_direct(cnp.ndarray image not None, cnp.ndarray kernel not None, bi
                                         <const double *> cnp.PyArray_DATA(kernel), kernel_rows,
                                         kernel_cols, kernel_row_step, kernel_col_step,
                                         <double *> cnp.PyArray_DATA(out), out_rows, out_cols,
-                                        top, left, flip, direct_image, boundary, fill64)
+                                        top, left, flip, direct_image, boundary, fillvalue)
     if status != 0:
         raise MemoryError("out of memory in correlate_direct")
     return out

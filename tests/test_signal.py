@@ -1,0 +1,327 @@
+"""correlate2d / convolve2d against scipy.signal: bit-exact values, dtypes, shapes and errors."""
+import warnings
+
+import numpy as np
+import pytest
+import scipy.signal
+from hypothesis import given
+from hypothesis import strategies as st
+
+import cnnative
+from cnnative._native import correlate as native
+
+MODES = ["full", "same", "valid"]
+BOUNDARIES = ["fill", "wrap", "symm"]
+PAIRS = [(cnnative.correlate2d, scipy.signal.correlate2d), (cnnative.convolve2d, scipy.signal.convolve2d)]
+PAIR_IDS = ["correlate2d", "convolve2d"]
+
+
+def assert_same_as_scipy(ours, theirs):
+    assert ours.dtype == theirs.dtype
+    assert ours.shape == theirs.shape
+    assert np.array_equal(ours, theirs, equal_nan=True), np.nanmax(np.abs(ours - theirs))
+
+
+def layout(array, kind):
+    """The same values as ``array`` in another memory layout."""
+    if kind == "F":
+        return np.asfortranarray(array)
+    if kind == "strided":
+        big = np.zeros((array.shape[0] * 2, array.shape[1] * 3), array.dtype)
+        big[::2, ::3] = array
+        return big[::2, ::3]
+    if kind == "reversed":
+        return array[::-1, ::-1].copy()[::-1, ::-1]
+    return array
+
+
+def random_array(rng, shape, dtype):
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        return rng.integers(max(info.min, -50), min(info.max, 50), shape, endpoint=True).astype(dtype)
+    values = rng.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        values = values + 1j * rng.standard_normal(shape)
+    return values.astype(dtype)
+
+
+@st.composite
+def problems(draw):
+    dtype = draw(st.sampled_from([np.float64, np.float32, np.float64, np.float32, np.int32,
+                                  np.int8, np.uint8, np.complex128]))
+    dtype2 = draw(st.sampled_from([dtype, dtype, dtype, np.float32, np.float64]))
+    image_shape = (draw(st.integers(1, 70)), draw(st.integers(1, 70)))
+    kernel_shape = (draw(st.integers(1, 15)), draw(st.integers(1, 15)))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    image = layout(random_array(rng, image_shape, dtype), draw(st.sampled_from(["C", "F", "strided", "reversed"])))
+    kernel = layout(random_array(rng, kernel_shape, dtype2), draw(st.sampled_from(["C", "F", "strided"])))
+    mode = draw(st.sampled_from(MODES))
+    boundary = draw(st.sampled_from(BOUNDARIES))
+    fillvalue = draw(st.sampled_from([0, 1, -2.5, 0.1, 3]))
+    return image, kernel, mode, boundary, fillvalue
+
+
+@pytest.mark.parametrize("ours,theirs", PAIRS, ids=PAIR_IDS)
+@given(problem=problems())
+def test_matches_scipy_bit_for_bit(ours, theirs, problem):
+    image, kernel, mode, boundary, fillvalue = problem
+    if mode == "valid":
+        (m, n), (j, k) = image.shape, kernel.shape
+        if not ((m >= j and n >= k) or (j >= m and k >= n)):
+            with pytest.raises(ValueError, match="valid"):
+                ours(image, kernel, mode, boundary, fillvalue)
+            return
+    if np.result_type(image, kernel).kind in "iu":
+        fillvalue = int(fillvalue)  # scipy refuses a fractional fill value for integer output
+    with warnings.catch_warnings():
+        # scipy routes every fill value through complex and warns about it for real output.
+        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        expected = theirs(image, kernel, mode, boundary, fillvalue)
+    assert_same_as_scipy(ours(image, kernel, mode, boundary, fillvalue), expected)
+
+
+@pytest.fixture(params=[0, 1, 2, 3], ids=["scalar", "vec128", "avx2", "avx512f"])
+def simd_cap(request):
+    old = native.set_simd_cap(request.param)
+    yield request.param
+    native.set_simd_cap(old)
+
+
+@pytest.mark.parametrize("ours,theirs", PAIRS, ids=PAIR_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_simd_variant_is_exact(simd_cap, ours, theirs, dtype):
+    """Each instruction-set variant the CPU offers (capped per test) rounds exactly like scipy."""
+    rng = np.random.default_rng(simd_cap)
+    for image_shape, kernel_shape in [((37, 101), (5, 7)), ((70, 70), (15, 15)), ((9, 130), (4, 1)),
+                                      ((3, 2), (6, 9)), ((64, 33), (2, 3))]:
+        image = rng.standard_normal(image_shape).astype(dtype)
+        kernel = rng.standard_normal(kernel_shape).astype(dtype)
+        for mode in MODES:
+            for boundary in BOUNDARIES:
+                if mode == "valid" and kernel_shape[0] > image_shape[0] and kernel_shape[1] <= image_shape[1]:
+                    continue
+                assert_same_as_scipy(ours(image, kernel, mode, boundary, 0.5),
+                                     theirs(image, kernel, mode, boundary, 0.5))
+
+
+@pytest.mark.parametrize("ours,theirs", PAIRS, ids=PAIR_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_finite_values_propagate_like_scipy(ours, theirs, dtype):
+    rng = np.random.default_rng(1)
+    image = rng.standard_normal((20, 23)).astype(dtype)
+    image[3, 4], image[10, 0], image[19, 22] = np.nan, np.inf, -np.inf
+    kernel = rng.standard_normal((4, 5)).astype(dtype)
+    kernel[0, 0] = np.inf  # against padding this gives 0*inf = NaN, as in scipy
+    for mode in MODES:
+        for boundary in BOUNDARIES:
+            for fillvalue in [0, np.nan, np.inf]:
+                assert_same_as_scipy(ours(image, kernel, mode, boundary, fillvalue),
+                                     theirs(image, kernel, mode, boundary, fillvalue))
+
+
+@pytest.mark.parametrize("ours,theirs", PAIRS, ids=PAIR_IDS)
+def test_kernel_larger_than_image_wraps_and_mirrors_repeatedly(ours, theirs):
+    rng = np.random.default_rng(2)
+    image = rng.standard_normal((2, 3))
+    kernel = rng.standard_normal((11, 14))
+    for mode in MODES:
+        for boundary in BOUNDARIES:
+            assert_same_as_scipy(ours(image, kernel, mode, boundary), theirs(image, kernel, mode, boundary))
+
+
+@pytest.mark.parametrize("ours,theirs", PAIRS, ids=PAIR_IDS)
+def test_valid_mode_swaps_when_second_input_is_larger(ours, theirs):
+    rng = np.random.default_rng(3)
+    small, large = rng.standard_normal((3, 4)), rng.standard_normal((9, 8))
+    assert_same_as_scipy(ours(small, large, "valid"), theirs(small, large, "valid"))
+    same_shape = rng.standard_normal((3, 4))
+    assert_same_as_scipy(ours(small, same_shape, "valid"), theirs(small, same_shape, "valid"))
+
+
+@pytest.mark.parametrize("dtype1,dtype2", [
+    (np.float32, np.float64), (np.int8, np.float32), (np.int64, np.float32), (np.uint8, np.int8),
+    (np.float16, np.float32), (np.complex64, np.float64), (np.int16, np.int16), (np.longdouble, np.float64),
+])
+@pytest.mark.parametrize("ours,theirs", PAIRS, ids=PAIR_IDS)
+def test_result_dtype_and_values_follow_scipy(ours, theirs, dtype1, dtype2):
+    rng = np.random.default_rng(4)
+    image = random_array(rng, (12, 9), dtype1) if np.dtype(dtype1).kind != "f" else rng.standard_normal((12, 9)).astype(dtype1)
+    kernel = random_array(rng, (3, 4), dtype2) if np.dtype(dtype2).kind != "f" else rng.standard_normal((3, 4)).astype(dtype2)
+    for mode in MODES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+            expected = theirs(image, kernel, mode)
+        assert_same_as_scipy(ours(image, kernel, mode), expected)
+
+
+def test_integer_arithmetic_wraps_around_like_scipy():
+    image = np.full((6, 6), 100, dtype=np.int8)
+    kernel = np.full((3, 3), 7, dtype=np.int8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        expected = scipy.signal.correlate2d(image, kernel)
+    assert_same_as_scipy(cnnative.correlate2d(image, kernel), expected)
+
+
+def test_complex_template_is_conjugated():
+    rng = np.random.default_rng(5)
+    image = rng.standard_normal((8, 7)) + 1j * rng.standard_normal((8, 7))
+    kernel = rng.standard_normal((3, 2)) + 1j * rng.standard_normal((3, 2))
+    assert_same_as_scipy(cnnative.correlate2d(image, kernel, "same"), scipy.signal.correlate2d(image, kernel, "same"))
+    assert_same_as_scipy(cnnative.convolve2d(image, kernel, "same", fillvalue=2 + 1j),
+                         scipy.signal.convolve2d(image, kernel, "same", fillvalue=2 + 1j))
+
+
+def test_accepts_nested_lists_like_scipy():
+    assert_same_as_scipy(cnnative.correlate2d([[1.0, 2.0], [3.0, 4.0]], [[1.0, -1.0]]),
+                         scipy.signal.correlate2d([[1.0, 2.0], [3.0, 4.0]], [[1.0, -1.0]]))
+
+
+def test_float32_fill_value_rounds_and_overflows_like_numpy():
+    image = np.ones((2, 2), np.float32)
+    kernel = np.ones((2, 2), np.float32)
+    for fillvalue in [0.1, 1e39, -1e39, 3.4028235677973366e38]:
+        with np.errstate(over="ignore"):
+            expected = scipy.signal.correlate2d(image, kernel, fillvalue=fillvalue)
+        assert_same_as_scipy(cnnative.correlate2d(image, kernel, fillvalue=fillvalue), expected)
+
+
+@pytest.mark.parametrize("func", [cnnative.correlate2d, cnnative.convolve2d], ids=PAIR_IDS)
+def test_inputs_are_not_modified(func):
+    rng = np.random.default_rng(6)
+    image, kernel = rng.standard_normal((10, 10)), rng.standard_normal((3, 3))
+    image_copy, kernel_copy = image.copy(), kernel.copy()
+    for mode in MODES:
+        for method in ["direct", "fft"]:
+            out = func(image, kernel, mode, method=method)
+            assert not np.shares_memory(out, image) and not np.shares_memory(out, kernel)
+    assert np.array_equal(image, image_copy) and np.array_equal(kernel, kernel_copy)
+
+
+# -- the identities the layer package relies on -------------------------------------------------
+
+def test_same_equals_valid_on_zero_padded_image():
+    rng = np.random.default_rng(7)
+    image, kernel = rng.standard_normal((28, 28)), rng.standard_normal((5, 5))
+    assert np.array_equal(cnnative.convolve2d(image, kernel, "same"),
+                          cnnative.convolve2d(np.pad(image, 2), kernel, "valid"))
+
+
+def test_correlation_is_convolution_with_rotated_kernel():
+    rng = np.random.default_rng(8)
+    image = rng.standard_normal((20, 17))
+    for kernel_shape in [(5, 3), (5, 4)]:
+        kernel = rng.standard_normal(kernel_shape)
+        for mode in MODES:
+            ours = cnnative.correlate2d(image, kernel, mode)
+            rotated = cnnative.convolve2d(image, np.rot90(kernel, 2), mode)
+            if mode == "same" and kernel_shape[1] % 2 == 0:
+                # 'same' starts at K//2 of 'full' for correlation but at (K-1)//2 for
+                # convolution: with an even kernel the two windows are one column apart.
+                rotated = cnnative.convolve2d(image, np.rot90(kernel, 2), "full")[2:22, 2:19]
+            np.testing.assert_allclose(ours, rotated, rtol=1e-12, atol=1e-12)
+
+
+def test_previous_layer_gradient_has_activation_shape():
+    rng = np.random.default_rng(9)
+    a_prev, w = rng.standard_normal((28, 28)), rng.standard_normal((5, 5))
+    delta = rng.standard_normal(cnnative.correlate2d(a_prev, w, "valid").shape)
+    assert cnnative.convolve2d(w, delta, "full").shape == a_prev.shape
+
+
+# -- fft and auto ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("func", [cnnative.correlate2d, cnnative.convolve2d], ids=PAIR_IDS)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("mode", MODES)
+def test_fft_agrees_with_direct(func, mode, boundary):
+    rng = np.random.default_rng(10)
+    for image_shape, kernel_shape in [((40, 37), (15, 14)), ((5, 6), (9, 8)), ((64, 64), (4, 4))]:
+        image, kernel = rng.standard_normal(image_shape), rng.standard_normal(kernel_shape)
+        if mode == "valid" and not (kernel_shape[0] <= image_shape[0]) == (kernel_shape[1] <= image_shape[1]):
+            continue
+        direct = func(image, kernel, mode, boundary, 1.5)
+        fft = func(image, kernel, mode, boundary, 1.5, method="fft")
+        assert fft.dtype == direct.dtype and fft.shape == direct.shape
+        assert np.max(np.abs(fft - direct)) <= 1e-10 * np.max(np.abs(direct))
+        image32, kernel32 = image.astype(np.float32), kernel.astype(np.float32)
+        fft32 = func(image32, kernel32, mode, boundary, 1.5, method="fft")
+        assert fft32.dtype == np.float32
+        np.testing.assert_allclose(fft32, direct, atol=1e-4 * np.max(np.abs(direct)))
+
+
+def test_fft_handles_complex_input():
+    rng = np.random.default_rng(11)
+    image = rng.standard_normal((30, 30)) + 1j * rng.standard_normal((30, 30))
+    kernel = rng.standard_normal((7, 7)) - 1j * rng.standard_normal((7, 7))
+    direct = cnnative.correlate2d(image, kernel, "same")
+    np.testing.assert_allclose(cnnative.correlate2d(image, kernel, "same", method="fft"), direct, atol=1e-10)
+
+
+def test_auto_picks_fft_for_large_kernels_and_direct_for_small():
+    assert cnnative.choose_method(np.ones((1024, 1024)), np.ones((3, 3))) == "direct"
+    assert cnnative.choose_method(np.ones((512, 512)), np.ones((101, 101))) == "fft"
+    assert cnnative.choose_method(np.ones((512, 512), int), np.ones((101, 101), int)) == "direct"
+    image, kernel = np.ones((300, 300)), np.ones((90, 90))
+    np.testing.assert_allclose(cnnative.correlate2d(image, kernel, "valid", method="auto"),
+                               scipy.signal.correlate2d(image, kernel, "valid"), rtol=1e-10)
+
+
+def test_fft_refuses_integer_input():
+    with pytest.raises(ValueError, match="method='fft'"):
+        cnnative.correlate2d(np.ones((5, 5), int), np.ones((2, 2), int), method="fft")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        expected = scipy.signal.correlate2d(np.ones((5, 5), int), np.ones((2, 2), int))
+    assert_same_as_scipy(cnnative.correlate2d(np.ones((5, 5), int), np.ones((2, 2), int), method="auto"), expected)
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+GOOD = np.ones((5, 5))
+
+
+@pytest.mark.parametrize("func", [cnnative.correlate2d, cnnative.convolve2d], ids=PAIR_IDS)
+@pytest.mark.parametrize("args,kwargs,error,message", [
+    ((np.ones(5), GOOD), {}, ValueError, r"in1 must be a 2-D array, got ndim=1"),
+    ((GOOD, np.ones((2, 2, 2))), {}, ValueError, r"in2 must be a 2-D array, got ndim=3"),
+    ((np.ones((0, 3)), GOOD), {}, ValueError, r"in1 must be non-empty"),
+    ((GOOD, np.ones((2, 0))), {}, ValueError, r"in2 must be non-empty"),
+    ((np.ones((3, 5)), np.ones((4, 2)), "valid"), {}, ValueError, r"for 'valid' mode, one must be at least"),
+    ((GOOD, GOOD, "bogus"), {}, ValueError, r"mode must be one of 'valid', 'same', 'full'; got 'bogus'"),
+    ((GOOD, GOOD, "full", "reflect"), {}, ValueError, r"boundary must be one of .*got 'reflect'"),
+    ((GOOD, GOOD), {"method": "fast"}, ValueError, r"method must be one of 'direct', 'fft', 'auto'"),
+    ((GOOD, GOOD), {"mode": ["full"]}, ValueError, r"mode must be one of"),
+    ((GOOD, GOOD), {"fillvalue": [1, 2]}, ValueError, r"fillvalue must be a scalar"),
+    ((GOOD, GOOD), {"fillvalue": 1j}, ValueError, r"fillvalue must be real"),
+    ((GOOD, GOOD), {"fillvalue": None}, TypeError, r"fillvalue must be a real number"),
+    ((GOOD, GOOD), {"fillvalue": "3"}, TypeError, r"fillvalue must be a real number"),
+    ((GOOD > 0, GOOD > 0), {}, ValueError, r"bool, float16 and object"),
+    ((GOOD.astype(np.float16), GOOD.astype(np.float16)), {}, ValueError, r"not supported"),
+    ((GOOD.astype(object), GOOD), {}, ValueError, r"not supported"),
+    ((GOOD.astype("U3"), GOOD), {}, TypeError, r"in1 must have a numeric dtype"),
+    ((GOOD, GOOD.astype("datetime64[s]")), {}, TypeError, r"in2 must have a numeric dtype"),
+])
+def test_bad_input_raises_naming_the_argument(func, args, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        func(*args, **kwargs)
+
+
+def test_native_entry_point_checks_its_own_preconditions():
+    """The kernel module refuses inputs that would make it read or write out of bounds."""
+    a = np.ones((4, 4))
+    with pytest.raises(ValueError):
+        native.correlate_direct(np.ones((2, 2)), np.ones((3, 3)), False, 0, 0, 0.0)
+    with pytest.raises(ValueError):
+        native.correlate_direct(np.ones((0, 2)), np.ones((1, 1)), False, 2, 0, 0.0)
+    with pytest.raises(ValueError):
+        native.correlate_direct(np.ones(4), a, False, 2, 0, 0.0)
+    with pytest.raises(TypeError):
+        native.correlate_direct(a, a.astype(np.float32), False, 2, 0, 0.0)
+    with pytest.raises(TypeError):
+        native.correlate_direct(a.astype(int), a.astype(int), False, 2, 0, 0.0)
+    with pytest.raises(ValueError):
+        native.correlate_direct(a, a, False, 7, 0, 0.0)
+    with pytest.raises(TypeError):
+        native.correlate_direct(a.astype(">f8"), a.astype(">f8"), False, 2, 0, 0.0)
