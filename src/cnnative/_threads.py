@@ -1,0 +1,76 @@
+"""Thread control for the native kernels.
+
+Kernels release the GIL, so plain Python threads run them in parallel on disjoint slices of a
+batch.  Work is split into chunks whose boundaries do not depend on the thread count, and any
+reduction over chunks is added up in chunk order by the caller, so results are bit-identical
+whatever the number of threads.
+"""
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["get_num_threads", "set_num_threads", "run_chunks"]
+
+_lock = threading.Lock()
+_num_threads = None
+_executor = None
+
+
+def _default_threads():
+    value = os.environ.get("CNNATIVE_NUM_THREADS")
+    if value:
+        return _checked(int(value))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _checked(n):
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"num_threads must be a positive integer, got {n!r}")
+    return n
+
+
+def get_num_threads():
+    """Number of threads the kernels use (default: the CPUs available, or $CNNATIVE_NUM_THREADS)."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _default_threads()
+    return _num_threads
+
+
+def set_num_threads(n):
+    """Set the number of threads the kernels use; returns the previous value."""
+    global _num_threads
+    n = _checked(n)
+    old = get_num_threads()
+    _num_threads = n
+    return old
+
+
+def _pool(workers):
+    global _executor
+    with _lock:
+        if _executor is None or _executor._max_workers < workers:
+            if _executor is not None:
+                _executor.shutdown(wait=False)
+            _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cnnative")
+        return _executor
+
+
+def run_chunks(func, n_items, chunk_size, num_threads=None):
+    """Call ``func(start, stop)`` for consecutive chunks of ``range(n_items)``; returns results in order.
+
+    Chunk boundaries depend only on ``chunk_size``. ``func`` must release the GIL for the threads to
+    overlap and must write only to its own chunk's part of any shared output.
+    """
+    threads = _checked(num_threads) if num_threads is not None else get_num_threads()
+    bounds = [(start, min(start + chunk_size, n_items)) for start in range(0, n_items, chunk_size)]
+    if threads == 1 or len(bounds) <= 1:
+        return [func(start, stop) for start, stop in bounds]
+    # The calling thread takes a share of the work instead of waiting idle.
+    pool = _pool(threads - 1)
+    futures = [pool.submit(func, start, stop) for start, stop in bounds[1:]]
+    first = func(*bounds[0])
+    return [first] + [f.result() for f in futures]
