@@ -5,6 +5,8 @@ batch.  Work is split into chunks whose boundaries do not depend on the thread c
 reduction over chunks is added up in chunk order by the caller, so results are bit-identical
 whatever the number of threads.
 """
+import ctypes
+import glob
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -59,13 +61,53 @@ def _pool(workers):
         return _executor
 
 
+def _find_blas_thread_setter():
+    """OpenBLAS's per-thread thread-count setter in the BLAS scipy links, or None.
+
+    Kernels call gemm from several threads of their own; each call must then use one BLAS
+    thread, or the cores are oversubscribed and "one thread" would not mean one thread.
+    """
+    import scipy
+
+    site = os.path.dirname(os.path.dirname(scipy.__file__))
+    patterns = ["scipy.libs/*openblas*", "scipy/.dylibs/*openblas*"]
+    for path in (p for pattern in patterns for p in sorted(glob.glob(os.path.join(site, pattern)))):
+        try:
+            setter = ctypes.CDLL(path).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        setter.argtypes = [ctypes.c_int]
+        setter.restype = ctypes.c_int
+        return setter
+    return None
+
+
+_blas_thread_setter = _find_blas_thread_setter()
+
+
+def _single_blas_thread(func):
+    if _blas_thread_setter is None:
+        return func
+
+    def pinned(start, stop):
+        previous = _blas_thread_setter(1)
+        try:
+            return func(start, stop)
+        finally:
+            _blas_thread_setter(previous)
+
+    return pinned
+
+
 def run_chunks(func, n_items, chunk_size, num_threads=None):
     """Call ``func(start, stop)`` for consecutive chunks of ``range(n_items)``; returns results in order.
 
     Chunk boundaries depend only on ``chunk_size``. ``func`` must release the GIL for the threads to
-    overlap and must write only to its own chunk's part of any shared output.
+    overlap and must write only to its own chunk's part of any shared output.  BLAS calls inside
+    ``func`` run single-threaded (where the BLAS allows it): the parallelism is ours.
     """
     threads = _checked(num_threads) if num_threads is not None else get_num_threads()
+    func = _single_blas_thread(func)
     bounds = [(start, min(start + chunk_size, n_items)) for start in range(0, n_items, chunk_size)]
     if threads == 1 or len(bounds) <= 1:
         return [func(start, stop) for start, stop in bounds]

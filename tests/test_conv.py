@@ -1,0 +1,172 @@
+"""conv2d / conv2d_backward against a NumPy reference, finite differences and the primer's scipy loops."""
+import numpy as np
+import pytest
+import scipy.signal
+from hypothesis import given
+from hypothesis import strategies as st
+
+import cnnative
+import reference
+
+TOLERANCE = {np.float64: 1e-11, np.float32: 2e-4}
+
+
+def assert_close(actual, expected, dtype):
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    assert actual.dtype == dtype
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=TOLERANCE[dtype] * scale)
+
+
+@st.composite
+def layers(draw):
+    n, c, f = draw(st.integers(1, 9)), draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    height = draw(st.integers(max(1, kh - 2 * ph), 14))
+    width = draw(st.integers(max(1, kw - 2 * pw), 14))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((n, c, height, width)).astype(dtype)
+    w = rng.standard_normal((f, c, kh, kw)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    if draw(st.booleans()):
+        x = np.asfortranarray(x)
+    return x, w, b, (sh, sw), (ph, pw), dtype
+
+
+@given(layers())
+def test_forward_and_backward_match_reference(layer):
+    x, w, b, stride, padding, dtype = layer
+    y = cnnative.conv2d(x, w, b, stride, padding)
+    assert_close(y, reference.conv2d(x, w, b, stride, padding), dtype)
+    grad_y = np.random.default_rng(0).standard_normal(y.shape).astype(dtype)
+    grad_x, grad_w, grad_b = cnnative.conv2d_backward(grad_y, x, w, stride, padding)
+    expected = reference.conv2d_backward(grad_y, x, w, stride, padding)
+    for actual, wanted in zip((grad_x, grad_w, grad_b), expected):
+        assert_close(actual, wanted, dtype)
+
+
+def test_gradients_match_finite_differences():
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
+    stride, padding = (2, 1), (1, 1)
+    grad_y = rng.standard_normal(cnnative.conv2d(x, w, b, stride, padding).shape)
+    grad_x, grad_w, grad_b = cnnative.conv2d_backward(grad_y, x, w, stride, padding)
+
+    def loss(x_, w_, b_):
+        return np.sum(grad_y * cnnative.conv2d(x_, w_, b_, stride, padding))
+
+    eps = 1e-6
+    for array, grad, args in [(x, grad_x, lambda a: (a, w, b)), (w, grad_w, lambda a: (x, a, b)),
+                              (b, grad_b, lambda a: (x, w, a))]:
+        flat = array.reshape(-1)
+        for index in rng.choice(flat.size, size=min(12, flat.size), replace=False):
+            plus, minus = array.copy(), array.copy()
+            plus.reshape(-1)[index] += eps
+            minus.reshape(-1)[index] -= eps
+            numeric = (loss(*args(plus)) - loss(*args(minus))) / (2 * eps)
+            assert numeric == pytest.approx(grad.reshape(-1)[index], rel=1e-6, abs=1e-6)
+
+
+def test_matches_the_primers_scipy_formulas():
+    """One feature map per filter, summed over input depth, as in the primer's chained layers."""
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((3, 2, 12, 12)), rng.standard_normal((4, 2, 5, 5)), rng.standard_normal(4)
+    y = cnnative.conv2d(x, w, b)
+    grad_y = rng.standard_normal(y.shape)
+    grad_x, grad_w, grad_b = cnnative.conv2d_backward(grad_y, x, w)
+    for n in range(3):
+        for f in range(4):
+            z = sum(scipy.signal.correlate2d(x[n, c], w[f, c], "valid") for c in range(2)) + b[f]
+            np.testing.assert_allclose(y[n, f], z, atol=1e-12)
+    for f in range(4):
+        for c in range(2):
+            expected = sum(scipy.signal.correlate2d(x[n, c], grad_y[n, f], "valid") for n in range(3))
+            np.testing.assert_allclose(grad_w[f, c], expected, atol=1e-12)
+    for n in range(3):
+        for c in range(2):
+            expected = sum(scipy.signal.convolve2d(w[f, c], grad_y[n, f], "full") for f in range(4))
+            np.testing.assert_allclose(grad_x[n, c], expected, atol=1e-12)
+
+
+def test_single_image_and_no_bias():
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 9, 9)), rng.standard_normal((3, 2, 3, 3))
+    y = cnnative.conv2d(x, w)
+    np.testing.assert_allclose(y, reference.conv2d(x[None], w)[0], atol=1e-12)
+    grad_x, grad_w, grad_b = cnnative.conv2d_backward(np.ones_like(y), x, w)
+    assert grad_x.shape == x.shape and grad_w.shape == w.shape and grad_b.shape == (3,)
+    assert cnnative.conv2d_backward(np.ones_like(y), x, w, need_grad_x=False)[0] is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_results_are_bit_identical_across_thread_counts(dtype):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((64, 3, 12, 12)).astype(dtype)
+    w = rng.standard_normal((5, 3, 5, 5)).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype)
+    grad_y = rng.standard_normal((64, 5, 8, 8)).astype(dtype)
+    results = [(cnnative.conv2d(x, w, b, num_threads=t),) + cnnative.conv2d_backward(grad_y, x, w, num_threads=t)
+               for t in (1, 2, 3)]
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            assert np.array_equal(a, b_)
+
+
+def test_inputs_are_not_modified_and_outputs_are_fresh():
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((2, 2, 6, 6)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    grad_y = rng.standard_normal((2, 3, 4, 4))
+    copies = [a.copy() for a in (x, w, b, grad_y)]
+    outputs = [cnnative.conv2d(x, w, b)] + list(cnnative.conv2d_backward(grad_y, x, w))
+    for original, copy in zip((x, w, b, grad_y), copies):
+        assert np.array_equal(original, copy)
+        for out in outputs:
+            assert not np.shares_memory(out, original)
+
+
+GOOD_X = np.ones((2, 3, 8, 8))
+GOOD_W = np.ones((4, 3, 3, 3))
+
+
+@pytest.mark.parametrize("call,error,message", [
+    (lambda: cnnative.conv2d(np.ones((3, 8)), GOOD_W), ValueError, r"x must be 3 or 4-D, got ndim=2"),
+    (lambda: cnnative.conv2d(GOOD_X, np.ones((4, 3, 3))), ValueError, r"w must be 4-D"),
+    (lambda: cnnative.conv2d(GOOD_X, np.ones((4, 2, 3, 3))), ValueError, r"x has 3 channels but w expects 2"),
+    (lambda: cnnative.conv2d(GOOD_X, np.ones((4, 3, 9, 3))), ValueError, r"larger than the padded input"),
+    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, stride=0), ValueError, r"stride must be >= 1"),
+    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, padding=-1), ValueError, r"padding must be >= 0"),
+    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, stride=(1, 2, 3)), TypeError, r"stride must be an int or a pair"),
+    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, stride=1.5), TypeError, r"stride must be an int or a pair"),
+    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, np.ones(3)), ValueError, r"b must have shape \(4,\)"),
+    (lambda: cnnative.conv2d(GOOD_X.astype(np.float32), GOOD_W), TypeError, r"x is float32 but the other arrays are float64"),
+    (lambda: cnnative.conv2d(GOOD_X.astype(int), GOOD_W.astype(int)), TypeError, r"w must be float32 or float64"),
+    (lambda: cnnative.conv2d(np.ones((0, 3, 8, 8)), GOOD_W), ValueError, r"x must be non-empty"),
+    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, num_threads=0), ValueError, r"num_threads must be a positive integer"),
+    (lambda: cnnative.conv2d_backward(np.ones((2, 4, 5, 5)), GOOD_X, GOOD_W), ValueError, r"grad_y must have shape \(2, 4, 6, 6\)"),
+    (lambda: cnnative.conv2d_backward(np.ones((2, 4, 6)), GOOD_X, GOOD_W), ValueError, r"grad_y must be 4-D"),
+])
+def test_bad_input_raises_naming_the_argument(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_native_entry_points_check_their_own_preconditions():
+    from cnnative._native import conv as native
+
+    x, w = np.ones((2, 3, 8, 8)), np.ones((4, 3, 3, 3))
+    y = np.empty((2, 4, 6, 6))
+    with pytest.raises(ValueError):
+        native.forward(x, w, None, y, 1, 1, 0, 0, 0, 3)  # chunk beyond the batch
+    with pytest.raises(ValueError):
+        native.forward(x, w, None, np.empty((2, 4, 5, 5)), 1, 1, 0, 0, 0, 2)  # wrong output shape
+    with pytest.raises(TypeError):
+        native.forward(x, w, None, np.empty((2, 4, 6, 6), order="F"), 1, 1, 0, 0, 0, 2)
+    with pytest.raises(ValueError):
+        native.forward(x, np.ones((4, 2, 3, 3)), None, y, 1, 1, 0, 0, 0, 2)
+    with pytest.raises(ValueError):
+        native.forward(x, w, None, y, 0, 1, 0, 0, 0, 2)
+    with pytest.raises(ValueError):
+        native.forward(x, w, np.ones(3), y, 1, 1, 0, 0, 0, 2)
