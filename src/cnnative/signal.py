@@ -13,6 +13,7 @@ Deviations from scipy, on purpose:
 * ``fillvalue`` must be a real number (or a one-element array); scipy also accepts strings and
   ``None``, which here raise ``TypeError``.
 """
+import math
 import warnings
 
 import numpy as np
@@ -32,8 +33,8 @@ _BOUNDARIES = {
 _METHODS = {"direct": "direct", "fft": "fft", "auto": "auto"}
 _FLOAT32, _FLOAT64 = _validation.NATIVE_FLOATS
 
-# Cost model for method='auto', fitted to timings on the development machine (AMD Zen 4,
-# portable build, one thread; benchmarks/bench_signal.py --fit re-derives them): seconds per
+# Cost model for method='auto', from timings on the development machine (AMD Zen 4, portable
+# build, one thread; benchmarks/bench_signal.py reports both methods per cell): seconds per
 # multiply-add of the direct kernel, and per element*log2(element) of the padded FFT plus a
 # fixed cost per FFT call.
 _DIRECT_SECONDS_PER_TAP = {_FLOAT32: 2.5e-11, _FLOAT64: 4.5e-11}
@@ -123,7 +124,7 @@ def _cheaper_method(shape1, shape2, mode_code, dtype):
     if dtype.kind == "c":
         direct *= 4
     fft_size = (out_rows + j - 1) * (out_cols + k - 1)
-    fft = _FFT_FIXED_SECONDS + fft_size * np.log2(max(fft_size, 2)) * _FFT_SECONDS_PER_NLOGN[real_dtype]
+    fft = _FFT_FIXED_SECONDS + fft_size * math.log2(max(fft_size, 2)) * _FFT_SECONDS_PER_NLOGN[real_dtype]
     return "fft" if fft < direct else "direct"
 
 
