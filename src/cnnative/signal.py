@@ -37,9 +37,10 @@ _FLOAT32, _FLOAT64 = _validation.NATIVE_FLOATS
 # build, one thread; benchmarks/bench_signal.py reports both methods per cell): seconds per
 # multiply-add of the direct kernel, and per element*log2(element) of the padded FFT plus a
 # fixed cost per FFT call.
-_DIRECT_SECONDS_PER_TAP = {_FLOAT32: 2.5e-11, _FLOAT64: 4.5e-11}
-_FFT_SECONDS_PER_NLOGN = {_FLOAT32: 2.0e-9, _FLOAT64: 2.5e-9}
+_DIRECT_SECONDS_PER_TAP_F32, _DIRECT_SECONDS_PER_TAP_F64 = 2.5e-11, 4.5e-11
+_FFT_SECONDS_PER_NLOGN_F32, _FFT_SECONDS_PER_NLOGN_F64 = 2.0e-9, 2.5e-9
 _FFT_FIXED_SECONDS = 40e-6
+_COMPLEX64 = np.dtype(np.complex64)
 
 
 def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="direct"):
@@ -119,12 +120,13 @@ def _cheaper_method(shape1, shape2, mode_code, dtype):
         out_rows, out_cols = m, n
     else:
         out_rows, out_cols = m + j - 1, n + k - 1
-    real_dtype = _FLOAT32 if dtype in (_FLOAT32, np.dtype(np.complex64)) else _FLOAT64
-    direct = out_rows * out_cols * j * k * _DIRECT_SECONDS_PER_TAP[real_dtype]
+    single = dtype is _FLOAT32 or dtype is _COMPLEX64
+    direct = out_rows * out_cols * j * k * (_DIRECT_SECONDS_PER_TAP_F32 if single else _DIRECT_SECONDS_PER_TAP_F64)
     if dtype.kind == "c":
-        direct *= 4
+        direct *= 4  # a complex multiply-add is four real ones
     fft_size = (out_rows + j - 1) * (out_cols + k - 1)
-    fft = _FFT_FIXED_SECONDS + fft_size * math.log2(max(fft_size, 2)) * _FFT_SECONDS_PER_NLOGN[real_dtype]
+    fft = _FFT_FIXED_SECONDS + fft_size * math.log2(max(fft_size, 2)) * (
+        _FFT_SECONDS_PER_NLOGN_F32 if single else _FFT_SECONDS_PER_NLOGN_F64)
     return "fft" if fft < direct else "direct"
 
 
