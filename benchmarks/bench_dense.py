@@ -109,6 +109,9 @@ def main():
             check=True, capture_output=True, text=True,
         ).stdout
         rows += json.loads(out)
+    # Timings at 2 threads mean little when other processes hold the CPUs: print the load.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"CPUs: {os.cpu_count()}, 1-minute load average after the run: {load:.2f}\n")
     print("| shape (N x in -> out) | dtype | threads | pass | numpy (us) | cnnative (us) "
           "| numpy / cnnative |")
     print("|---|---|---|---|---:|---:|---:|")

@@ -14,6 +14,10 @@ as ``w.T.T``) go to BLAS in place; other strided views, misaligned or byte-swapp
 copied first.  Inputs are never modified and outputs never share memory with them.  NaN and
 inf propagate through the products as in NumPy's matmul, but without NumPy's floating-point
 warnings (BLAS does not report them).
+
+The products run on the OpenBLAS bundled with scipy, which is a separate library from NumPy's,
+with its own thread pool: ``OPENBLAS_NUM_THREADS`` set before import controls both, while
+``cnnative.set_num_threads`` does not apply here.
 """
 import numpy as np
 
