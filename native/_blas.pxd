@@ -1,24 +1,29 @@
-# Row-major matrix products on BLAS gemm, for every kernel module that multiplies matrices.
-# scipy.linalg.cython_blas hands out the BLAS scipy itself links, so no link flags are needed.
+# Row-major GEMM through scipy's BLAS, for kernel modules that multiply matrices.  Kept apart
+# from _common.pxd because cimporting it makes a module import scipy.linalg.cython_blas at load
+# time, which the kernels that need no BLAS should not pay for.
+
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from _common cimport floating
 
 
-cdef inline void matmul(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
-                        const floating *a, int lda, const floating *b, int ldb, floating beta,
-                        floating *c, int ldc) noexcept nogil:
-    """C = alpha * op(A) @ op(B) + beta * C for row-major storage.
+cdef inline void gemm_row_major(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                                const floating *a, int lda, const floating *b, int ldb,
+                                floating beta, floating *c, int ldc) noexcept nogil:
+    """c = alpha * op(a) @ op(b) + beta * c for row-major matrices.
 
-    op(A) is m x k, op(B) is k x n, C is m x n; lda, ldb, ldc are the row strides (in elements)
-    of A, B and C as stored.  A row-major matrix is its transpose in BLAS's column-major view,
-    so C^T = op(B)^T @ op(A)^T is one gemm with the operands swapped and no copies.
+    op(a) is (m, k) and op(b) is (k, n); a stored row-major is (k, m) when trans_a, else (m, k),
+    likewise b.  lda, ldb, ldc are the row lengths in memory (elements).  With beta == 0, c is
+    not read, so it may start uninitialised.
     """
-    cdef char op_a = b'T' if trans_a else b'N'
-    cdef char op_b = b'T' if trans_b else b'N'
+    # BLAS sees a row-major array as its transpose in column-major order.  Asking it for
+    # c^T = op(b)^T op(a)^T therefore writes row-major c without any transposing copy; each
+    # stored operand is already the transpose BLAS needs, so the transpose flags carry over.
+    cdef char flag_a = b'T' if trans_a else b'N'
+    cdef char flag_b = b'T' if trans_b else b'N'
     if floating is float:
-        sgemm(&op_b, &op_a, &n, &m, &k, &alpha, <float *> b, &ldb, <float *> a, &lda,
+        sgemm(&flag_b, &flag_a, &n, &m, &k, &alpha, <float *> b, &ldb, <float *> a, &lda,
               &beta, c, &ldc)
     else:
-        dgemm(&op_b, &op_a, &n, &m, &k, &alpha, <double *> b, &ldb, <double *> a, &lda,
+        dgemm(&flag_b, &flag_a, &n, &m, &k, &alpha, <double *> b, &ldb, <double *> a, &lda,
               &beta, c, &ldc)

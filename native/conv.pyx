@@ -10,7 +10,7 @@ cimport numpy as cnp
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from _blas cimport matmul
+from _blas cimport gemm_row_major
 from _common cimport floating
 
 cnp.import_array()
@@ -122,7 +122,7 @@ cdef int _forward_chunk(const floating *x, const floating *w, const floating *bi
         free(product)
         return -1
     _im2col(x, batch, g, cols)
-    matmul(False, False, <int> g.filters, <int> columns, <int> taps, <floating> 1.0, w,
+    gemm_row_major(False, False, <int> g.filters, <int> columns, <int> taps, <floating> 1.0, w,
            <int> taps, cols, <int> columns, <floating> 0.0, product, <int> columns)
     # The product is filter-major across the chunk; the output is sample-major.
     for s in range(batch):
@@ -167,11 +167,11 @@ cdef int _backward_chunk(const floating *grad_y, const floating *x, const floati
             total += row[p]
         grad_b[f] = total
     _im2col(x, batch, g, cols)
-    matmul(False, True, <int> g.filters, <int> taps, <int> columns, <floating> 1.0, delta,
+    gemm_row_major(False, True, <int> g.filters, <int> taps, <int> columns, <floating> 1.0, delta,
            <int> columns, cols, <int> columns, <floating> 0.0, grad_w, <int> taps)
     if grad_x != NULL:
         # Reuse the column buffer for the gradient of the unrolled input.
-        matmul(True, False, <int> taps, <int> columns, <int> g.filters, <floating> 1.0, w,
+        gemm_row_major(True, False, <int> taps, <int> columns, <int> g.filters, <floating> 1.0, w,
                <int> taps, delta, <int> columns, <floating> 0.0, cols, <int> columns)
         memset(grad_x, 0, batch * g.channels * g.height * g.width * sizeof(floating))
         _col2im_add(cols, batch, g, grad_x)

@@ -91,6 +91,12 @@ def test_matches_the_primers_scipy_formulas():
             np.testing.assert_allclose(grad_x[n, c], expected, atol=1e-12)
 
 
+def test_byte_swapped_input_is_accepted():
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((2, 2, 6, 6)), rng.standard_normal((3, 2, 3, 3))
+    np.testing.assert_array_equal(cnnative.conv2d(x.astype(">f8"), w.astype(">f8")), cnnative.conv2d(x, w))
+
+
 def test_single_image_and_no_bias():
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((2, 9, 9)), rng.standard_normal((3, 2, 3, 3))
@@ -132,8 +138,8 @@ GOOD_W = np.ones((4, 3, 3, 3))
 
 
 @pytest.mark.parametrize("call,error,message", [
-    (lambda: cnnative.conv2d(np.ones((3, 8)), GOOD_W), ValueError, r"x must be 3 or 4-D, got ndim=2"),
-    (lambda: cnnative.conv2d(GOOD_X, np.ones((4, 3, 3))), ValueError, r"w must be 4-D"),
+    (lambda: cnnative.conv2d(np.ones((3, 8)), GOOD_W), ValueError, r"x must be a 3-D or 4-D array, got ndim=2"),
+    (lambda: cnnative.conv2d(GOOD_X, np.ones((4, 3, 3))), ValueError, r"w must be a 4-D array"),
     (lambda: cnnative.conv2d(GOOD_X, np.ones((4, 2, 3, 3))), ValueError, r"x has 3 channels but w expects 2"),
     (lambda: cnnative.conv2d(GOOD_X, np.ones((4, 3, 9, 3))), ValueError, r"larger than the padded input"),
     (lambda: cnnative.conv2d(GOOD_X, GOOD_W, stride=0), ValueError, r"stride must be >= 1"),
@@ -141,12 +147,13 @@ GOOD_W = np.ones((4, 3, 3, 3))
     (lambda: cnnative.conv2d(GOOD_X, GOOD_W, stride=(1, 2, 3)), TypeError, r"stride must be an int or a pair"),
     (lambda: cnnative.conv2d(GOOD_X, GOOD_W, stride=1.5), TypeError, r"stride must be an int or a pair"),
     (lambda: cnnative.conv2d(GOOD_X, GOOD_W, np.ones(3)), ValueError, r"b must have shape \(4,\)"),
-    (lambda: cnnative.conv2d(GOOD_X.astype(np.float32), GOOD_W), TypeError, r"x is float32 but the other arrays are float64"),
+    (lambda: cnnative.conv2d(GOOD_X.astype(np.float32), GOOD_W), TypeError, r"x has dtype float32 but w has float64"),
     (lambda: cnnative.conv2d(GOOD_X.astype(int), GOOD_W.astype(int)), TypeError, r"w must be float32 or float64"),
     (lambda: cnnative.conv2d(np.ones((0, 3, 8, 8)), GOOD_W), ValueError, r"x must be non-empty"),
+    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, np.ones(4, np.float32)), TypeError, r"b has dtype float32 but w has float64"),
     (lambda: cnnative.conv2d(GOOD_X, GOOD_W, num_threads=0), ValueError, r"num_threads must be a positive integer"),
     (lambda: cnnative.conv2d_backward(np.ones((2, 4, 5, 5)), GOOD_X, GOOD_W), ValueError, r"grad_y must have shape \(2, 4, 6, 6\)"),
-    (lambda: cnnative.conv2d_backward(np.ones((2, 4, 6)), GOOD_X, GOOD_W), ValueError, r"grad_y must be 4-D"),
+    (lambda: cnnative.conv2d_backward(np.ones((2, 4, 6)), GOOD_X, GOOD_W), ValueError, r"grad_y must be a 4-D array"),
 ])
 def test_bad_input_raises_naming_the_argument(call, error, message):
     with pytest.raises(error, match=message):

@@ -1,6 +1,7 @@
 """cnnative: native kernels for training convolutional networks from scratch in NumPy."""
 from ._threads import get_num_threads, set_num_threads
 from .conv import conv2d, conv2d_backward
+from .dense import dense, dense_backward
 from .signal import choose_method, convolve2d, correlate2d
 
 __version__ = "0.1.0"
@@ -8,6 +9,7 @@ __version__ = "0.1.0"
 __all__ = [
     "correlate2d", "convolve2d", "choose_method",
     "conv2d", "conv2d_backward",
+    "dense", "dense_backward",
     "get_num_threads", "set_num_threads",
     "__version__",
 ]

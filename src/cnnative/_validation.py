@@ -8,15 +8,65 @@ import numpy as np
 
 NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
+# BLAS takes dimensions as C ints.
+BLAS_MAX_DIM = 2**31 - 1
+
 
 def as_2d_array(value, name, func):
     """``np.asarray(value)``, which must be 2-D and non-empty."""
+    return as_array(value, name, func, (2,))
+
+
+def as_array(value, name, func, ndims):
+    """``np.asarray(value)``, whose ndim must be one of ``ndims`` and which must be non-empty."""
     array = np.asarray(value)
-    if array.ndim != 2:
-        raise ValueError(f"{func}: {name} must be a 2-D array, got ndim={array.ndim}")
+    if array.ndim not in ndims:
+        wanted = " or ".join(f"{n}-D" for n in ndims)
+        raise ValueError(f"{func}: {name} must be a {wanted} array, got ndim={array.ndim}")
     if array.size == 0:
         raise ValueError(f"{func}: {name} must be non-empty, got shape {array.shape}")
     return array
+
+
+def float_dtype(array, name, func):
+    """The canonical float32/float64 dtype of ``array`` (any byte order); TypeError otherwise."""
+    dtype = array.dtype
+    if dtype.kind == "f" and dtype.itemsize in (4, 8):
+        return NATIVE_FLOATS[dtype.itemsize == 8]
+    raise TypeError(f"{func}: {name} must be float32 or float64, got dtype {dtype}")
+
+
+def same_float_dtype(array, name, dtype, reference, func):
+    """TypeError unless ``array`` is of ``dtype`` (float32/float64), the dtype of ``reference``.
+
+    Mixed float32/float64 arguments are refused rather than upcast: upcasting a float32
+    network's parameters would silently double their memory and hide the mix-up.
+    """
+    own = float_dtype(array, name, func)
+    if own is not dtype:
+        raise TypeError(f"{func}: {name} has dtype {own} but {reference} has {dtype}; all "
+                        "arguments must share one dtype (mixed float32/float64 is not upcast)")
+    return own
+
+
+def blas_dims(array, name, func):
+    """ValueError if a dimension of ``array`` is beyond what BLAS can index (2**31 - 1)."""
+    if max(array.shape) > BLAS_MAX_DIM:
+        raise ValueError(f"{func}: {name} has shape {array.shape}; dimensions above 2**31 - 1 "
+                         "are beyond BLAS's int indexing")
+
+
+def blas_operand(array, dtype):
+    """``array`` itself when BLAS can read it in place, else a C-contiguous copy of ``dtype``.
+
+    In place means C- or Fortran-contiguous (a Fortran array is passed as a transpose),
+    aligned and in native byte order.
+    """
+    flags = array.flags
+    if (flags.c_contiguous or flags.f_contiguous) and flags.aligned and array.dtype.isnative:
+        return array
+    # A forced copy: ascontiguousarray would hand back a misaligned C-contiguous array as is.
+    return np.array(array, dtype=dtype, order="C", copy=True)
 
 
 def choice(value, options, name, func):
@@ -44,25 +94,18 @@ def real_scalar(value, name, func):
     return array.reshape(()).item()
 
 
-def float_array(value, name, func, dtype, ndim):
-    """``value`` as a non-empty float32/float64 array of the given ndim (an int or a tuple).
+def float_array(value, name, func, ndim, dtype=None, reference=None):
+    """``value`` as a non-empty float32/float64 array in native byte order, ndim in ``ndim``.
 
-    With ``dtype`` given, the array must already have it: mixing float32 and float64 raises
-    TypeError instead of silently upcasting.
+    ``ndim`` is an int or a tuple of accepted values.  With ``dtype`` given, the array must
+    already have it, as the argument named ``reference`` does (see same_float_dtype).
     """
-    array = np.asarray(value)
-    ndims = (ndim,) if isinstance(ndim, int) else ndim
-    if array.ndim not in ndims:
-        expected = " or ".join(str(d) for d in ndims)
-        raise ValueError(f"{func}: {name} must be {expected}-D, got ndim={array.ndim} (shape {array.shape})")
-    if array.dtype not in NATIVE_FLOATS:
-        raise TypeError(f"{func}: {name} must be float32 or float64, got {array.dtype}")
-    if dtype is not None and array.dtype != dtype:
-        raise TypeError(f"{func}: {name} is {array.dtype} but the other arrays are {dtype}; "
-                        "convert explicitly (mixed precision is not upcast silently)")
-    if array.size == 0:
-        raise ValueError(f"{func}: {name} must be non-empty, got shape {array.shape}")
-    return array
+    array = as_array(value, name, func, (ndim,) if isinstance(ndim, int) else ndim)
+    if dtype is None:
+        own = float_dtype(array, name, func)
+    else:
+        own = same_float_dtype(array, name, dtype, reference, func)
+    return array if array.dtype.isnative else array.astype(own)
 
 
 def int_pair(value, name, func, minimum):

@@ -43,7 +43,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, num_threads=None):
     x, w, single, geometry = _prepare("conv2d", x, w, stride, padding)
     dtype = x.dtype
     if b is not None:
-        b = _validation.float_array(b, "b", "conv2d", dtype, ndim=1)
+        b = _validation.float_array(b, "b", "conv2d", 1, dtype, "w")
         if b.shape != (w.shape[0],):
             raise ValueError(f"conv2d: b must have shape ({w.shape[0]},) to match w, got {b.shape}")
     n, out_h, out_w = x.shape[0], geometry[4], geometry[5]
@@ -79,8 +79,8 @@ def conv2d_backward(grad_y, x, w, stride=1, padding=0, *, need_grad_x=True, num_
     x, w, single, geometry = _prepare("conv2d_backward", x, w, stride, padding)
     dtype = x.dtype
     n, out_h, out_w = x.shape[0], geometry[4], geometry[5]
-    grad_y = _validation.float_array(grad_y, "grad_y", "conv2d_backward", dtype,
-                                     ndim=3 if single else 4)
+    grad_y = _validation.float_array(grad_y, "grad_y", "conv2d_backward", 3 if single else 4,
+                                     dtype, "x")
     expected = (w.shape[0], out_h, out_w) if single else (n, w.shape[0], out_h, out_w)
     if grad_y.shape != expected:
         raise ValueError(f"conv2d_backward: grad_y must have shape {expected} (the output of "
@@ -112,8 +112,8 @@ def _chunk_size(w, out_h, out_w):
 def _prepare(func, x, w, stride, padding):
     """Validated C-contiguous (N, C, H, W) x and w, whether x was one image, and the geometry
     (stride_h, stride_w, pad_h, pad_w, out_h, out_w)."""
-    w = _validation.float_array(w, "w", func, None, ndim=4)
-    x = _validation.float_array(x, "x", func, w.dtype, ndim=(3, 4))
+    w = _validation.float_array(w, "w", func, 4)
+    x = _validation.float_array(x, "x", func, (3, 4), w.dtype, "w")
     single = x.ndim == 3
     if single:
         x = x[np.newaxis]

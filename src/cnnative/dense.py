@@ -1,0 +1,135 @@
+"""Fully connected (dense) layer: forward pass and gradients, on BLAS through native kernels.
+
+Conventions: a layer maps ``in`` features to ``out`` features with weights ``w`` of shape
+(out, in), the W of the column-vector notation ``y = W x + b``, applied here to a batch of row
+vectors: ``y = x @ w.T + b`` with x of shape (N, in).
+
+dtype rule: every argument must be float32 or float64, all of one dtype, and results have that
+dtype.  Mixing float32 and float64 raises ``TypeError`` naming the odd argument instead of
+upcasting as NumPy would, because an upcast float32 network silently doubles its memory and
+hides the mix-up.  Integer, bool, float16, long double and complex arrays raise ``TypeError``.
+
+Any memory layout is accepted: C- and Fortran-ordered arrays (including transposed views such
+as ``w.T.T``) go to BLAS in place; other strided views, misaligned or byte-swapped arrays are
+copied first.  Inputs are never modified and outputs never share memory with them.  NaN and
+inf propagate through the products as in NumPy's matmul, but without NumPy's floating-point
+warnings (BLAS does not report them).
+
+The products run on the OpenBLAS bundled with scipy, which is a separate library from NumPy's,
+with its own thread pool: ``OPENBLAS_NUM_THREADS`` set before import controls both, while
+``cnnative.set_num_threads`` does not apply here.
+"""
+import numpy as np
+
+from . import _validation
+from ._native import dense as _dense
+
+__all__ = ["dense", "dense_backward"]
+
+
+def dense(x, w, b=None):
+    """Forward pass of a dense layer: ``x @ w.T + b``.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, in) or (in,)
+        A batch of N samples, or a single sample.
+    w : array_like, shape (out, in)
+        Weights.
+    b : array_like, shape (out,), or None
+        Bias, added to every output row; None for no bias.  It is folded into the matrix
+        product (BLAS accumulates onto it), not added in a second pass.
+
+    Returns
+    -------
+    y : ndarray, shape (N, out), or (out,) for a single sample
+        New C-contiguous array of the arguments' dtype.
+
+    Raises
+    ------
+    TypeError
+        An argument that is not float32/float64, or whose dtype differs from x's.
+    ValueError
+        Wrong ndim, an empty argument, x's in-features not matching w's, b not of shape
+        (out,), or a dimension above 2**31 - 1.  Messages name the argument.
+    """
+    func = "dense"
+    x = _validation.as_array(x, "x", func, (1, 2))
+    w = _validation.as_array(w, "w", func, (2,))
+    dtype = _validation.float_dtype(x, "x", func)
+    _validation.same_float_dtype(w, "w", dtype, "x", func)
+    _check_features(func, x, w)
+    if b is not None:
+        b = _validation.as_array(b, "b", func, (1,))
+        _validation.same_float_dtype(b, "b", dtype, "x", func)
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"{func}: b must have shape ({w.shape[0]},) to match w of shape "
+                             f"{w.shape}, got {b.shape}")
+        b = _validation.blas_operand(b, dtype)
+    _validation.blas_dims(x, "x", func)
+    _validation.blas_dims(w, "w", func)
+
+    single = x.ndim == 1
+    rows = x[np.newaxis] if single else x
+    y = _dense.matmul(_validation.blas_operand(rows, dtype),
+                      _validation.blas_operand(w, dtype).T, b)
+    return y[0] if single else y
+
+
+def dense_backward(grad_y, x, w):
+    """Gradients of a dense layer ``y = x @ w.T + b`` given the gradient of the loss wrt y.
+
+    Parameters
+    ----------
+    grad_y : array_like, shape (N, out), or (out,) when x is a single sample
+        Gradient of the loss with respect to the layer's output.
+    x : array_like, shape (N, in) or (in,)
+        The layer's input in the forward pass.
+    w : array_like, shape (out, in)
+        Weights.
+
+    Returns
+    -------
+    grad_x : ndarray, shape (N, in), or (in,)
+        ``grad_y @ w``.
+    grad_w : ndarray, shape (out, in)
+        ``grad_y.T @ x`` (summed over the batch).
+    grad_b : ndarray, shape (out,)
+        ``grad_y.sum(0)``, added row by row in batch order, so it is deterministic and the
+        same for every memory layout and thread count.
+
+    All are new arrays of the arguments' dtype; the dtype rule and errors are those of
+    :func:`dense`, plus ``ValueError`` when grad_y does not have shape (N, out).
+    """
+    func = "dense_backward"
+    x = _validation.as_array(x, "x", func, (1, 2))
+    w = _validation.as_array(w, "w", func, (2,))
+    grad_y = _validation.as_array(grad_y, "grad_y", func, (1, 2))
+    dtype = _validation.float_dtype(x, "x", func)
+    _validation.same_float_dtype(w, "w", dtype, "x", func)
+    _validation.same_float_dtype(grad_y, "grad_y", dtype, "x", func)
+    _check_features(func, x, w)
+    expected = x.shape[:-1] + (w.shape[0],)
+    if grad_y.shape != expected:
+        raise ValueError(f"{func}: grad_y must have shape {expected} (x's samples by w's "
+                         f"outputs, x {x.shape}, w {w.shape}), got {grad_y.shape}")
+    _validation.blas_dims(x, "x", func)
+    _validation.blas_dims(w, "w", func)
+    _validation.blas_dims(grad_y, "grad_y", func)
+
+    single = x.ndim == 1
+    if single:
+        x, grad_y = x[np.newaxis], grad_y[np.newaxis]
+    x = _validation.blas_operand(x, dtype)
+    w = _validation.blas_operand(w, dtype)
+    grad_y = _validation.blas_operand(grad_y, dtype)
+    grad_x = _dense.matmul(grad_y, w)
+    grad_w = _dense.matmul(grad_y.T, x)
+    grad_b = _dense.column_sums(grad_y)
+    return (grad_x[0] if single else grad_x), grad_w, grad_b
+
+
+def _check_features(func, x, w):
+    if x.shape[-1] != w.shape[1]:
+        raise ValueError(f"{func}: x has {x.shape[-1]} input features (shape {x.shape}) but w "
+                         f"of shape {w.shape} expects {w.shape[1]}")
