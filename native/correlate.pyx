@@ -8,6 +8,7 @@ out of bounds.
 cimport numpy as cnp
 import numpy as np
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 from libc.stdint cimport SIZE_MAX
 
 from _common cimport floating, symmetric_index, wrap_index
@@ -149,7 +150,16 @@ cdef void _fill_padded(const floating *image, Py_ssize_t height, Py_ssize_t widt
                     dst[j] = fillvalue
                 continue
         src = image + src_row * row_step
-        for j in range(padded_cols):
+        # Only the margins need the column map; the image part of the row is a straight copy,
+        # which is most of the padding time for small kernels.
+        for j in range(left):
+            dst[j] = fillvalue if col_source[j] < 0 else src[col_source[j] * col_step]
+        if col_step == 1:
+            memcpy(dst + left, src, width * sizeof(floating))
+        else:
+            for j in range(width):
+                dst[left + j] = src[j * col_step]
+        for j in range(left + width, padded_cols):
             dst[j] = fillvalue if col_source[j] < 0 else src[col_source[j] * col_step]
 
 
