@@ -13,8 +13,8 @@
  * floating-point contraction (-ffp-contract=off): a fused multiply-add would round differently.
  *
  * Several instruction-set variants are compiled side by side and chosen at run time: the widest
- * one the CPU supports handles as many columns as it can in whole vectors, then narrower ones
- * (and finally plain scalar code) finish the remaining columns of each row.
+ * one the CPU supports whose vector fits in an output row computes the whole output; a row's last
+ * partial vector is recomputed as a whole vector overlapping its neighbour.
  */
 #ifndef CNNATIVE_CORR_SIMD_H
 #define CNNATIVE_CORR_SIMD_H
@@ -40,73 +40,142 @@ typedef ptrdiff_t cn_idx;
 
 enum cn_simd_level { CN_SIMD_SCALAR = 0, CN_SIMD_VEC128 = 1, CN_SIMD_AVX2 = 2, CN_SIMD_AVX512 = 3 };
 
-/* Output block of ROWS x NB vectors starting at (m, n); variables come from the enclosing
+/* Output block of ROWS rows x NB vectors starting at (m, n); variables come from the enclosing
  * kernel function.  ROWS and NB are compile-time constants so the accumulators live in
- * registers once the loops are unrolled.  Coefficients stay scalar: the vector extension
- * broadcasts a scalar operand itself, which compiles to a broadcast instead of a lane-by-lane
- * build through the stack. */
+ * registers once the loops are unrolled.
+ *
+ * Loads are shared between the rows of the block.  Output row m+r at kernel row s reads image
+ * row m+r+s (correlation) or m+r+J-1-s (convolution), so walking the image rows once -- downwards
+ * for correlation, upwards for convolution -- meets every row of the block at one of its kernel
+ * rows, each row still visiting its kernel rows in ascending order.  Step p of the walk gives
+ * accumulator r kernel row s = p - r; for convolution accumulator r belongs to output row
+ * m + ROWS-1-r, which is the row that lags.  One vector load thus feeds up to ROWS products,
+ * which matters because a load per product (half of them split across cache lines) is what
+ * limited the straightforward loop.
+ *
+ * While the walk enters and leaves the block some rows have no kernel row at step p; ACTIVE(r)
+ * says which ones take part.  Coefficients stay scalar: the vector extension broadcasts a scalar
+ * operand itself. */
+#define CN_CORR_STEP(T, VT, V, LOAD, ROWS, NB, ACTIVE)                                         \
+    do {                                                                                       \
+        cn_idx k_ = 0;                                                                         \
+        for (; k_ + 4 <= taps_per_row; k_ += 4) {                                              \
+            const T *q0 = row + coloff[k_], *q1 = row + coloff[k_ + 1];                        \
+            const T *q2 = row + coloff[k_ + 2], *q3 = row + coloff[k_ + 3];                    \
+            VT x0[NB], x1[NB], x2[NB], x3[NB];                                                 \
+            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) {                                      \
+                x0[b_] = LOAD(q0 + b_ * (V)); x1[b_] = LOAD(q1 + b_ * (V));                   \
+                x2[b_] = LOAD(q2 + b_ * (V)); x3[b_] = LOAD(q3 + b_ * (V));                   \
+            }                                                                                  \
+            CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++) {                                    \
+                if (!(ACTIVE(r_))) continue;                                                   \
+                const T *c = coef + (p_ - r_) * taps_per_row + k_;                             \
+                const T c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];                            \
+                CN_UNROLL for (int b_ = 0; b_ < (NB); b_++)                                    \
+                    acc[r_][b_] = acc[r_][b_] + (((c0 * x0[b_] + c1 * x1[b_]) + c2 * x2[b_])   \
+                                                 + c3 * x3[b_]);                               \
+            }                                                                                  \
+        }                                                                                      \
+        for (; k_ < taps_per_row; k_++) {                                                      \
+            const T *q0 = row + coloff[k_];                                                    \
+            VT x0[NB];                                                                         \
+            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) x0[b_] = LOAD(q0 + b_ * (V));        \
+            CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++) {                                    \
+                if (!(ACTIVE(r_))) continue;                                                   \
+                const T c0 = coef[(p_ - r_) * taps_per_row + k_];                              \
+                CN_UNROLL for (int b_ = 0; b_ < (NB); b_++)                                    \
+                    acc[r_][b_] = acc[r_][b_] + c0 * x0[b_];                                   \
+            }                                                                                  \
+        }                                                                                      \
+    } while (0)
+
+#define CN_ALL_ACTIVE(r) 1
+/* Kernel row p - r exists; the unsigned compare also rejects negative values. */
+#define CN_IN_KERNEL(r) ((size_t)(p_ - (r)) < (size_t)kernel_rows)
+
 #define CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB)                                  \
     do {                                                                                       \
         VT acc[ROWS][NB];                                                                      \
         CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++)                                          \
-            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) acc[r_][b_] = ZERO;              \
-        const T *origin = image + m * image_stride + n;                                        \
-        const T *c = coef;                                                                     \
-        const cn_idx *o = offset;                                                              \
-        for (cn_idx j_ = 0; j_ < kernel_rows; j_++) {                                          \
-            cn_idx k_ = 0;                                                                     \
-            for (; k_ + 4 <= taps_per_row; k_ += 4, c += 4, o += 4) {                          \
-                const T c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];                         \
-                CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++)                                  \
-                    CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) {                              \
-                        const T *p = origin + r_ * image_stride + b_ * (V);                    \
-                        acc[r_][b_] = acc[r_][b_] + (((c0 * LOAD(p + o[0]) + c1 * LOAD(p + o[1])) \
-                                                      + c2 * LOAD(p + o[2])) + c3 * LOAD(p + o[3])); \
-                    }                                                                          \
-            }                                                                                  \
-            for (; k_ < taps_per_row; k_++, c++, o++) {                                        \
-                const T c0 = c[0];                                                             \
-                CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++)                                  \
-                    CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) {                              \
-                        const T *p = origin + r_ * image_stride + b_ * (V);                    \
-                        acc[r_][b_] = acc[r_][b_] + c0 * LOAD(p + o[0]);                       \
-                    }                                                                          \
-            }                                                                                  \
+            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) acc[r_][b_] = ZERO;                    \
+        const T *row = image + (flip ? m + (ROWS) - 1 + kernel_rows - 1 : m) * image_stride + n; \
+        const cn_idx row_step = flip ? -image_stride : image_stride;                           \
+        const cn_idx steps = kernel_rows + (ROWS) - 1;                                         \
+        for (cn_idx p_ = 0; p_ < steps; p_++, row += row_step) {                               \
+            if (p_ >= (ROWS) - 1 && p_ < kernel_rows)                                          \
+                CN_CORR_STEP(T, VT, V, LOAD, ROWS, NB, CN_ALL_ACTIVE);                         \
+            else                                                                               \
+                CN_CORR_STEP(T, VT, V, LOAD, ROWS, NB, CN_IN_KERNEL);                          \
         }                                                                                      \
-        CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++)                                          \
-            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++)                                        \
-                STORE(out + (m + r_) * out_stride + n + b_ * (V), acc[r_][b_]);                \
+        CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++) {                                        \
+            T *dst = out + (flip ? m + (ROWS) - 1 - r_ : m + r_) * out_stride + n;              \
+            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) STORE(dst + b_ * (V), acc[r_][b_]);    \
+        }                                                                                      \
     } while (0)
 
-/* Defines NAME(...) computing columns [col_begin, col_begin + whole vectors) of every output
- * row and returning the first column it left undone. */
-#define CN_DEFINE_CORR(NAME, T, VT, V, NB, ATTR, LOAD, STORE, ZERO)                           \
+/* All columns of output rows [m, m + ROWS).  The last partial vector is computed as a whole
+ * vector ending at col_end: the columns it shares with its neighbour get the same value again,
+ * which is cheaper than finishing them with narrower code. */
+#define CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, ROWS, NB)                                   \
+    do {                                                                                       \
+        for (n = col_begin; n + (NB) * (V) <= col_end; n += (NB) * (V))                        \
+            CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB);                              \
+        for (; n + (V) <= col_end; n += (V))                                                   \
+            CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, 1);                               \
+        if (n < col_end) {                                                                     \
+            n = col_end - (V);                                                                 \
+            CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, 1);                               \
+        }                                                                                      \
+    } while (0)
+
+/* Defines NAME(...) computing columns [col_begin, col_end) of every output row when that range
+ * holds at least one whole vector; returns the first column it left undone (col_end, or
+ * col_begin when the range is too narrow).  Blocks are ROWS (<= 4) rows high; the leftover rows
+ * get a lower block. */
+#define CN_DEFINE_CORR(NAME, T, VT, V, ROWS, NB, ATTR, LOAD, STORE, ZERO)                     \
     ATTR static cn_idx NAME(const T *image, cn_idx image_stride, T *out, cn_idx out_stride,     \
                             cn_idx out_rows, cn_idx col_begin, cn_idx col_end,                 \
-                            const T *coef, const cn_idx *offset, cn_idx kernel_rows,           \
-                            cn_idx taps_per_row)                                               \
+                            const T *coef, const cn_idx *coloff, cn_idx kernel_rows,           \
+                            cn_idx taps_per_row, int flip)                                     \
     {                                                                                          \
         cn_idx m = 0, n;                                                                       \
-        for (; m + 2 <= out_rows; m += 2) {                                                    \
-            for (n = col_begin; n + (NB) * (V) <= col_end; n += (NB) * (V))                    \
-                CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, 2, NB);                            \
-            for (; n + (V) <= col_end; n += (V))                                               \
-                CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, 2, 1);                             \
+        if (col_end - col_begin < (V)) return col_begin;                                       \
+        for (; m + (ROWS) <= out_rows; m += (ROWS))                                            \
+            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, ROWS, NB);                               \
+        if ((ROWS) > 3 && out_rows - m >= 3) {                                                 \
+            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, 3, NB); m += 3;                          \
         }                                                                                      \
-        for (; m < out_rows; m++) {                                                            \
-            for (n = col_begin; n + (NB) * (V) <= col_end; n += (NB) * (V))                    \
-                CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, 1, NB);                            \
-            for (; n + (V) <= col_end; n += (V))                                               \
-                CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, 1, 1);                             \
+        if ((ROWS) > 2 && out_rows - m >= 2) {                                                 \
+            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, 2, NB); m += 2;                          \
         }                                                                                      \
-        return col_begin + (col_end - col_begin) / (V) * (V);                                  \
+        if ((ROWS) > 1 && out_rows - m >= 1)                                                   \
+            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, 1, NB);                                  \
+        return col_end;                                                                        \
     }
 
 /* Scalar variant: the portable fallback and the last few columns of each row. */
 #define CN_SCALAR_LOAD(p) (*(p))
 #define CN_SCALAR_STORE(p, v) (*(p) = (v))
-CN_DEFINE_CORR(cn_corr_f32_scalar, float, float, 1, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
-CN_DEFINE_CORR(cn_corr_f64_scalar, double, double, 1, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
+CN_DEFINE_CORR(cn_corr_f32_scalar, float, float, 1, 4, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
+CN_DEFINE_CORR(cn_corr_f64_scalar, double, double, 1, 4, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
+
+/* Block shapes (rows x vectors per row), measured on Zen 4; overridable for tuning experiments.
+ * A step of the walk keeps the block's 4 * NB loaded vectors live while each row adds its
+ * products, so the shape is bounded by that plus ROWS * NB accumulators: with 32 zmm registers
+ * 4 x 2 ran fastest (4 x 3 spends more on the partial blocks and schedules worse), with 16 ymm
+ * registers 3 x 2 (larger shapes spill accumulators to the stack). */
+#ifndef CN_VEC128_ROWS
+#define CN_VEC128_ROWS 2
+#define CN_VEC128_NB 2
+#endif
+#ifndef CN_AVX2_ROWS
+#define CN_AVX2_ROWS 3
+#define CN_AVX2_NB 2
+#endif
+#ifndef CN_AVX512_ROWS
+#define CN_AVX512_ROWS 4
+#define CN_AVX512_NB 2
+#endif
 
 #if CN_HAVE_VECTOR_EXT
 /* Vector helpers: memcpy keeps loads unaligned-safe and free of aliasing assumptions; the
@@ -119,8 +188,8 @@ typedef float cn_f32x4 __attribute__((vector_size(16)));
 typedef double cn_f64x2 __attribute__((vector_size(16)));
 CN_DEFINE_VEC_HELPERS(cn_f32x4, float, cn_f32x4, )
 CN_DEFINE_VEC_HELPERS(cn_f64x2, double, cn_f64x2, )
-CN_DEFINE_CORR(cn_corr_f32_vec128, float, cn_f32x4, 4, 4, , cn_f32x4_load, cn_f32x4_store, ((cn_f32x4){0}))
-CN_DEFINE_CORR(cn_corr_f64_vec128, double, cn_f64x2, 2, 4, , cn_f64x2_load, cn_f64x2_store, ((cn_f64x2){0}))
+CN_DEFINE_CORR(cn_corr_f32_vec128, float, cn_f32x4, 4, CN_VEC128_ROWS, CN_VEC128_NB, , cn_f32x4_load, cn_f32x4_store, ((cn_f32x4){0}))
+CN_DEFINE_CORR(cn_corr_f64_vec128, double, cn_f64x2, 2, CN_VEC128_ROWS, CN_VEC128_NB, , cn_f64x2_load, cn_f64x2_store, ((cn_f64x2){0}))
 #endif
 
 #if CN_X86_DISPATCH
@@ -134,12 +203,10 @@ CN_DEFINE_VEC_HELPERS(cn_f32x8, float, cn_f32x8, CN_AVX2)
 CN_DEFINE_VEC_HELPERS(cn_f64x4, double, cn_f64x4, CN_AVX2)
 CN_DEFINE_VEC_HELPERS(cn_f32x16, float, cn_f32x16, CN_AVX512)
 CN_DEFINE_VEC_HELPERS(cn_f64x8, double, cn_f64x8, CN_AVX512)
-/* 16 ymm registers: 8 accumulators, 4 coefficients, room for loads. */
-CN_DEFINE_CORR(cn_corr_f32_avx2, float, cn_f32x8, 8, 4, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}))
-CN_DEFINE_CORR(cn_corr_f64_avx2, double, cn_f64x4, 4, 4, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}))
-/* 32 zmm registers allow a wider block. */
-CN_DEFINE_CORR(cn_corr_f32_avx512, float, cn_f32x16, 16, 6, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}))
-CN_DEFINE_CORR(cn_corr_f64_avx512, double, cn_f64x8, 8, 6, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}))
+CN_DEFINE_CORR(cn_corr_f32_avx2, float, cn_f32x8, 8, CN_AVX2_ROWS, CN_AVX2_NB, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}))
+CN_DEFINE_CORR(cn_corr_f64_avx2, double, cn_f64x4, 4, CN_AVX2_ROWS, CN_AVX2_NB, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}))
+CN_DEFINE_CORR(cn_corr_f32_avx512, float, cn_f32x16, 16, CN_AVX512_ROWS, CN_AVX512_NB, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}))
+CN_DEFINE_CORR(cn_corr_f64_avx512, double, cn_f64x8, 8, CN_AVX512_ROWS, CN_AVX512_NB, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}))
 #endif
 
 /* The widest instruction set this CPU and OS support, detected once.  The race on first use is
@@ -182,36 +249,38 @@ static const char *cn_simd_name(int level)
     }
 }
 
+#define CN_CORR_ARGS image, image_stride, out, out_stride, out_rows, col, out_cols, coef, coloff, \
+                     kernel_rows, taps_per_row, flip
+
 #if CN_HAVE_VECTOR_EXT
-#define CN_CALL_VEC128(T) col = cn_corr_##T##_vec128(image, image_stride, out, out_stride, out_rows, \
-                                                     col, out_cols, coef, offset, kernel_rows, taps_per_row)
+#define CN_CALL_VEC128(T) col = cn_corr_##T##_vec128(CN_CORR_ARGS)
 #else
 #define CN_CALL_VEC128(T) (void)0
 #endif
 
 #if CN_X86_DISPATCH
 #define CN_CALL_X86(T)                                                                         \
-    if (level >= CN_SIMD_AVX512)                                                               \
-        col = cn_corr_##T##_avx512(image, image_stride, out, out_stride, out_rows, col, out_cols, \
-                                   coef, offset, kernel_rows, taps_per_row);                   \
-    if (level >= CN_SIMD_AVX2)                                                                 \
-        col = cn_corr_##T##_avx2(image, image_stride, out, out_stride, out_rows, col, out_cols,  \
-                                 coef, offset, kernel_rows, taps_per_row);
+    if (level >= CN_SIMD_AVX512) col = cn_corr_##T##_avx512(CN_CORR_ARGS);                     \
+    if (level >= CN_SIMD_AVX2 && col < out_cols) col = cn_corr_##T##_avx2(CN_CORR_ARGS);
 #else
 #define CN_CALL_X86(T)
 #endif
 
+/* out[m, n] = sum over taps (kernel row s, tap k) of coef[s * taps_per_row + k] times the image
+ * element at row m + s (flip: m + kernel_rows - 1 - s) and column n + coloff[k].  The widest
+ * variant whose vector fits in a row does all of it; only outputs narrower than every vector
+ * reach the narrower variants. */
 #define CN_DEFINE_DISPATCH(T, CT)                                                              \
     static void cn_corr_##T(const CT *image, cn_idx image_stride, CT *out, cn_idx out_stride,  \
                             cn_idx out_rows, cn_idx out_cols, const CT *coef,                  \
-                            const cn_idx *offset, cn_idx kernel_rows, cn_idx taps_per_row)     \
+                            const cn_idx *coloff, cn_idx kernel_rows, cn_idx taps_per_row,     \
+                            int flip)                                                          \
     {                                                                                          \
         const int level = cn_simd_active();                                                    \
         cn_idx col = 0;                                                                        \
         CN_CALL_X86(T)                                                                         \
-        if (level >= CN_SIMD_VEC128) CN_CALL_VEC128(T);                                        \
-        cn_corr_##T##_scalar(image, image_stride, out, out_stride, out_rows, col, out_cols,    \
-                             coef, offset, kernel_rows, taps_per_row);                         \
+        if (level >= CN_SIMD_VEC128 && col < out_cols) CN_CALL_VEC128(T);                      \
+        if (col < out_cols) cn_corr_##T##_scalar(CN_CORR_ARGS);                                \
     }
 
 CN_DEFINE_DISPATCH(f32, float)

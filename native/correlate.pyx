@@ -10,6 +10,7 @@ import numpy as np
 from libc.stdlib cimport free, malloc
 from libc.float cimport FLT_MAX
 from libc.math cimport fabs
+from libc.string cimport memcpy
 from libc.stdint cimport SIZE_MAX
 
 from _common cimport floating, symmetric_index, wrap_index
@@ -24,11 +25,11 @@ cdef extern from "corr_simd.h" nogil:
     const char *cn_simd_name(int level)
     int cn_simd_cap
     void cn_corr_f32(const float *image, cn_idx image_stride, float *out, cn_idx out_stride,
-                     cn_idx out_rows, cn_idx out_cols, const float *coef, const cn_idx *offset,
-                     cn_idx kernel_rows, cn_idx taps_per_row)
+                     cn_idx out_rows, cn_idx out_cols, const float *coef, const cn_idx *coloff,
+                     cn_idx kernel_rows, cn_idx taps_per_row, int flip)
     void cn_corr_f64(const double *image, cn_idx image_stride, double *out, cn_idx out_stride,
-                     cn_idx out_rows, cn_idx out_cols, const double *coef, const cn_idx *offset,
-                     cn_idx kernel_rows, cn_idx taps_per_row)
+                     cn_idx out_rows, cn_idx out_cols, const double *coef, const cn_idx *coloff,
+                     cn_idx kernel_rows, cn_idx taps_per_row, int flip)
 
 # Codes shared with cnnative.signal.
 MODE_VALID, MODE_SAME, MODE_FULL = 0, 1, 2
@@ -73,7 +74,7 @@ cdef int _pad_and_correlate(floating *image, Py_ssize_t height, Py_ssize_t width
     cdef floating *padded = NULL
     cdef Py_ssize_t *col_source = NULL
     cdef floating *coef = <floating *> malloc(taps * sizeof(floating))
-    cdef cn_idx *offset = <cn_idx *> malloc(taps * sizeof(cn_idx))
+    cdef cn_idx *coloff = <cn_idx *> malloc(kernel_cols * sizeof(cn_idx))
     cdef Py_ssize_t i, j, t, padded_stride
     cdef int status = -1
 
@@ -85,31 +86,30 @@ cdef int _pad_and_correlate(floating *image, Py_ssize_t height, Py_ssize_t width
         padded = <floating *> malloc(padded_rows * padded_cols * sizeof(floating))
         col_source = <Py_ssize_t *> malloc(padded_cols * sizeof(Py_ssize_t))
 
-    if coef != NULL and offset != NULL and padded != NULL and (direct_image or col_source != NULL):
+    if coef != NULL and coloff != NULL and padded != NULL and (direct_image or col_source != NULL):
         if not direct_image:
             _fill_padded(image, height, width, row_step, col_step, padded, padded_rows,
                          padded_cols, top, left, boundary, fillvalue, col_source)
         # scipy visits kernel taps row by row in ascending order; for convolution the image is
-        # walked backwards, which in padded coordinates means the mirrored offset.
+        # walked backwards, which in padded coordinates means mirrored rows (the kernel's flip
+        # flag) and mirrored columns (coloff).
         t = 0
         for i in range(kernel_rows):
             for j in range(kernel_cols):
                 coef[t] = kernel[i * kernel_row_step + j * kernel_col_step]
-                if flip:
-                    offset[t] = (kernel_rows - 1 - i) * padded_stride + (kernel_cols - 1 - j)
-                else:
-                    offset[t] = i * padded_stride + j
                 t += 1
+        for j in range(kernel_cols):
+            coloff[j] = kernel_cols - 1 - j if flip else j
         if floating is float:
-            cn_corr_f32(padded, padded_stride, out, out_cols, out_rows, out_cols, coef, offset,
-                        kernel_rows, kernel_cols)
+            cn_corr_f32(padded, padded_stride, out, out_cols, out_rows, out_cols, coef, coloff,
+                        kernel_rows, kernel_cols, flip)
         else:
-            cn_corr_f64(padded, padded_stride, out, out_cols, out_rows, out_cols, coef, offset,
-                        kernel_rows, kernel_cols)
+            cn_corr_f64(padded, padded_stride, out, out_cols, out_rows, out_cols, coef, coloff,
+                        kernel_rows, kernel_cols, flip)
         status = 0
 
     free(coef)
-    free(offset)
+    free(coloff)
     free(col_source)
     if not direct_image:
         free(padded)
@@ -152,7 +152,16 @@ cdef void _fill_padded(const floating *image, Py_ssize_t height, Py_ssize_t widt
                     dst[j] = fillvalue
                 continue
         src = image + src_row * row_step
-        for j in range(padded_cols):
+        # Only the margins need the column map; the image part of the row is a straight copy,
+        # which is most of the padding time for small kernels.
+        for j in range(left):
+            dst[j] = fillvalue if col_source[j] < 0 else src[col_source[j] * col_step]
+        if col_step == 1:
+            memcpy(dst + left, src, width * sizeof(floating))
+        else:
+            for j in range(width):
+                dst[left + j] = src[j * col_step]
+        for j in range(left + width, padded_cols):
             dst[j] = fillvalue if col_source[j] < 0 else src[col_source[j] * col_step]
 
 
