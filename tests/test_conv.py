@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 import cnnative
 import reference
+from cnnative._native import conv as native_conv
 
 TOLERANCE = {np.float64: 1e-11, np.float32: 2e-4}
 
@@ -36,8 +37,16 @@ def layers(draw):
     return x, w, b, (sh, sw), (ph, pw), dtype
 
 
-@given(layers())
-def test_forward_and_backward_match_reference(layer):
+@pytest.fixture(params=["auto", "direct", "gemm"])
+def algorithm(request):
+    """Each product runs on the direct kernel or im2col + gemm by shape; tests force each."""
+    previous = native_conv.set_algorithm(request.param)
+    yield request.param
+    native_conv.set_algorithm(previous)
+
+
+@given(layer=layers())
+def test_forward_and_backward_match_reference(algorithm, layer):
     x, w, b, stride, padding, dtype = layer
     y = cnnative.conv2d(x, w, b, stride, padding)
     assert_close(y, reference.conv2d(x, w, b, stride, padding), dtype)
@@ -48,7 +57,7 @@ def test_forward_and_backward_match_reference(layer):
         assert_close(actual, wanted, dtype)
 
 
-def test_gradients_match_finite_differences():
+def test_gradients_match_finite_differences(algorithm):
     rng = np.random.default_rng(1)
     x, w, b = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
     stride, padding = (2, 1), (1, 1)
@@ -108,7 +117,7 @@ def test_single_image_and_no_bias():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_results_are_bit_identical_across_thread_counts(dtype):
+def test_results_are_bit_identical_across_thread_counts(algorithm, dtype):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((64, 3, 12, 12)).astype(dtype)
     w = rng.standard_normal((5, 3, 5, 5)).astype(dtype)

@@ -1,0 +1,143 @@
+/*
+ * Direct convolution as a matrix product whose left operand is read from the image in place:
+ *
+ *     out[p * lanes + f] = sum over t = 0..taps-1 of  image[pixel_base[p] + tap_offset[t]] * weights[t * lanes + f]
+ *
+ * p runs over "pixels" (output positions), t over "taps" (kernel positions), f over "lanes"
+ * (filters).  One kernel serves all three convolution products of a layer:
+ *   forward:  pixels = output positions, taps = (c, i, j), lanes = filters;
+ *   grad_w:   pixels = (c, i, j), taps = (sample, output position), lanes = filters;
+ *   grad_x:   pixels = input positions, taps = (f, i, j) over the padded output gradient,
+ *             lanes = input channels (stride 1).
+ * Unlike im2col + gemm, nothing is unrolled into memory: each image value is broadcast from
+ * where it lies and multiplied into a register block of ROWS pixels x NV vectors of filters.
+ *
+ * lanes must be a multiple of the active variant's vector width (cn_gather_width); callers pad
+ * the weights with zero lanes.  Every output element sums its taps in ascending order, so a
+ * result depends only on the variant, never on threads or blocking.
+ */
+#ifndef CNNATIVE_CONV_SIMD_H
+#define CNNATIVE_CONV_SIMD_H
+
+#include "corr_simd.h"
+
+#define CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB)                                 \
+    do {                                                                                       \
+        VT acc[ROWS][NB];                                                                      \
+        const T *src[ROWS];                                                                    \
+        CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++) {                                        \
+            src[r_] = image + pixel_base[p + r_];                                              \
+            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) acc[r_][b_] = ZERO;                    \
+        }                                                                                      \
+        const T *w = weights + f;                                                              \
+        for (cn_idx t_ = 0; t_ < taps; t_++, w += lanes) {                                     \
+            const cn_idx o = tap_offset[t_];                                                   \
+            VT wv[NB];                                                                         \
+            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) wv[b_] = LOAD(w + b_ * (V));            \
+            CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++) {                                    \
+                const T x = src[r_][o];                                                        \
+                CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) acc[r_][b_] = acc[r_][b_] + x * wv[b_]; \
+            }                                                                                  \
+        }                                                                                      \
+        CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++)                                          \
+            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++)                                        \
+                STORE(out + (p + r_) * lanes + f + b_ * (V), acc[r_][b_]);                     \
+    } while (0)
+
+/* All pixels for filter blocks of NB vectors starting at f, advancing f. */
+#define CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, ROWS, NB)                               \
+    for (; f + (NB) * (V) <= lanes; f += (NB) * (V)) {                                         \
+        cn_idx p = 0;                                                                          \
+        for (; p + (ROWS) <= pixels; p += (ROWS))                                              \
+            CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB);                            \
+        for (; p < pixels; p++)                                                                \
+            CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, 1, NB);                               \
+    }
+
+/* NB3 selects whether three-vector blocks are used: only where registers allow 3 x ROWS
+ * accumulators plus the weights. */
+#define CN_DEFINE_GATHER(NAME, T, VT, V, ROWS, NB3, ATTR, LOAD, STORE, ZERO)                   \
+    ATTR static void NAME(const T *image, const cn_idx *pixel_base, cn_idx pixels,             \
+                          const cn_idx *tap_offset, cn_idx taps, const T *weights,             \
+                          cn_idx lanes, T *out)                                                \
+    {                                                                                          \
+        cn_idx f = 0;                                                                          \
+        if (NB3) {                                                                             \
+            CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, ROWS, 3)                            \
+        }                                                                                      \
+        CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, ROWS, 2)                                \
+        CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, ROWS, 1)                                \
+    }
+
+CN_DEFINE_GATHER(cn_gather_f32_scalar, float, float, 1, 4, 0, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
+CN_DEFINE_GATHER(cn_gather_f64_scalar, double, double, 1, 4, 0, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
+
+#if CN_HAVE_VECTOR_EXT
+/* 16 registers: 4 x 2 accumulators, 2 weights, the broadcast value. */
+CN_DEFINE_GATHER(cn_gather_f32_vec128, float, cn_f32x4, 4, 4, 0, , cn_f32x4_load, cn_f32x4_store, ((cn_f32x4){0}))
+CN_DEFINE_GATHER(cn_gather_f64_vec128, double, cn_f64x2, 2, 4, 0, , cn_f64x2_load, cn_f64x2_store, ((cn_f64x2){0}))
+#endif
+
+#if CN_X86_DISPATCH
+CN_DEFINE_GATHER(cn_gather_f32_avx2, float, cn_f32x8, 8, 4, 0, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}))
+CN_DEFINE_GATHER(cn_gather_f64_avx2, double, cn_f64x4, 4, 4, 0, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}))
+/* 32 registers: 8 x 3 accumulators, 3 weights, the broadcast value. */
+CN_DEFINE_GATHER(cn_gather_f32_avx512, float, cn_f32x16, 16, 8, 1, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}))
+CN_DEFINE_GATHER(cn_gather_f64_avx512, double, cn_f64x8, 8, 8, 1, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}))
+#endif
+
+/* Lanes per vector of the variant cn_gather_* uses at `level` (read once by the caller from
+ * cn_simd_active and passed to both): weights must be padded to a multiple. */
+static cn_idx cn_gather_width(int level, int double_precision)
+{
+    const int scale = double_precision ? 1 : 2;
+    switch (level) {
+#if CN_X86_DISPATCH
+    case CN_SIMD_AVX512: return 8 * scale;
+    case CN_SIMD_AVX2: return 4 * scale;
+#endif
+#if CN_HAVE_VECTOR_EXT
+    case CN_SIMD_VEC128: return 2 * scale;
+#endif
+    default: return 1;
+    }
+}
+
+#if CN_X86_DISPATCH
+#define CN_GATHER_X86(T)                                                                       \
+    case CN_SIMD_AVX512:                                                                       \
+        cn_gather_##T##_avx512(image, pixel_base, pixels, tap_offset, taps, weights, lanes, out); \
+        return;                                                                                \
+    case CN_SIMD_AVX2:                                                                         \
+        cn_gather_##T##_avx2(image, pixel_base, pixels, tap_offset, taps, weights, lanes, out); \
+        return;
+#else
+#define CN_GATHER_X86(T)
+#endif
+
+#if CN_HAVE_VECTOR_EXT
+#define CN_GATHER_VEC128(T)                                                                    \
+    case CN_SIMD_VEC128:                                                                       \
+        cn_gather_##T##_vec128(image, pixel_base, pixels, tap_offset, taps, weights, lanes, out); \
+        return;
+#else
+#define CN_GATHER_VEC128(T)
+#endif
+
+#define CN_DEFINE_GATHER_DISPATCH(T, CT)                                                       \
+    static void cn_gather_##T(int level, const CT *image, const cn_idx *pixel_base,            \
+                              cn_idx pixels, const cn_idx *tap_offset, cn_idx taps,            \
+                              const CT *weights, cn_idx lanes, CT *out)                        \
+    {                                                                                          \
+        switch (level) {                                                                       \
+            CN_GATHER_X86(T)                                                                   \
+            CN_GATHER_VEC128(T)                                                                \
+        default:                                                                               \
+            cn_gather_##T##_scalar(image, pixel_base, pixels, tap_offset, taps, weights, lanes, out); \
+        }                                                                                      \
+    }
+
+CN_DEFINE_GATHER_DISPATCH(f32, float)
+CN_DEFINE_GATHER_DISPATCH(f64, double)
+
+#endif /* CNNATIVE_CONV_SIMD_H */
