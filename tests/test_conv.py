@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import scipy.signal
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cnnative
@@ -45,6 +45,7 @@ def algorithm(request):
     native_conv.set_algorithm(previous)
 
 
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # the fixture is constant per test
 @given(layer=layers())
 def test_forward_and_backward_match_reference(algorithm, layer):
     x, w, b, stride, padding, dtype = layer
