@@ -96,15 +96,8 @@ cdef void _im2col(const floating *x, Py_ssize_t batch, const Geometry *g,
     for c in range(g.channels):
         for i in range(g.kernel_h):
             for j in range(g.kernel_w):
-                # Output columns whose input column iw = ow*sw + j - pw lies on the image.
-                first = _ceil_div(g.pad_w - j, g.stride_w)
-                if first < 0:
-                    first = 0
-                last = _ceil_div(g.width + g.pad_w - j, g.stride_w)
-                if last > g.out_w:
-                    last = g.out_w
-                if last < first:
-                    last = first
+                first = _first_column_on_image(g, j)
+                last = _end_column_on_image(g, j, first)
                 for s in range(batch):
                     dst = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * row_len + s * pixels
                     for oh in range(g.out_h):
@@ -142,12 +135,8 @@ cdef void _col2im_add(const floating *cols, Py_ssize_t batch, const Geometry *g,
     for c in range(g.channels):
         for i in range(g.kernel_h):
             for j in range(g.kernel_w):
-                first = _ceil_div(g.pad_w - j, g.stride_w)
-                if first < 0:
-                    first = 0
-                last = _ceil_div(g.width + g.pad_w - j, g.stride_w)
-                if last > g.out_w:
-                    last = g.out_w
+                first = _first_column_on_image(g, j)
+                last = _end_column_on_image(g, j, first)
                 for s in range(batch):
                     src = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * row_len + s * pixels
                     for oh in range(g.out_h):
@@ -161,6 +150,21 @@ cdef void _col2im_add(const floating *cols, Py_ssize_t batch, const Geometry *g,
                                 for ow in range(first, last):
                                     dst[ow * g.stride_w] += src[ow]
                         src += g.out_w
+
+
+cdef inline Py_ssize_t _first_column_on_image(const Geometry *g, Py_ssize_t j) noexcept nogil:
+    """First output column whose input column ow*sw + j - pw for kernel column j is >= 0."""
+    cdef Py_ssize_t first = _ceil_div(g.pad_w - j, g.stride_w)
+    return first if first > 0 else 0
+
+
+cdef inline Py_ssize_t _end_column_on_image(const Geometry *g, Py_ssize_t j,
+                                            Py_ssize_t first) noexcept nogil:
+    """One past the last output column whose input column for kernel column j is < W (>= first)."""
+    cdef Py_ssize_t last = _ceil_div(g.width + g.pad_w - j, g.stride_w)
+    if last > g.out_w:
+        last = g.out_w
+    return last if last > first else first
 
 
 cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -214,58 +218,98 @@ cdef void _sum_bias_gradient(const floating *grad_y, floating *grad_b, Py_ssize_
         grad_b[f] = total
 
 
+cdef struct Workspace:
+    # Buffers of one direct product: weights (taps x lanes), the gather offsets, the product
+    # (pixels x lanes) and, where the image needs re-framing, a padded copy.
+    void *weights
+    cn_idx *tap_offset
+    cn_idx *pixel_base
+    void *product
+    void *buffer
+
+
+cdef int _allocate(Workspace *ws, Py_ssize_t taps, Py_ssize_t pixels, Py_ssize_t lanes,
+                   Py_ssize_t buffer_items, size_t itemsize) noexcept nogil:
+    """Allocates every buffer (buffer only if buffer_items > 0); 0, or -1 with all released."""
+    ws.weights = malloc(taps * lanes * itemsize)
+    ws.tap_offset = <cn_idx *> malloc(taps * sizeof(cn_idx))
+    ws.pixel_base = <cn_idx *> malloc(pixels * sizeof(cn_idx))
+    ws.product = malloc(pixels * lanes * itemsize)
+    ws.buffer = malloc(buffer_items * itemsize) if buffer_items > 0 else NULL
+    if (ws.weights == NULL or ws.tap_offset == NULL or ws.pixel_base == NULL or ws.product == NULL
+            or (buffer_items > 0 and ws.buffer == NULL)):
+        _release(ws)
+        return -1
+    return 0
+
+
+cdef void _release(Workspace *ws) noexcept nogil:
+    free(ws.weights)
+    free(ws.tap_offset)
+    free(ws.pixel_base)
+    free(ws.product)
+    free(ws.buffer)
+    ws.weights = ws.tap_offset = ws.pixel_base = ws.product = ws.buffer = NULL
+
+
+cdef void _window_offsets(cn_idx *offsets, Py_ssize_t planes, Py_ssize_t kernel_h,
+                          Py_ssize_t kernel_w, Py_ssize_t plane, Py_ssize_t row) noexcept nogil:
+    """offsets[(k*kh + i)*kw + j] = k*plane + i*row + j: a kernel window over stacked planes."""
+    cdef Py_ssize_t k, i, j, t = 0
+    for k in range(planes):
+        for i in range(kernel_h):
+            for j in range(kernel_w):
+                offsets[t] = k * plane + i * row + j
+                t += 1
+
+
+cdef void _output_positions(cn_idx *offsets, const Geometry *g, Py_ssize_t row) noexcept nogil:
+    """offsets[oh*Wo + ow] = oh*sh*row + ow*sw: where each output's window starts."""
+    cdef Py_ssize_t p
+    for p in range(g.out_h * g.out_w):
+        offsets[p] = (p // g.out_w) * g.stride_h * row + (p % g.out_w) * g.stride_w
+
+
 cdef int _forward_direct(const floating *x, const floating *w, const floating *bias,
                          floating *y, Py_ssize_t batch, const Geometry *g, int level) noexcept nogil:
     """Forward pass on the gather kernel: pixels = output positions, taps = (c, i, j)."""
     cdef Py_ssize_t lanes = _round_up(g.filters, cn_gather_width(level, floating is double))
     cdef Py_ssize_t taps = g.channels * g.kernel_h * g.kernel_w, pixels = g.out_h * g.out_w
     cdef Py_ssize_t padded_h = g.height + 2 * g.pad_h, padded_w = g.width + 2 * g.pad_w
-    cdef Py_ssize_t plane = padded_h * padded_w
     cdef bint padded = g.pad_h > 0 or g.pad_w > 0
-    cdef floating *weights = <floating *> malloc(taps * lanes * sizeof(floating))
-    cdef cn_idx *tap_offset = <cn_idx *> malloc(taps * sizeof(cn_idx))
-    cdef cn_idx *pixel_base = <cn_idx *> malloc(pixels * sizeof(cn_idx))
-    cdef floating *product = <floating *> malloc(pixels * lanes * sizeof(floating))
-    cdef floating *buffer = <floating *> malloc(g.channels * plane * sizeof(floating)) if padded else NULL
-    cdef Py_ssize_t s, f, p, t, c, i, j
+    cdef Workspace ws
+    cdef Py_ssize_t s, f, p, t
     cdef const floating *image
     cdef floating *dst
+    cdef floating *weights
+    cdef floating *product
     cdef floating shift
-    cdef int status = -1
-    if weights != NULL and tap_offset != NULL and pixel_base != NULL and product != NULL and (buffer != NULL or not padded):
-        # Weights as (taps, lanes): one aligned-in-registers vector of filters per tap.
-        for t in range(taps):
-            for f in range(g.filters):
-                weights[t * lanes + f] = w[f * taps + t]
-            for f in range(g.filters, lanes):
-                weights[t * lanes + f] = 0
-        t = 0
-        for c in range(g.channels):
-            for i in range(g.kernel_h):
-                for j in range(g.kernel_w):
-                    tap_offset[t] = c * plane + i * padded_w + j
-                    t += 1
-        for p in range(pixels):
-            pixel_base[p] = (p // g.out_w) * g.stride_h * padded_w + (p % g.out_w) * g.stride_w
-        for s in range(batch):
-            image = x + s * g.channels * g.height * g.width
-            if padded:
-                _shifted_copy(image, g.channels, g.height, g.width, buffer, padded_h, padded_w,
-                              g.pad_h, g.pad_w)
-                image = buffer
-            _gather(level, image, pixel_base, pixels, tap_offset, taps, weights, lanes, product)
-            for f in range(g.filters):
-                dst = y + (s * g.filters + f) * pixels
-                shift = bias[f] if bias != NULL else 0
-                for p in range(pixels):
-                    dst[p] = product[p * lanes + f] + shift
-        status = 0
-    free(weights)
-    free(tap_offset)
-    free(pixel_base)
-    free(product)
-    free(buffer)
-    return status
+    if _allocate(&ws, taps, pixels, lanes, g.channels * padded_h * padded_w if padded else 0,
+                 sizeof(floating)) != 0:
+        return -1
+    weights, product = <floating *> ws.weights, <floating *> ws.product
+    # Weights as (taps, lanes): one vector of filters per tap, zero in the padding lanes.
+    for t in range(taps):
+        for f in range(g.filters):
+            weights[t * lanes + f] = w[f * taps + t]
+        for f in range(g.filters, lanes):
+            weights[t * lanes + f] = 0
+    _window_offsets(ws.tap_offset, g.channels, g.kernel_h, g.kernel_w, padded_h * padded_w, padded_w)
+    _output_positions(ws.pixel_base, g, padded_w)
+    for s in range(batch):
+        image = x + s * g.channels * g.height * g.width
+        if padded:
+            _shifted_copy(image, g.channels, g.height, g.width, <floating *> ws.buffer, padded_h,
+                          padded_w, g.pad_h, g.pad_w)
+            image = <floating *> ws.buffer
+        _gather(level, image, ws.pixel_base, pixels, ws.tap_offset, taps, weights, lanes, product)
+        for f in range(g.filters):
+            dst = y + (s * g.filters + f) * pixels
+            shift = bias[f] if bias != NULL else 0
+            for p in range(pixels):
+                dst[p] = product[p * lanes + f] + shift
+    _release(&ws)
+    return 0
 
 
 cdef int _grad_w_direct(const floating *grad_y, const floating *x, floating *grad_w,
@@ -277,46 +321,36 @@ cdef int _grad_w_direct(const floating *grad_y, const floating *x, floating *gra
     cdef Py_ssize_t padded_h = g.height + 2 * g.pad_h, padded_w = g.width + 2 * g.pad_w
     cdef Py_ssize_t plane = padded_h * padded_w
     cdef bint padded = g.pad_h > 0 or g.pad_w > 0
-    cdef floating *weights = <floating *> malloc(positions * lanes * sizeof(floating))
-    cdef cn_idx *tap_offset = <cn_idx *> malloc(positions * sizeof(cn_idx))
-    cdef cn_idx *pixel_base = <cn_idx *> malloc(kernel_taps * sizeof(cn_idx))
-    cdef floating *product = <floating *> malloc(kernel_taps * lanes * sizeof(floating))
-    cdef floating *buffer = <floating *> malloc(batch * g.channels * plane * sizeof(floating)) if padded else NULL
-    cdef Py_ssize_t s, f, p, t, c, i, j, q
+    cdef Workspace ws
+    cdef Py_ssize_t s, f, p, t, q
     cdef const floating *image = x
-    cdef int status = -1
-    if weights != NULL and tap_offset != NULL and pixel_base != NULL and product != NULL and (buffer != NULL or not padded):
-        if padded:
-            _shifted_copy(x, batch * g.channels, g.height, g.width, buffer, padded_h, padded_w,
-                          g.pad_h, g.pad_w)
-            image = buffer
-        # The output gradients transposed to (sample, position, lanes) play the weights' part.
-        for s in range(batch):
-            for p in range(pixels):
-                q = (s * pixels + p) * lanes
-                tap_offset[s * pixels + p] = (s * g.channels * plane + (p // g.out_w) * g.stride_h * padded_w
-                                              + (p % g.out_w) * g.stride_w)
-                for f in range(g.filters):
-                    weights[q + f] = grad_y[(s * g.filters + f) * pixels + p]
-                for f in range(g.filters, lanes):
-                    weights[q + f] = 0
-        t = 0
-        for c in range(g.channels):
-            for i in range(g.kernel_h):
-                for j in range(g.kernel_w):
-                    pixel_base[t] = c * plane + i * padded_w + j
-                    t += 1
-        _gather(level, image, pixel_base, kernel_taps, tap_offset, positions, weights, lanes, product)
-        for f in range(g.filters):
-            for t in range(kernel_taps):
-                grad_w[f * kernel_taps + t] = product[t * lanes + f]
-        status = 0
-    free(weights)
-    free(tap_offset)
-    free(pixel_base)
-    free(product)
-    free(buffer)
-    return status
+    cdef floating *weights
+    cdef floating *product
+    if _allocate(&ws, positions, kernel_taps, lanes, batch * g.channels * plane if padded else 0,
+                 sizeof(floating)) != 0:
+        return -1
+    weights, product = <floating *> ws.weights, <floating *> ws.product
+    if padded:
+        _shifted_copy(x, batch * g.channels, g.height, g.width, <floating *> ws.buffer, padded_h,
+                      padded_w, g.pad_h, g.pad_w)
+        image = <floating *> ws.buffer
+    # The output gradients transposed to (sample, position, lanes) play the weights' part.
+    _output_positions(ws.tap_offset, g, padded_w)
+    for s in range(batch):
+        for p in range(pixels):
+            q = s * pixels + p
+            ws.tap_offset[q] = ws.tap_offset[p] + s * g.channels * plane
+            for f in range(g.filters):
+                weights[q * lanes + f] = grad_y[(s * g.filters + f) * pixels + p]
+            for f in range(g.filters, lanes):
+                weights[q * lanes + f] = 0
+    _window_offsets(ws.pixel_base, g.channels, g.kernel_h, g.kernel_w, plane, padded_w)
+    _gather(level, image, ws.pixel_base, kernel_taps, ws.tap_offset, positions, weights, lanes, product)
+    for f in range(g.filters):
+        for t in range(kernel_taps):
+            grad_w[f * kernel_taps + t] = product[t * lanes + f]
+    _release(&ws)
+    return 0
 
 
 cdef int _grad_x_direct(const floating *grad_y, const floating *w, floating *grad_x,
@@ -329,43 +363,39 @@ cdef int _grad_x_direct(const floating *grad_y, const floating *w, floating *gra
     cdef Py_ssize_t kernel_taps = g.kernel_h * g.kernel_w, out_pixels = g.out_h * g.out_w
     cdef Py_ssize_t pixels = g.height * g.width
     cdef Py_ssize_t grad_h = g.height + g.kernel_h - 1, grad_w = g.width + g.kernel_w - 1
-    cdef floating *weights = <floating *> malloc(taps * lanes * sizeof(floating))
-    cdef cn_idx *tap_offset = <cn_idx *> malloc(taps * sizeof(cn_idx))
-    cdef cn_idx *pixel_base = <cn_idx *> malloc(pixels * sizeof(cn_idx))
-    cdef floating *product = <floating *> malloc(pixels * lanes * sizeof(floating))
-    cdef floating *buffer = <floating *> malloc(g.filters * grad_h * grad_w * sizeof(floating))
+    cdef Workspace ws
     cdef Py_ssize_t s, f, p, t, c, i, j
     cdef floating *dst
-    cdef int status = -1
-    if weights != NULL and tap_offset != NULL and pixel_base != NULL and product != NULL and buffer != NULL:
-        t = 0
-        for f in range(g.filters):
-            for i in range(g.kernel_h):
-                for j in range(g.kernel_w):
-                    tap_offset[t] = (f * grad_h + i) * grad_w + j
-                    for c in range(g.channels):
-                        weights[t * lanes + c] = w[(f * g.channels + c) * kernel_taps
-                                                   + (g.kernel_h - 1 - i) * g.kernel_w + g.kernel_w - 1 - j]
-                    for c in range(g.channels, lanes):
-                        weights[t * lanes + c] = 0
-                    t += 1
-        for p in range(pixels):
-            pixel_base[p] = (p // g.width) * grad_w + p % g.width
-        for s in range(batch):
-            _shifted_copy(grad_y + s * g.filters * out_pixels, g.filters, g.out_h, g.out_w, buffer,
-                          grad_h, grad_w, g.kernel_h - 1 - g.pad_h, g.kernel_w - 1 - g.pad_w)
-            _gather(level, buffer, pixel_base, pixels, tap_offset, taps, weights, lanes, product)
-            for c in range(g.channels):
-                dst = grad_x + (s * g.channels + c) * pixels
-                for p in range(pixels):
-                    dst[p] = product[p * lanes + c]
-        status = 0
-    free(weights)
-    free(tap_offset)
-    free(pixel_base)
-    free(product)
-    free(buffer)
-    return status
+    cdef floating *weights
+    cdef floating *product
+    if _allocate(&ws, taps, pixels, lanes, g.filters * grad_h * grad_w, sizeof(floating)) != 0:
+        return -1
+    weights, product = <floating *> ws.weights, <floating *> ws.product
+    t = 0
+    for f in range(g.filters):
+        for i in range(g.kernel_h):
+            for j in range(g.kernel_w):
+                for c in range(g.channels):
+                    weights[t * lanes + c] = w[(f * g.channels + c) * kernel_taps
+                                               + (g.kernel_h - 1 - i) * g.kernel_w + g.kernel_w - 1 - j]
+                for c in range(g.channels, lanes):
+                    weights[t * lanes + c] = 0
+                t += 1
+    _window_offsets(ws.tap_offset, g.filters, g.kernel_h, g.kernel_w, grad_h * grad_w, grad_w)
+    for p in range(pixels):
+        ws.pixel_base[p] = (p // g.width) * grad_w + p % g.width
+    for s in range(batch):
+        _shifted_copy(grad_y + s * g.filters * out_pixels, g.filters, g.out_h, g.out_w,
+                      <floating *> ws.buffer, grad_h, grad_w, g.kernel_h - 1 - g.pad_h,
+                      g.kernel_w - 1 - g.pad_w)
+        _gather(level, <floating *> ws.buffer, ws.pixel_base, pixels, ws.tap_offset, taps,
+                weights, lanes, product)
+        for c in range(g.channels):
+            dst = grad_x + (s * g.channels + c) * pixels
+            for p in range(pixels):
+                dst[p] = product[p * lanes + c]
+    _release(&ws)
+    return 0
 
 
 cdef int _forward_chunk(const floating *x, const floating *w, const floating *bias,
