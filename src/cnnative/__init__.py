@@ -1,11 +1,13 @@
 """cnnative: native kernels for training convolutional networks from scratch in NumPy."""
 from ._threads import get_num_threads, set_num_threads
+from .pooling import max_pool2d, max_pool2d_backward
 from .signal import choose_method, convolve2d, correlate2d
 
 __version__ = "0.1.0"
 
 __all__ = [
     "correlate2d", "convolve2d", "choose_method",
+    "max_pool2d", "max_pool2d_backward",
     "get_num_threads", "set_num_threads",
     "__version__",
 ]
