@@ -15,6 +15,7 @@ import numpy as np
 from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint64_t
 from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 from _common cimport element_step, floating
 
@@ -132,12 +133,101 @@ cdef void _pool_row(const floating *src, Py_ssize_t height, Py_ssize_t width,
                     pos[ow] = row_base + <position> (ow * stride_w) if take else pos[ow]
 
 
-# Window shapes with an unrolled interior path (any vertical stride, any padding).
+cdef inline void _fold_run(const floating *vals, position first, floating *best,
+                           position *where, Py_ssize_t n) noexcept nogil:
+    """Folds element i of vals, at position first + i, into (best[i], where[i]), i < n."""
+    cdef Py_ssize_t i
+    cdef floating val, current
+    cdef bint take
+    for i in range(n):
+        val = vals[i]
+        current = best[i]
+        take = _replaces(val, current)
+        best[i] = val if take else current
+        where[i] = first + <position> i if take else where[i]
+
+
+cdef inline void _fold_pairs(const floating *vals, const position *at, floating *best,
+                             position *where, Py_ssize_t n) noexcept nogil:
+    """Folds (vals[i], at[i]) into (best[i], where[i]), i < n."""
+    cdef Py_ssize_t i
+    cdef floating val, current
+    cdef bint take
+    for i in range(n):
+        val = vals[i]
+        current = best[i]
+        take = _replaces(val, current)
+        best[i] = val if take else current
+        where[i] = at[i] if take else where[i]
+
+
+cdef void _pool_plane_separable(const floating *plane, Py_ssize_t height, Py_ssize_t width,
+                                floating *y, int64_t *indices, Py_ssize_t out_rows,
+                                Py_ssize_t out_cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
+                                Py_ssize_t stride_h, Py_ssize_t pad_h, floating *row_best,
+                                position *row_where, floating *col_best, position *col_where,
+                                position *pos) noexcept nogil:
+    """Horizontal stride 1 and no horizontal padding, on a C-contiguous plane (height, width).
+
+    A window's rows are consecutive runs of the row-major scan and the rule is associative
+    over such runs, so each row's kernel_w-wide run is reduced once (row_best/row_where,
+    height*width entries) and shared by the kernel_h overlapping windows that contain it;
+    then runs are combined down the columns.  Both steps are long unit-stride loops: the
+    horizontal one runs over the whole plane as one flat array (runs crossing a row end are
+    computed but never read), and so does the vertical one when stride_h is 1 and pad_h 0
+    (into col_best/col_where, out_rows*width entries).  pos is scratch for out_cols positions.
+    """
+    cdef Py_ssize_t i, oh, ow, ki, ih, ih_first, ih_stop
+    cdef Py_ssize_t n_runs = height * width - (kernel_w - 1)
+    cdef Py_ssize_t n_cols
+    cdef floating *y_row
+    cdef int64_t *i_row
+    memcpy(row_best, plane, n_runs * sizeof(floating))
+    for i in range(n_runs):
+        row_where[i] = <position> i
+    for i in range(1, kernel_w):
+        _fold_run(plane + i, <position> i, row_best, row_where, n_runs)
+
+    if stride_h == 1 and pad_h == 0:
+        # Every output row's windows start one input row further: the vertical combine is a
+        # flat loop too, over out_rows rows of width entries (the tail columns are unused).
+        n_cols = (out_rows - 1) * width + out_cols
+        memcpy(col_best, row_best, n_cols * sizeof(floating))
+        memcpy(col_where, row_where, n_cols * sizeof(position))
+        for ki in range(1, kernel_h):
+            _fold_pairs(row_best + ki * width, row_where + ki * width, col_best, col_where,
+                        n_cols)
+        for oh in range(out_rows):
+            memcpy(y + oh * out_cols, col_best + oh * width, out_cols * sizeof(floating))
+            i_row = indices + oh * out_cols
+            for ow in range(out_cols):
+                i_row[ow] = col_where[oh * width + ow]
+        return
+
+    for oh in range(out_rows):
+        # Padding rows are skipped; the first real row seeds the fold, as the scan would.
+        ih_first = oh * stride_h - pad_h
+        ih_stop = ih_first + kernel_h
+        if ih_first < 0:
+            ih_first = 0
+        if ih_stop > height:
+            ih_stop = height
+        y_row = y + oh * out_cols
+        memcpy(y_row, row_best + ih_first * width, out_cols * sizeof(floating))
+        memcpy(pos, row_where + ih_first * width, out_cols * sizeof(position))
+        for ih in range(ih_first + 1, ih_stop):
+            _fold_pairs(row_best + ih * width, row_where + ih * width, y_row, pos, out_cols)
+        i_row = indices + oh * out_cols
+        for ow in range(out_cols):
+            i_row[ow] = pos[ow]
+
+
+# Window shapes with an unrolled interior path (any vertical stride, any padding); stride 1
+# across goes to the separable path instead.
 cdef enum:
     WINDOW_GENERIC = 0
     WINDOW_2X2_S2 = 1
-    WINDOW_3X3_S1 = 2
-    WINDOW_3X3_S2 = 3
+    WINDOW_3X3_S2 = 2
 
 
 cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_step,
@@ -159,11 +249,15 @@ cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_s
     cdef floating *y_row
     cdef int64_t *i_row
     cdef floating *gathered = NULL
+    cdef floating *row_best = NULL
+    cdef floating *col_best = NULL
+    cdef position *row_where = NULL
+    cdef position *col_where = NULL
+    cdef int status = 0
     cdef int window = WINDOW_GENERIC
+    cdef bint separable = stride_w == 1 and pad_w == 0 and kernel_w > 1
     if kernel_h == 2 and kernel_w == 2 and stride_w == 2:
         window = WINDOW_2X2_S2
-    elif kernel_h == 3 and kernel_w == 3 and stride_w == 1:
-        window = WINDOW_3X3_S1
     elif kernel_h == 3 and kernel_w == 3 and stride_w == 2:
         window = WINDOW_3X3_S2
     # Output columns whose windows need no horizontal padding: ow*stride_w - pad_w >= 0 and
@@ -174,12 +268,21 @@ cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_s
         inner_stop = out_cols
     if inner_first > inner_stop:
         inner_first = inner_stop
-    if col_step != 1:
-        # Gathered once per plane so the window loops always read unit-stride rows.
+    if col_step != 1 or (separable and row_step != width):
+        # Gathered once per plane: the window loops want unit-stride rows, the separable path
+        # a contiguous plane.
         gathered = <floating *> malloc(height * width * sizeof(floating))
         if gathered == NULL:
             return -1
         src_row_step = width
+    if separable:
+        row_best = <floating *> malloc(height * width * sizeof(floating))
+        row_where = <position *> malloc(height * width * sizeof(position))
+        col_best = <floating *> malloc(out_rows * width * sizeof(floating))
+        col_where = <position *> malloc(out_rows * width * sizeof(position))
+        if row_best == NULL or row_where == NULL or col_best == NULL or col_where == NULL:
+            status = -1
+            stop = start
     for p in range(start, stop):
         plane = x + p * plane_step
         if gathered != NULL:
@@ -188,6 +291,11 @@ cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_s
                 for j in range(width):
                     dense[j] = plane[i * row_step + j * col_step]
             plane = gathered
+        if separable:
+            _pool_plane_separable(plane, height, width, y + p * n_out, indices + p * n_out,
+                                  out_rows, out_cols, kernel_h, kernel_w, stride_h, pad_h,
+                                  row_best, row_where, col_best, col_where, pos)
+            continue
         for oh in range(out_rows):
             y_row = y + p * n_out + oh * out_cols
             i_row = indices + p * n_out + oh * out_cols
@@ -203,10 +311,6 @@ cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_s
                     _pool_row_interior(row, src_row_step, width, pad_w,
                                        <position> (ih_first * width), y_row, pos,
                                        inner_first, inner_stop, 2, 2, 2)
-                elif window == WINDOW_3X3_S1:
-                    _pool_row_interior(row, src_row_step, width, pad_w,
-                                       <position> (ih_first * width), y_row, pos,
-                                       inner_first, inner_stop, 3, 3, 1)
                 else:
                     _pool_row_interior(row, src_row_step, width, pad_w,
                                        <position> (ih_first * width), y_row, pos,
@@ -216,7 +320,11 @@ cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_s
             for ow in range(out_cols):
                 i_row[ow] = pos[ow]
     free(gathered)
-    return 0
+    free(row_best)
+    free(row_where)
+    free(col_best)
+    free(col_where)
+    return status
 
 
 cdef int _pool_planes_dispatch(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_step,
