@@ -15,7 +15,7 @@ import numpy as np
 from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint64_t
 from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from _common cimport element_step, floating
 
@@ -55,11 +55,15 @@ cdef inline void _pool_row_interior(const floating *row, Py_ssize_t row_step, Py
     cdef Py_ssize_t ow, ki, kj, left
     cdef floating best, val
     cdef position where
+    # Position of each window's first element, counted in the position type so the vector
+    # loop needs no 64-bit to 32-bit conversions.
+    cdef position corner = row_origin + <position> (col_first * stride_w - pad_w)
+    cdef position w = <position> width
     cdef bint take
     for ow in range(col_first, col_stop):
         left = ow * stride_w - pad_w
         best = row[left]
-        where = row_origin + <position> left
+        where = corner
         for ki in range(kernel_h):
             for kj in range(kernel_w):
                 if ki == 0 and kj == 0:
@@ -67,9 +71,10 @@ cdef inline void _pool_row_interior(const floating *row, Py_ssize_t row_step, Py
                 val = row[ki * row_step + left + kj]
                 take = _replaces(val, best)
                 best = val if take else best
-                where = row_origin + <position> (ki * width + left + kj) if take else where
+                where = corner + <position> ki * w + <position> kj if take else where
         y_row[ow] = best
         pos[ow] = where
+        corner += <position> stride_w
 
 
 cdef void _pool_row(const floating *src, Py_ssize_t height, Py_ssize_t width,
@@ -93,6 +98,8 @@ cdef void _pool_row(const floating *src, Py_ssize_t height, Py_ssize_t width,
     cdef floating val, current
     cdef bint take
     cdef floating neg_inf = -INFINITY
+    if col_first >= col_stop:
+        return  # the border ranges beside an interior run are often empty
     if ih_first < 0:
         ih_first = 0
     if ih_stop > height:
@@ -139,12 +146,16 @@ cdef inline void _fold_run(const floating *vals, position first, floating *best,
     cdef Py_ssize_t i
     cdef floating val, current
     cdef bint take
+    # A counter of the position type: deriving it from the 64-bit loop index costs a
+    # conversion per vector.
+    cdef position at = first
     for i in range(n):
         val = vals[i]
         current = best[i]
         take = _replaces(val, current)
         best[i] = val if take else current
-        where[i] = first + <position> i if take else where[i]
+        where[i] = at if take else where[i]
+        at += 1
 
 
 cdef inline void _fold_pairs(const floating *vals, const position *at, floating *best,
@@ -152,13 +163,89 @@ cdef inline void _fold_pairs(const floating *vals, const position *at, floating 
     """Folds (vals[i], at[i]) into (best[i], where[i]), i < n."""
     cdef Py_ssize_t i
     cdef floating val, current
+    cdef position val_at, current_at
     cdef bint take
     for i in range(n):
         val = vals[i]
+        val_at = at[i]
         current = best[i]
+        current_at = where[i]
         take = _replaces(val, current)
         best[i] = val if take else current
-        where[i] = at[i] if take else where[i]
+        where[i] = val_at if take else current_at
+
+
+cdef inline void _runs_across_fixed(const floating *vals, floating *best, position *where,
+                                    Py_ssize_t n, const Py_ssize_t taps) noexcept nogil:
+    """(best[i], where[i]) = fold of vals[i .. i + taps) at positions i.., for i < n.
+
+    Called with literal ``taps`` only, so the tap loop unrolls and the run stays in registers.
+    """
+    cdef Py_ssize_t i, t
+    cdef floating run_best, val
+    cdef position run_where, at = 0
+    cdef bint take
+    for i in range(n):
+        run_best = vals[i]
+        run_where = at
+        for t in range(1, taps):
+            val = vals[i + t]
+            take = _replaces(val, run_best)
+            run_best = val if take else run_best
+            run_where = at + <position> t if take else run_where
+        best[i] = run_best
+        where[i] = run_where
+        at += 1
+
+
+cdef inline void _runs_down_fixed(const floating *vals, const position *at, Py_ssize_t step,
+                                  floating *best, position *where, Py_ssize_t n,
+                                  const Py_ssize_t taps) noexcept nogil:
+    """(best[i], where[i]) = fold of (vals, at)[i + t*step] for t < taps, i < n; literal taps."""
+    cdef Py_ssize_t i, t
+    cdef floating run_best, val
+    cdef position run_where, val_at
+    cdef bint take
+    for i in range(n):
+        run_best = vals[i]
+        run_where = at[i]
+        for t in range(1, taps):
+            # Both loads unconditional: a load inside the select would be control flow.
+            val = vals[i + t * step]
+            val_at = at[i + t * step]
+            take = _replaces(val, run_best)
+            run_best = val if take else run_best
+            run_where = val_at if take else run_where
+        best[i] = run_best
+        where[i] = run_where
+
+
+cdef inline void _runs_across(const floating *vals, floating *best, position *where,
+                              Py_ssize_t n, Py_ssize_t taps) noexcept nogil:
+    """(best[i], where[i]) = fold of vals[i .. i + taps) at positions i.., for i < n; taps >= 2."""
+    cdef Py_ssize_t t
+    if taps == 2:
+        _runs_across_fixed(vals, best, where, n, 2)
+        return
+    _runs_across_fixed(vals, best, where, n, 3)
+    for t in range(3, taps):
+        _fold_run(vals + t, <position> t, best, where, n)
+
+
+cdef inline void _runs_down(const floating *vals, const position *at, Py_ssize_t step,
+                            floating *best, position *where, Py_ssize_t n,
+                            Py_ssize_t taps) noexcept nogil:
+    """(best[i], where[i]) = fold of (vals, at)[i + t*step] for t < taps, i < n; taps >= 1."""
+    cdef Py_ssize_t t
+    if taps == 1:
+        memcpy(best, vals, n * sizeof(floating))
+        memcpy(where, at, n * sizeof(position))
+    elif taps == 2:
+        _runs_down_fixed(vals, at, step, best, where, n, 2)
+    else:
+        _runs_down_fixed(vals, at, step, best, where, n, 3)
+        for t in range(3, taps):
+            _fold_pairs(vals + t * step, at + t * step, best, where, n)
 
 
 cdef void _pool_plane_separable(const floating *plane, Py_ssize_t height, Py_ssize_t width,
@@ -182,21 +269,13 @@ cdef void _pool_plane_separable(const floating *plane, Py_ssize_t height, Py_ssi
     cdef Py_ssize_t n_cols
     cdef floating *y_row
     cdef int64_t *i_row
-    memcpy(row_best, plane, n_runs * sizeof(floating))
-    for i in range(n_runs):
-        row_where[i] = <position> i
-    for i in range(1, kernel_w):
-        _fold_run(plane + i, <position> i, row_best, row_where, n_runs)
+    _runs_across(plane, row_best, row_where, n_runs, kernel_w)
 
     if stride_h == 1 and pad_h == 0:
         # Every output row's windows start one input row further: the vertical combine is a
         # flat loop too, over out_rows rows of width entries (the tail columns are unused).
         n_cols = (out_rows - 1) * width + out_cols
-        memcpy(col_best, row_best, n_cols * sizeof(floating))
-        memcpy(col_where, row_where, n_cols * sizeof(position))
-        for ki in range(1, kernel_h):
-            _fold_pairs(row_best + ki * width, row_where + ki * width, col_best, col_where,
-                        n_cols)
+        _runs_down(row_best, row_where, width, col_best, col_where, n_cols, kernel_h)
         for oh in range(out_rows):
             memcpy(y + oh * out_cols, col_best + oh * width, out_cols * sizeof(floating))
             i_row = indices + oh * out_cols
@@ -213,10 +292,8 @@ cdef void _pool_plane_separable(const floating *plane, Py_ssize_t height, Py_ssi
         if ih_stop > height:
             ih_stop = height
         y_row = y + oh * out_cols
-        memcpy(y_row, row_best + ih_first * width, out_cols * sizeof(floating))
-        memcpy(pos, row_where + ih_first * width, out_cols * sizeof(position))
-        for ih in range(ih_first + 1, ih_stop):
-            _fold_pairs(row_best + ih * width, row_where + ih * width, y_row, pos, out_cols)
+        _runs_down(row_best + ih_first * width, row_where + ih_first * width, width, y_row, pos,
+                   out_cols, ih_stop - ih_first)
         i_row = indices + oh * out_cols
         for ow in range(out_cols):
             i_row[ow] = pos[ow]
@@ -357,10 +434,10 @@ cdef int _pool_planes_dispatch(const floating *x, Py_ssize_t plane_step, Py_ssiz
 cdef int _scatter_planes(const floating *grad_y, const int64_t *indices, floating *grad_x,
                          Py_ssize_t n_out, Py_ssize_t plane_size, Py_ssize_t start,
                          Py_ssize_t stop) noexcept nogil:
-    """grad_x[p, indices[p, o]] += grad_y[p, o] for planes [start, stop), outputs in order.
+    """grad_x[p] = 0, then grad_x[p, indices[p, o]] += grad_y[p, o], for planes [start, stop).
 
-    Returns STATUS_BAD_INDEX (before writing anything for it) at the first index outside
-    [0, plane_size), else STATUS_OK.
+    Outputs o are added in increasing order.  Returns STATUS_BAD_INDEX (before writing anything
+    for it) at the first index outside [0, plane_size), else STATUS_OK.
     """
     cdef Py_ssize_t p, o
     cdef int64_t target
@@ -371,6 +448,9 @@ cdef int _scatter_planes(const floating *grad_y, const int64_t *indices, floatin
         g = grad_y + p * n_out
         idx = indices + p * n_out
         out = grad_x + p * plane_size
+        # Zeroed here rather than by the caller: the plane is then in cache for the scatter,
+        # and each thread clears its own planes.
+        memset(out, 0, plane_size * sizeof(floating))
         for o in range(n_out):
             target = idx[o]
             # One unsigned comparison covers both negative and too-large indices.
@@ -460,11 +540,11 @@ def max_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
 
 def max_pool2d_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray indices not None,
                                cnp.ndarray grad_x not None, Py_ssize_t start, Py_ssize_t stop):
-    """Adds grad_y into grad_x at indices for planes [start, stop); returns a status code.
+    """Overwrites planes [start, stop) of grad_x with grad_y scattered to indices; returns a status.
 
     grad_y: (P, Ho, Wo) float32/float64 and indices: (P, Ho, Wo) int64, both C-contiguous;
-    grad_x: (P, H, W) of grad_y's dtype, C-contiguous and writeable (the caller zeroes it).
-    Outputs are added in row-major order within each plane.  Returns STATUS_OK, or
+    grad_x: (P, H, W) of grad_y's dtype, C-contiguous and writeable; its planes are zeroed,
+    then outputs are added in row-major order within each plane.  Returns STATUS_OK, or
     STATUS_BAD_INDEX when an index lies outside [0, H*W): nothing is written for it and the
     remaining planes of the range are left untouched.  Releases the GIL.
     """

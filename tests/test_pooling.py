@@ -365,6 +365,9 @@ def test_backward_kernel_never_writes_outside_a_plane():
         assert not guarded[0].any() and not guarded[3].any()
         assert not grad_x[1].ravel()[1:].any()
         grad_x[...] = 0
+    grad_x[...] = 7  # the kernel clears its planes before scattering
+    native.max_pool2d_backward_planes(grad_y, np.zeros((2, 2, 2), np.int64), grad_x, 1, 2)
+    assert (grad_x[0] == 7).all() and grad_x[1, 0, 0] == 4 and not grad_x[1].ravel()[1:].any()
     with pytest.raises(ValueError):
         native.max_pool2d_backward_planes(grad_y, indices, grad_x, 1, 3)
     with pytest.raises(ValueError):

@@ -146,7 +146,7 @@ def max_pool2d_backward(grad_y, indices, input_shape, *, num_threads=None):
     grad_planes = np.ascontiguousarray(grad_y).reshape(-1, out_h, out_w)
     index_planes = np.ascontiguousarray(indices, dtype=np.int64).reshape(-1, out_h, out_w)
     n_planes = grad_planes.shape[0]
-    grad_x = np.zeros((n_planes, height, width), grad_y.dtype)
+    grad_x = np.empty((n_planes, height, width), grad_y.dtype)  # the kernel zeroes it
     kernel = functools.partial(_pool.max_pool2d_backward_planes, grad_planes, index_planes,
                                grad_x)
     statuses = _threads.run_chunks(kernel, n_planes, _planes_per_chunk(height * width),
