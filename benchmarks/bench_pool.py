@@ -27,7 +27,13 @@ DTYPES = [np.float32, np.float64]
 THREADS = [1, 2]
 
 
+# Pause before each timed call: torch's OpenMP workers keep spinning for a while after a
+# parallel region, and would otherwise take a core from whichever call comes next.
+SETTLE_SECONDS = 0.005
+
+
 def _seconds(call):
+    time.sleep(SETTLE_SECONDS)
     start = time.perf_counter()
     call()
     return time.perf_counter() - start
