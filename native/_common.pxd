@@ -19,3 +19,10 @@ cdef inline Py_ssize_t symmetric_index(Py_ssize_t i, Py_ssize_t n) noexcept nogi
     cdef Py_ssize_t period = 2 * n
     cdef Py_ssize_t k = wrap_index(i, period)
     return period - 1 - k if k >= n else k
+
+
+cdef inline Py_ssize_t element_step(Py_ssize_t stride, Py_ssize_t itemsize) except? -1:
+    """A byte stride of an array as a step in elements (ValueError if it is not a multiple)."""
+    if stride % itemsize:
+        raise ValueError("array strides must be multiples of the item size")
+    return stride // itemsize

@@ -13,7 +13,7 @@ from libc.math cimport fabs
 from libc.string cimport memcpy
 from libc.stdint cimport SIZE_MAX
 
-from _common cimport floating, symmetric_index, wrap_index
+from _common cimport element_step, floating, symmetric_index, wrap_index
 
 cnp.import_array()
 
@@ -174,13 +174,6 @@ cdef float _to_float32(double value) except? -1:
         return np.float32(value)
 
 
-cdef Py_ssize_t _element_step(cnp.ndarray a, int axis, Py_ssize_t itemsize) except? -1:
-    cdef Py_ssize_t stride = cnp.PyArray_STRIDE(a, axis)
-    if stride % itemsize:
-        raise ValueError("array strides must be multiples of the item size")
-    return stride // itemsize
-
-
 def correlate_direct(cnp.ndarray image not None, cnp.ndarray kernel not None, bint flip,
                      int mode, int boundary, double fillvalue):
     """out = scipy-order correlation (flip=False) or convolution (flip=True) of image with kernel.
@@ -222,10 +215,10 @@ def correlate_direct(cnp.ndarray image not None, cnp.ndarray kernel not None, bi
         top, left = kernel_rows - 1, kernel_cols - 1
 
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(image)
-    cdef Py_ssize_t row_step = _element_step(image, 0, itemsize)
-    cdef Py_ssize_t col_step = _element_step(image, 1, itemsize)
-    cdef Py_ssize_t kernel_row_step = _element_step(kernel, 0, itemsize)
-    cdef Py_ssize_t kernel_col_step = _element_step(kernel, 1, itemsize)
+    cdef Py_ssize_t row_step = element_step(cnp.PyArray_STRIDE(image, 0), itemsize)
+    cdef Py_ssize_t col_step = element_step(cnp.PyArray_STRIDE(image, 1), itemsize)
+    cdef Py_ssize_t kernel_row_step = element_step(cnp.PyArray_STRIDE(kernel, 0), itemsize)
+    cdef Py_ssize_t kernel_col_step = element_step(cnp.PyArray_STRIDE(kernel, 1), itemsize)
     cdef Py_ssize_t padded_rows = out_rows + kernel_rows - 1
     cdef Py_ssize_t padded_cols = out_cols + kernel_cols - 1
     if padded_rows > (<Py_ssize_t> (SIZE_MAX // 2)) // padded_cols // itemsize:

@@ -154,7 +154,7 @@ GOOD_W = np.ones((4, 3, 3, 3))
     (lambda: cnnative.conv2d(GOOD_X, np.ones((4, 3, 9, 3))), ValueError, r"larger than the padded input"),
     (lambda: cnnative.conv2d(GOOD_X, GOOD_W, stride=0), ValueError, r"stride must be >= 1"),
     (lambda: cnnative.conv2d(GOOD_X, GOOD_W, padding=-1), ValueError, r"padding must be >= 0"),
-    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, stride=(1, 2, 3)), TypeError, r"stride must be an int or a pair"),
+    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, stride=(1, 2, 3)), ValueError, r"stride must be an int or a pair"),
     (lambda: cnnative.conv2d(GOOD_X, GOOD_W, stride=1.5), TypeError, r"stride must be an int or a pair"),
     (lambda: cnnative.conv2d(GOOD_X, GOOD_W, np.ones(3)), ValueError, r"b must have shape \(4,\)"),
     (lambda: cnnative.conv2d(GOOD_X.astype(np.float32), GOOD_W), TypeError, r"x has dtype float32 but w has float64"),

@@ -2,6 +2,7 @@
 from ._threads import get_num_threads, set_num_threads
 from .conv import conv2d, conv2d_backward
 from .dense import dense, dense_backward
+from .pooling import max_pool2d, max_pool2d_backward
 from .signal import choose_method, convolve2d, correlate2d
 
 __version__ = "0.1.0"
@@ -10,6 +11,7 @@ __all__ = [
     "correlate2d", "convolve2d", "choose_method",
     "conv2d", "conv2d_backward",
     "dense", "dense_backward",
+    "max_pool2d", "max_pool2d_backward",
     "get_num_threads", "set_num_threads",
     "__version__",
 ]

@@ -111,8 +111,35 @@ def run_chunks(func, n_items, chunk_size, num_threads=None):
     bounds = [(start, min(start + chunk_size, n_items)) for start in range(0, n_items, chunk_size)]
     if threads == 1 or len(bounds) <= 1:
         return [func(start, stop) for start, stop in bounds]
-    # The calling thread takes a share of the work instead of waiting idle.
-    pool = _pool(threads - 1)
-    futures = [pool.submit(func, start, stop) for start, stop in bounds[1:]]
-    first = func(*bounds[0])
-    return [first] + [f.result() for f in futures]
+    # Every thread, the caller included, claims the next unclaimed chunk whenever it is free.
+    # Handing the pool all chunks but the first would leave the caller with 1/len(bounds) of
+    # the work (with 2 threads and 10 chunks, one thread would do 9 of them).
+    results = [None] * len(bounds)
+    claim_lock = threading.Lock()
+    unclaimed = iter(range(len(bounds)))
+    failed = []
+
+    def drain():
+        while not failed:
+            with claim_lock:
+                index = next(unclaimed, None)
+            if index is None:
+                return
+            try:
+                results[index] = func(*bounds[index])
+            except BaseException:
+                failed.append(True)  # the others stop claiming; the error surfaces below
+                raise
+
+    helpers = min(threads, len(bounds)) - 1
+    pool = _pool(helpers)
+    futures = [pool.submit(drain) for _ in range(helpers)]
+    try:
+        drain()
+    finally:
+        # No chunk may still be running once this returns or raises.
+        for future in futures:
+            future.exception()
+    for future in futures:
+        future.result()
+    return results

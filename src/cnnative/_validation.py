@@ -101,23 +101,56 @@ def float_array(value, name, func, ndim, dtype=None, reference=None):
     already have it, as the argument named ``reference`` does (see same_float_dtype).
     """
     array = as_array(value, name, func, (ndim,) if isinstance(ndim, int) else ndim)
-    if dtype is None:
-        own = float_dtype(array, name, func)
-    else:
-        own = same_float_dtype(array, name, dtype, reference, func)
-    return array if array.dtype.isnative else array.astype(own)
+    if dtype is not None:
+        same_float_dtype(array, name, dtype, reference, func)
+    return as_float_array(array, name, func)
+
+
+def as_float_array(value, name, func):
+    """``np.asarray(value)`` as a native-byte-order float32 or float64 array.
+
+    Other dtypes (integers, bool, float16, long double, complex, object) raise TypeError rather
+    than being converted silently: the kernels' dtype is the caller's choice.
+    """
+    array = np.asarray(value)
+    dtype = float_dtype(array, name, func)
+    return array if array.dtype.isnative else array.astype(dtype)
+
+
+def check_spatial(array, name, func):
+    """``array`` must have at least two dimensions (..., H, W) and no empty axis."""
+    if array.ndim < 2:
+        raise ValueError(f"{func}: {name} must have at least 2 dimensions (..., H, W), "
+                         f"got ndim={array.ndim}")
+    if array.size == 0:
+        raise ValueError(f"{func}: {name} must be non-empty, got shape {array.shape}")
 
 
 def int_pair(value, name, func, minimum):
-    """An int or a pair of ints, each >= minimum, as a tuple (height, width)."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else value
-    try:
-        first, second = pair
-    except (TypeError, ValueError):
-        raise TypeError(f"{func}: {name} must be an int or a pair of ints, got {value!r}") from None
-    for item in (first, second):
-        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+    """An int or a pair of ints, each >= ``minimum``, as a tuple (a, b)."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2:
+        raise ValueError(f"{func}: {name} must be an int or a pair of ints, got {value!r}")
+    for item in items:
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Integral):
             raise TypeError(f"{func}: {name} must be an int or a pair of ints, got {value!r}")
-        if item < minimum:
-            raise ValueError(f"{func}: {name} must be >= {minimum}, got {value!r}")
-    return int(first), int(second)
+    pair = (int(items[0]), int(items[1]))
+    if min(pair) < minimum:
+        raise ValueError(f"{func}: {name} must be >= {minimum}, got {value!r}")
+    return pair
+
+
+def shape_tuple(value, name, func):
+    """A shape given as a sequence of non-negative ints, as a tuple of Python ints."""
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(f"{func}: {name} must be a sequence of ints, got {value!r}") from None
+    for item in items:
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Integral):
+            raise TypeError(f"{func}: {name} must be a sequence of ints, got {value!r}")
+        if item < 0:
+            raise ValueError(f"{func}: {name} must not contain negative sizes, got {value!r}")
+    return tuple(int(item) for item in items)

@@ -1,0 +1,111 @@
+"""Max pooling: cnnative against torch (forward with indices, and backward), as a markdown table.
+
+    python benchmarks/bench_pool.py [--repeats 31] [--quick]
+
+For each case the contenders run interleaved (alternating which goes first) so drifts in machine
+load hit both alike, and the table reports the median of the repeats plus the ratio
+torch / cnnative (above 1: cnnative is faster).  Both sides get the same thread count.
+torch is optional: without it only cnnative's times are printed.
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import cnnative
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # the table then has cnnative's column only
+    torch = None
+
+SHAPE = (64, 20, 24, 24)
+WINDOWS = [((2, 2), (2, 2)), ((3, 3), (1, 1))]  # (kernel_size, stride), no padding
+DTYPES = [np.float32, np.float64]
+THREADS = [1, 2]
+
+
+# Pause before each timed call: torch's OpenMP workers keep spinning for a while after a
+# parallel region, and would otherwise take a core from whichever call comes next.
+SETTLE_SECONDS = 0.005
+
+
+def _seconds(call):
+    time.sleep(SETTLE_SECONDS)
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def _interleaved_medians(calls, repeats):
+    """Median seconds of each of ``calls``, run round-robin, the order rotating every round."""
+    for call in calls:  # warm-up: thread pools, page faults, lazy initialisation
+        call()
+    samples = [[] for _ in calls]
+    for r in range(repeats):
+        order = range(len(calls)) if r % 2 == 0 else reversed(range(len(calls)))
+        for i in order:
+            samples[i].append(_seconds(calls[i]))
+    return [statistics.median(s) for s in samples]
+
+
+def _contenders(x, kernel, stride, threads):
+    """(name, forward call, backward call) per contender, after checking they agree."""
+    y, indices = cnnative.max_pool2d(x, kernel, stride, num_threads=threads)
+    grad_y = np.random.default_rng(1).standard_normal(y.shape).astype(x.dtype)
+    ours = (
+        lambda: cnnative.max_pool2d(x, kernel, stride, num_threads=threads),
+        lambda: cnnative.max_pool2d_backward(grad_y, indices, x.shape, num_threads=threads),
+    )
+    if torch is None:
+        return [("cnnative",) + ours]
+    tx = torch.from_numpy(x)
+    ty, tindices = F.max_pool2d(tx, kernel, stride, return_indices=True)
+    if not (np.array_equal(tindices.numpy(), indices) and np.array_equal(ty.numpy(), y)):
+        raise AssertionError(f"cnnative and torch disagree for kernel {kernel}, stride {stride}")
+    tgrad_y = torch.from_numpy(grad_y)
+    backward = torch.ops.aten.max_pool2d_with_indices_backward
+    theirs = (
+        lambda: F.max_pool2d(tx, kernel, stride, return_indices=True),
+        lambda: backward(tgrad_y, tx, list(kernel), list(stride), [0, 0], [1, 1], False, tindices),
+    )
+    return [("cnnative",) + ours, ("torch",) + theirs]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=31)
+    parser.add_argument("--quick", action="store_true", help="7 repeats")
+    args = parser.parse_args(argv)
+    repeats = 7 if args.quick else args.repeats
+
+    x64 = np.random.default_rng(0).standard_normal(SHAPE)
+    header = "| window | dtype | threads | pass | cnnative (µs) |"
+    if torch is not None:
+        header += " torch (µs) | torch / cnnative |"
+        print(f"torch {torch.__version__}, cnnative {cnnative.__version__}, input {SHAPE}, "
+              f"median of {repeats}\n")
+    else:
+        print(f"torch not importable: cnnative only; input {SHAPE}, median of {repeats}\n")
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for kernel, stride in WINDOWS:
+        for dtype in DTYPES:
+            x = x64.astype(dtype)
+            for threads in THREADS:
+                if torch is not None:
+                    torch.set_num_threads(threads)
+                contenders = _contenders(x, kernel, stride, threads)
+                for column, label in ((1, "forward"), (2, "backward")):
+                    times = _interleaved_medians([c[column] for c in contenders], repeats)
+                    row = (f"| {kernel[0]}x{kernel[1]}/s{stride[0]} | {np.dtype(dtype).name} | "
+                           f"{threads} | {label} | {times[0] * 1e6:.0f} |")
+                    if torch is not None:
+                        row += f" {times[1] * 1e6:.0f} | {times[1] / times[0]:.1f} |"
+                    print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,586 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""2-D max pooling with argmax indices, and its backward scatter, for float32/float64 planes.
+
+Semantics are PyTorch's CPU ones: each window is scanned row-major, an element replaces the
+running maximum when it is larger or NaN (so the first maximum wins ties and the last NaN wins),
+padding is -inf and never chosen.  Indices are flat positions ``ih * W + iw`` within a plane.
+
+The validating wrappers live in ``cnnative.pooling``; the entry points here re-check every
+precondition they rely on for memory safety, so no Python caller can make them read or write
+out of bounds.  They work on planes ``[start, stop)`` of a (P, H, W) stack so that
+``_threads.run_chunks`` can hand disjoint slices to different threads.
+"""
+cimport numpy as cnp
+import numpy as np
+from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint64_t
+from libc.math cimport INFINITY
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
+
+from _common cimport element_step, floating
+
+cnp.import_array()
+
+# Status codes of max_pool2d_backward_planes.
+STATUS_OK, STATUS_BAD_INDEX = 0, 1
+
+
+ctypedef fused position:
+    # Argmax positions are kept at the value's width while a row is reduced: the compiler only
+    # vectorises the compare-and-blend when the blended position lanes match the value lanes, or
+    # are narrower (int32 for both dtypes).  int64 is the fallback for planes of 2**31 elements
+    # or more.
+    int32_t
+    int64_t
+
+
+cdef inline bint _replaces(floating val, floating current) noexcept nogil:
+    # PyTorch's rule.  Bitwise | keeps both comparisons unconditional, so the loops that use it
+    # compile to compare-and-blend instead of branches on data.
+    return (val > current) | (val != val)
+
+
+cdef inline void _pool_row_interior(const floating *row, Py_ssize_t row_step, Py_ssize_t width,
+                                    Py_ssize_t pad_w, position row_origin, floating *y_row,
+                                    position *pos, Py_ssize_t col_first, Py_ssize_t col_stop,
+                                    const Py_ssize_t kernel_h, const Py_ssize_t kernel_w,
+                                    const Py_ssize_t stride_w) noexcept nogil:
+    """Output columns [col_first, col_stop) of a row whose windows lie wholly inside the plane.
+
+    ``row`` is the windows' first input row, ``row_origin`` its position in the plane.  Called
+    with literal window sizes and stride only: once inlined, the tap loops unroll and each
+    window is folded in scan order in registers, leaving one compare-and-blend per tap across
+    the vectorised output columns.
+    """
+    cdef Py_ssize_t ow, ki, kj, left
+    cdef floating best, val
+    cdef position where
+    # Position of each window's first element, counted in the position type so the vector
+    # loop needs no 64-bit to 32-bit conversions.
+    cdef position corner = row_origin + <position> (col_first * stride_w - pad_w)
+    cdef position w = <position> width
+    cdef bint take
+    for ow in range(col_first, col_stop):
+        left = ow * stride_w - pad_w
+        best = row[left]
+        where = corner
+        for ki in range(kernel_h):
+            for kj in range(kernel_w):
+                if ki == 0 and kj == 0:
+                    continue
+                val = row[ki * row_step + left + kj]
+                take = _replaces(val, best)
+                best = val if take else best
+                where = corner + <position> ki * w + <position> kj if take else where
+        y_row[ow] = best
+        pos[ow] = where
+        corner += <position> stride_w
+
+
+cdef void _pool_row(const floating *src, Py_ssize_t height, Py_ssize_t width,
+                    Py_ssize_t row_step, floating *y_row, position *pos, Py_ssize_t oh,
+                    Py_ssize_t col_first, Py_ssize_t col_stop, Py_ssize_t kernel_h,
+                    Py_ssize_t kernel_w, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                    Py_ssize_t pad_h, Py_ssize_t pad_w) noexcept nogil:
+    """Output columns [col_first, col_stop) of row ``oh``, any window, stride and padding.
+
+    ``src`` is the plane (height, width).  y_row and pos hold the running (max, argmax) and the
+    window's taps are the outer loops in row-major order, so every output still sees its
+    elements in scan order while the innermost loop runs across output columns with the same
+    compare-and-blend in every lane.  Padding taps are skipped by clipping each tap's column
+    range rather than by tests inside the loop.
+    """
+    cdef Py_ssize_t ow, ih, kj, offset, first, stop, limit
+    cdef Py_ssize_t ih_first = oh * stride_h - pad_h
+    cdef Py_ssize_t ih_stop = ih_first + kernel_h
+    cdef const floating *row
+    cdef position row_base
+    cdef floating val, current
+    cdef bint take
+    cdef floating neg_inf = -INFINITY
+    if col_first >= col_stop:
+        return  # the border ranges beside an interior run are often empty
+    if ih_first < 0:
+        ih_first = 0
+    if ih_stop > height:
+        ih_stop = height
+    # The running maximum starts at -inf on the window's first real element, so a window of
+    # real -inf values reports that element (a real -inf never beats -inf).
+    for ow in range(col_first, col_stop):
+        offset = ow * stride_w - pad_w
+        y_row[ow] = neg_inf
+        pos[ow] = <position> (ih_first * width + (offset if offset > 0 else 0))
+    for ih in range(ih_first, ih_stop):
+        row = src + ih * row_step
+        for kj in range(kernel_w):
+            offset = kj - pad_w
+            # Output columns whose tap kj lands inside the row: 0 <= ow*stride_w + offset < width.
+            first = 0 if offset >= 0 else (-offset + stride_w - 1) // stride_w
+            limit = width - offset
+            stop = (limit + stride_w - 1) // stride_w if limit > 0 else 0
+            if first < col_first:
+                first = col_first
+            if stop > col_stop:
+                stop = col_stop
+            row_base = <position> (ih * width + offset)
+            if stride_w == 1:
+                # Its own loop so the compiler sees unit-stride loads.
+                for ow in range(first, stop):
+                    val = row[ow + offset]
+                    current = y_row[ow]
+                    take = _replaces(val, current)
+                    y_row[ow] = val if take else current
+                    pos[ow] = row_base + <position> ow if take else pos[ow]
+            else:
+                for ow in range(first, stop):
+                    val = row[ow * stride_w + offset]
+                    current = y_row[ow]
+                    take = _replaces(val, current)
+                    y_row[ow] = val if take else current
+                    pos[ow] = row_base + <position> (ow * stride_w) if take else pos[ow]
+
+
+cdef inline void _fold_run(const floating *vals, position first, floating *best,
+                           position *where, Py_ssize_t n) noexcept nogil:
+    """Folds element i of vals, at position first + i, into (best[i], where[i]), i < n."""
+    cdef Py_ssize_t i
+    cdef floating val, current
+    cdef bint take
+    # A counter of the position type: deriving it from the 64-bit loop index costs a
+    # conversion per vector.
+    cdef position at = first
+    for i in range(n):
+        val = vals[i]
+        current = best[i]
+        take = _replaces(val, current)
+        best[i] = val if take else current
+        where[i] = at if take else where[i]
+        at += 1
+
+
+cdef inline void _fold_pairs(const floating *vals, const position *at, floating *best,
+                             position *where, Py_ssize_t n) noexcept nogil:
+    """Folds (vals[i], at[i]) into (best[i], where[i]), i < n."""
+    cdef Py_ssize_t i
+    cdef floating val, current
+    cdef position val_at, current_at
+    cdef bint take
+    for i in range(n):
+        val = vals[i]
+        val_at = at[i]
+        current = best[i]
+        current_at = where[i]
+        take = _replaces(val, current)
+        best[i] = val if take else current
+        where[i] = val_at if take else current_at
+
+
+cdef inline void _runs_across_fixed(const floating *vals, floating *best, position *where,
+                                    Py_ssize_t n, const Py_ssize_t taps) noexcept nogil:
+    """(best[i], where[i]) = fold of vals[i .. i + taps) at positions i.., for i < n.
+
+    Called with literal ``taps`` only, so the tap loop unrolls and the run stays in registers.
+    """
+    cdef Py_ssize_t i, t
+    cdef floating run_best, val
+    cdef position run_where, at = 0
+    cdef bint take
+    for i in range(n):
+        run_best = vals[i]
+        run_where = at
+        for t in range(1, taps):
+            val = vals[i + t]
+            take = _replaces(val, run_best)
+            run_best = val if take else run_best
+            run_where = at + <position> t if take else run_where
+        best[i] = run_best
+        where[i] = run_where
+        at += 1
+
+
+cdef inline void _runs_down_fixed(const floating *vals, const position *at, Py_ssize_t step,
+                                  floating *best, position *where, Py_ssize_t n,
+                                  const Py_ssize_t taps) noexcept nogil:
+    """(best[i], where[i]) = fold of (vals, at)[i + t*step] for t < taps, i < n; literal taps."""
+    cdef Py_ssize_t i, t
+    cdef floating run_best, val
+    cdef position run_where, val_at
+    cdef bint take
+    for i in range(n):
+        run_best = vals[i]
+        run_where = at[i]
+        for t in range(1, taps):
+            # Both loads unconditional: a load inside the select would be control flow.
+            val = vals[i + t * step]
+            val_at = at[i + t * step]
+            take = _replaces(val, run_best)
+            run_best = val if take else run_best
+            run_where = val_at if take else run_where
+        best[i] = run_best
+        where[i] = run_where
+
+
+cdef inline void _runs_across(const floating *vals, floating *best, position *where,
+                              Py_ssize_t n, Py_ssize_t taps) noexcept nogil:
+    """(best[i], where[i]) = fold of vals[i .. i + taps) at positions i.., for i < n; taps >= 2."""
+    cdef Py_ssize_t t
+    if taps == 2:
+        _runs_across_fixed(vals, best, where, n, 2)
+        return
+    _runs_across_fixed(vals, best, where, n, 3)
+    for t in range(3, taps):
+        _fold_run(vals + t, <position> t, best, where, n)
+
+
+cdef inline void _runs_down(const floating *vals, const position *at, Py_ssize_t step,
+                            floating *best, position *where, Py_ssize_t n,
+                            Py_ssize_t taps) noexcept nogil:
+    """(best[i], where[i]) = fold of (vals, at)[i + t*step] for t < taps, i < n; taps >= 1."""
+    cdef Py_ssize_t t
+    if taps == 1:
+        memcpy(best, vals, n * sizeof(floating))
+        memcpy(where, at, n * sizeof(position))
+    elif taps == 2:
+        _runs_down_fixed(vals, at, step, best, where, n, 2)
+    else:
+        _runs_down_fixed(vals, at, step, best, where, n, 3)
+        for t in range(3, taps):
+            _fold_pairs(vals + t * step, at + t * step, best, where, n)
+
+
+cdef void _pool_plane_separable(const floating *plane, Py_ssize_t height, Py_ssize_t width,
+                                floating *y, int64_t *indices, Py_ssize_t out_rows,
+                                Py_ssize_t out_cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
+                                Py_ssize_t stride_h, Py_ssize_t pad_h, floating *row_best,
+                                position *row_where, floating *col_best, position *col_where,
+                                position *pos) noexcept nogil:
+    """Horizontal stride 1 and no horizontal padding, on a C-contiguous plane (height, width).
+
+    A window's rows are consecutive runs of the row-major scan and the rule is associative
+    over such runs, so each row's kernel_w-wide run is reduced once (row_best/row_where,
+    height*width entries) and shared by the kernel_h overlapping windows that contain it;
+    then runs are combined down the columns.  Both steps are long unit-stride loops: the
+    horizontal one runs over the whole plane as one flat array (runs crossing a row end are
+    computed but never read), and so does the vertical one when stride_h is 1 and pad_h 0
+    (into col_best/col_where, out_rows*width entries).  pos is scratch for out_cols positions.
+    """
+    cdef Py_ssize_t i, oh, ow, ki, ih, ih_first, ih_stop
+    cdef Py_ssize_t n_runs = height * width - (kernel_w - 1)
+    cdef Py_ssize_t n_cols
+    cdef floating *y_row
+    cdef int64_t *i_row
+    _runs_across(plane, row_best, row_where, n_runs, kernel_w)
+
+    if stride_h == 1 and pad_h == 0:
+        # Every output row's windows start one input row further: the vertical combine is a
+        # flat loop too, over out_rows rows of width entries (the tail columns are unused).
+        n_cols = (out_rows - 1) * width + out_cols
+        _runs_down(row_best, row_where, width, col_best, col_where, n_cols, kernel_h)
+        for oh in range(out_rows):
+            memcpy(y + oh * out_cols, col_best + oh * width, out_cols * sizeof(floating))
+            i_row = indices + oh * out_cols
+            for ow in range(out_cols):
+                i_row[ow] = col_where[oh * width + ow]
+        return
+
+    for oh in range(out_rows):
+        # Padding rows are skipped; the first real row seeds the fold, as the scan would.
+        ih_first = oh * stride_h - pad_h
+        ih_stop = ih_first + kernel_h
+        if ih_first < 0:
+            ih_first = 0
+        if ih_stop > height:
+            ih_stop = height
+        y_row = y + oh * out_cols
+        _runs_down(row_best + ih_first * width, row_where + ih_first * width, width, y_row, pos,
+                   out_cols, ih_stop - ih_first)
+        i_row = indices + oh * out_cols
+        for ow in range(out_cols):
+            i_row[ow] = pos[ow]
+
+
+# Window shapes with an unrolled interior path (any vertical stride, any padding); stride 1
+# across goes to the separable path instead.
+cdef enum:
+    WINDOW_GENERIC = 0
+    WINDOW_2X2_S2 = 1
+    WINDOW_3X3_S2 = 2
+
+
+cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_step,
+                      Py_ssize_t col_step, Py_ssize_t height, Py_ssize_t width,
+                      floating *y, int64_t *indices, Py_ssize_t out_rows, Py_ssize_t out_cols,
+                      Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride_h,
+                      Py_ssize_t stride_w, Py_ssize_t pad_h, Py_ssize_t pad_w,
+                      Py_ssize_t start, Py_ssize_t stop, position *pos) noexcept nogil:
+    """Pools planes [start, stop); steps are in elements; pos is scratch for out_cols positions.
+
+    Returns 0, or -1 when memory ran out.
+    """
+    cdef Py_ssize_t p, oh, ow, i, j, ih_first, src_row_step = row_step
+    cdef Py_ssize_t n_out = out_rows * out_cols
+    cdef Py_ssize_t inner_first, inner_stop
+    cdef const floating *plane
+    cdef const floating *row
+    cdef floating *dense
+    cdef floating *y_row
+    cdef int64_t *i_row
+    cdef floating *gathered = NULL
+    cdef floating *row_best = NULL
+    cdef floating *col_best = NULL
+    cdef position *row_where = NULL
+    cdef position *col_where = NULL
+    cdef int status = 0
+    cdef int window = WINDOW_GENERIC
+    cdef bint separable = stride_w == 1 and pad_w == 0 and kernel_w > 1
+    if kernel_h == 2 and kernel_w == 2 and stride_w == 2:
+        window = WINDOW_2X2_S2
+    elif kernel_h == 3 and kernel_w == 3 and stride_w == 2:
+        window = WINDOW_3X3_S2
+    # Output columns whose windows need no horizontal padding: ow*stride_w - pad_w >= 0 and
+    # ow*stride_w - pad_w + kernel_w <= width.
+    inner_first = (pad_w + stride_w - 1) // stride_w
+    inner_stop = (width + pad_w - kernel_w) // stride_w + 1
+    if inner_stop > out_cols:
+        inner_stop = out_cols
+    if inner_first > inner_stop:
+        inner_first = inner_stop
+    if col_step != 1 or (separable and row_step != width):
+        # Gathered once per plane: the window loops want unit-stride rows, the separable path
+        # a contiguous plane.
+        gathered = <floating *> malloc(height * width * sizeof(floating))
+        if gathered == NULL:
+            return -1
+        src_row_step = width
+    if separable:
+        row_best = <floating *> malloc(height * width * sizeof(floating))
+        row_where = <position *> malloc(height * width * sizeof(position))
+        col_best = <floating *> malloc(out_rows * width * sizeof(floating))
+        col_where = <position *> malloc(out_rows * width * sizeof(position))
+        if row_best == NULL or row_where == NULL or col_best == NULL or col_where == NULL:
+            status = -1
+            stop = start
+    for p in range(start, stop):
+        plane = x + p * plane_step
+        if gathered != NULL:
+            for i in range(height):
+                dense = gathered + i * width
+                for j in range(width):
+                    dense[j] = plane[i * row_step + j * col_step]
+            plane = gathered
+        if separable:
+            _pool_plane_separable(plane, height, width, y + p * n_out, indices + p * n_out,
+                                  out_rows, out_cols, kernel_h, kernel_w, stride_h, pad_h,
+                                  row_best, row_where, col_best, col_where, pos)
+            continue
+        for oh in range(out_rows):
+            y_row = y + p * n_out + oh * out_cols
+            i_row = indices + p * n_out + oh * out_cols
+            ih_first = oh * stride_h - pad_h
+            if window == WINDOW_GENERIC or ih_first < 0 or ih_first + kernel_h > height:
+                _pool_row(plane, height, width, src_row_step, y_row, pos, oh, 0, out_cols,
+                          kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+            else:
+                _pool_row(plane, height, width, src_row_step, y_row, pos, oh, 0, inner_first,
+                          kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+                row = plane + ih_first * src_row_step
+                if window == WINDOW_2X2_S2:
+                    _pool_row_interior(row, src_row_step, width, pad_w,
+                                       <position> (ih_first * width), y_row, pos,
+                                       inner_first, inner_stop, 2, 2, 2)
+                else:
+                    _pool_row_interior(row, src_row_step, width, pad_w,
+                                       <position> (ih_first * width), y_row, pos,
+                                       inner_first, inner_stop, 3, 3, 2)
+                _pool_row(plane, height, width, src_row_step, y_row, pos, oh, inner_stop,
+                          out_cols, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+            for ow in range(out_cols):
+                i_row[ow] = pos[ow]
+    free(gathered)
+    free(row_best)
+    free(row_where)
+    free(col_best)
+    free(col_where)
+    return status
+
+
+cdef int _pool_planes_dispatch(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_step,
+                               Py_ssize_t col_step, Py_ssize_t height, Py_ssize_t width,
+                               floating *y, int64_t *indices, Py_ssize_t out_rows,
+                               Py_ssize_t out_cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
+                               Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_h,
+                               Py_ssize_t pad_w, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    """_pool_planes with int32 positions when every plane position fits, else int64."""
+    cdef int status = -1
+    cdef int32_t *pos32
+    cdef int64_t *pos64
+    if height * width <= INT32_MAX:
+        pos32 = <int32_t *> malloc(out_cols * sizeof(int32_t))
+        if pos32 != NULL:
+            status = _pool_planes(x, plane_step, row_step, col_step, height, width, y, indices,
+                                  out_rows, out_cols, kernel_h, kernel_w, stride_h, stride_w,
+                                  pad_h, pad_w, start, stop, pos32)
+        free(pos32)
+    else:
+        pos64 = <int64_t *> malloc(out_cols * sizeof(int64_t))
+        if pos64 != NULL:
+            status = _pool_planes(x, plane_step, row_step, col_step, height, width, y, indices,
+                                  out_rows, out_cols, kernel_h, kernel_w, stride_h, stride_w,
+                                  pad_h, pad_w, start, stop, pos64)
+        free(pos64)
+    return status
+
+
+cdef int _scatter_planes(const floating *grad_y, const int64_t *indices, floating *grad_x,
+                         Py_ssize_t n_out, Py_ssize_t plane_size, Py_ssize_t start,
+                         Py_ssize_t stop) noexcept nogil:
+    """grad_x[p] = 0, then grad_x[p, indices[p, o]] += grad_y[p, o], for planes [start, stop).
+
+    Outputs o are added in increasing order.  Returns STATUS_BAD_INDEX (before writing anything
+    for it) at the first index outside [0, plane_size), else STATUS_OK.
+    """
+    cdef Py_ssize_t p, o
+    cdef int64_t target
+    cdef const floating *g
+    cdef const int64_t *idx
+    cdef floating *out
+    for p in range(start, stop):
+        g = grad_y + p * n_out
+        idx = indices + p * n_out
+        out = grad_x + p * plane_size
+        # Zeroed here rather than by the caller: the plane is then in cache for the scatter,
+        # and each thread clears its own planes.
+        memset(out, 0, plane_size * sizeof(floating))
+        for o in range(n_out):
+            target = idx[o]
+            # One unsigned comparison covers both negative and too-large indices.
+            if <uint64_t> target >= <uint64_t> plane_size:
+                return 1
+            out[target] += g[o]
+    return 0
+
+
+cdef _check_output(cnp.ndarray a, str name, int typenum, Py_ssize_t planes, Py_ssize_t rows,
+                   Py_ssize_t cols):
+    if (cnp.PyArray_NDIM(a) != 3 or cnp.PyArray_TYPE(a) != typenum
+            or not cnp.PyArray_ISNOTSWAPPED(a)):
+        raise TypeError(f"{name} must be a 3-D array of the matching native dtype")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{name} must be C-contiguous and writeable")
+    if (cnp.PyArray_DIM(a, 0) != planes or cnp.PyArray_DIM(a, 1) != rows
+            or cnp.PyArray_DIM(a, 2) != cols):
+        raise ValueError(f"{name} must have shape ({planes}, {rows}, {cols})")
+
+
+cdef _check_float_stack(cnp.ndarray a, str name):
+    if cnp.PyArray_NDIM(a) != 3:
+        raise ValueError(f"{name} must be 3-D")
+    if cnp.PyArray_TYPE(a) not in (cnp.NPY_FLOAT32, cnp.NPY_FLOAT64) or not cnp.PyArray_ISNOTSWAPPED(a):
+        raise TypeError(f"{name} must be native float32 or float64")
+
+
+cdef _check_range(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t planes):
+    if not 0 <= start <= stop <= planes:
+        raise ValueError(f"planes [{start}, {stop}) outside [0, {planes})")
+
+
+def max_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
+                      cnp.ndarray indices not None, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
+                      Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_h,
+                      Py_ssize_t pad_w, Py_ssize_t start, Py_ssize_t stop):
+    """Max-pools planes [start, stop) of x into y and indices, in place.
+
+    x: (P, H, W) float32/float64, H, W >= 1, any strides; y: (P, Ho, Wo) of x's dtype and
+    indices: (P, Ho, Wo) int64, both C-contiguous and writeable, with
+    Ho = (H + 2*pad_h - kernel_h) // stride_h + 1 (likewise Wo).  kernel >= 1, stride >= 1,
+    0 <= pad <= kernel // 2 and the kernel must fit in the padded plane.  Releases the GIL.
+    """
+    _check_float_stack(x, "x")
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef Py_ssize_t planes = cnp.PyArray_DIM(x, 0)
+    cdef Py_ssize_t height = cnp.PyArray_DIM(x, 1), width = cnp.PyArray_DIM(x, 2)
+    if height < 1 or width < 1:
+        raise ValueError("x planes must be non-empty")
+    if kernel_h < 1 or kernel_w < 1 or stride_h < 1 or stride_w < 1:
+        raise ValueError("kernel and stride must be >= 1")
+    # The bound on padding is what makes every window contain a real element, which the
+    # kernels use as its initial argmax.
+    if not (0 <= pad_h <= kernel_h // 2 and 0 <= pad_w <= kernel_w // 2):
+        raise ValueError("padding must be in [0, kernel // 2]")
+    if kernel_h > height + 2 * pad_h or kernel_w > width + 2 * pad_w:
+        raise ValueError("kernel larger than the padded input")
+    cdef Py_ssize_t out_rows = (height + 2 * pad_h - kernel_h) // stride_h + 1
+    cdef Py_ssize_t out_cols = (width + 2 * pad_w - kernel_w) // stride_w + 1
+    _check_output(y, "y", typenum, planes, out_rows, out_cols)
+    _check_output(indices, "indices", cnp.NPY_INT64, planes, out_rows, out_cols)
+    _check_range(start, stop, planes)
+
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
+    cdef Py_ssize_t plane_step = element_step(cnp.PyArray_STRIDE(x, 0), itemsize)
+    cdef Py_ssize_t row_step = element_step(cnp.PyArray_STRIDE(x, 1), itemsize)
+    cdef Py_ssize_t col_step = element_step(cnp.PyArray_STRIDE(x, 2), itemsize)
+    cdef int status
+    if typenum == cnp.NPY_FLOAT32:
+        with nogil:
+            status = _pool_planes_dispatch(<const float *> cnp.PyArray_DATA(x), plane_step, row_step,
+                                  col_step, height, width, <float *> cnp.PyArray_DATA(y),
+                                  <int64_t *> cnp.PyArray_DATA(indices), out_rows, out_cols,
+                                  kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+                                  start, stop)
+    else:
+        with nogil:
+            status = _pool_planes_dispatch(<const double *> cnp.PyArray_DATA(x), plane_step, row_step,
+                                  col_step, height, width, <double *> cnp.PyArray_DATA(y),
+                                  <int64_t *> cnp.PyArray_DATA(indices), out_rows, out_cols,
+                                  kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+                                  start, stop)
+    if status != 0:
+        raise MemoryError("out of memory in max_pool2d_planes")
+
+
+def max_pool2d_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray indices not None,
+                               cnp.ndarray grad_x not None, Py_ssize_t start, Py_ssize_t stop):
+    """Overwrites planes [start, stop) of grad_x with grad_y scattered to indices; returns a status.
+
+    grad_y: (P, Ho, Wo) float32/float64 and indices: (P, Ho, Wo) int64, both C-contiguous;
+    grad_x: (P, H, W) of grad_y's dtype, C-contiguous and writeable; its planes are zeroed,
+    then outputs are added in row-major order within each plane.  Returns STATUS_OK, or
+    STATUS_BAD_INDEX when an index lies outside [0, H*W): nothing is written for it and the
+    remaining planes of the range are left untouched.  Releases the GIL.
+    """
+    _check_float_stack(grad_y, "grad_y")
+    cdef int typenum = cnp.PyArray_TYPE(grad_y)
+    cdef Py_ssize_t planes = cnp.PyArray_DIM(grad_y, 0)
+    cdef Py_ssize_t out_rows = cnp.PyArray_DIM(grad_y, 1), out_cols = cnp.PyArray_DIM(grad_y, 2)
+    if not cnp.PyArray_IS_C_CONTIGUOUS(grad_y):
+        raise ValueError("grad_y must be C-contiguous")
+    if (cnp.PyArray_NDIM(indices) != 3 or cnp.PyArray_TYPE(indices) != cnp.NPY_INT64
+            or not cnp.PyArray_ISNOTSWAPPED(indices)):
+        raise TypeError("indices must be a 3-D native int64 array")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(indices):
+        raise ValueError("indices must be C-contiguous")
+    if (cnp.PyArray_DIM(indices, 0) != planes or cnp.PyArray_DIM(indices, 1) != out_rows
+            or cnp.PyArray_DIM(indices, 2) != out_cols):
+        raise ValueError("indices must have grad_y's shape")
+    if cnp.PyArray_NDIM(grad_x) != 3:
+        raise TypeError("grad_x must be 3-D")
+    _check_output(grad_x, "grad_x", typenum, planes, cnp.PyArray_DIM(grad_x, 1),
+                  cnp.PyArray_DIM(grad_x, 2))
+    _check_range(start, stop, planes)
+
+    cdef Py_ssize_t n_out = out_rows * out_cols
+    cdef Py_ssize_t plane_size = cnp.PyArray_DIM(grad_x, 1) * cnp.PyArray_DIM(grad_x, 2)
+    cdef int status
+    if typenum == cnp.NPY_FLOAT32:
+        with nogil:
+            status = _scatter_planes(<const float *> cnp.PyArray_DATA(grad_y),
+                                     <const int64_t *> cnp.PyArray_DATA(indices),
+                                     <float *> cnp.PyArray_DATA(grad_x), n_out, plane_size,
+                                     start, stop)
+    else:
+        with nogil:
+            status = _scatter_planes(<const double *> cnp.PyArray_DATA(grad_y),
+                                     <const int64_t *> cnp.PyArray_DATA(indices),
+                                     <double *> cnp.PyArray_DATA(grad_x), n_out, plane_size,
+                                     start, stop)
+    return status

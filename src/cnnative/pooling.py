@@ -1,0 +1,158 @@
+"""2-D max pooling over the last two axes, with PyTorch's CPU semantics for values and indices.
+
+``max_pool2d`` returns the pooled maxima and, for each, the flat position ``ih * W + iw`` of the
+chosen element within its (H, W) plane; ``max_pool2d_backward`` scatters output gradients back
+to those positions.  Leading axes ((C, H, W), (N, C, H, W), ...) are independent planes, which
+are split across threads in chunks that do not depend on the thread count.
+
+The rule for the chosen element is PyTorch's: each window is scanned row by row, and an element
+replaces the running maximum when it is larger or NaN.  So the first maximum wins ties, the last
+NaN of a window wins, and padding (which acts as -inf) is never chosen; a window whose real
+elements are all -inf picks the first of them.
+"""
+import functools
+
+import numpy as np
+
+from . import _threads, _validation
+from ._native import pool as _pool
+
+__all__ = ["max_pool2d", "max_pool2d_backward"]
+
+# Input elements per chunk of planes handed to one thread: large enough that the per-chunk
+# Python overhead (a few microseconds) is small against the kernel, small enough that a batch
+# splits into several chunks for the threads to share.  It depends only on the plane size, so
+# chunking, and with it every result, is the same at any thread count.
+_CHUNK_ELEMENTS = 1 << 16
+
+
+def _planes_per_chunk(plane_size):
+    return max(1, _CHUNK_ELEMENTS // plane_size)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, *, num_threads=None):
+    """Max pooling over the last two axes of ``x``, returning values and argmax indices.
+
+    Parameters
+    ----------
+    x : array_like, shape (..., H, W)
+        float32 or float64, any memory layout; it is not modified.  Every leading index
+        selects an independent (H, W) plane.
+    kernel_size : int or (int, int)
+        Window size (kH, kW), each >= 1.
+    stride : int or (int, int), optional
+        Step between windows (sH, sW), each >= 1; defaults to ``kernel_size``.  Strides
+        smaller than the window give overlapping windows.
+    padding : int or (int, int)
+        Implicit -inf border (pH, pW) on both sides, each in [0, k // 2].
+    num_threads : int, optional
+        Threads to split the planes over; defaults to :func:`cnnative.get_num_threads`.
+        Results are identical for every thread count.
+
+    Returns
+    -------
+    y : ndarray, shape (..., Ho, Wo), dtype of x
+        ``Ho = (H + 2*pH - kH) // sH + 1`` and likewise ``Wo``.
+    indices : ndarray of int64, shape (..., Ho, Wo)
+        Position ``ih * W + iw`` of each maximum within its input plane, chosen as PyTorch's
+        CPU kernel does (see the module docstring).
+
+    Raises
+    ------
+    TypeError
+        x is not float32/float64; kernel_size, stride or padding are not ints.
+    ValueError
+        x has fewer than 2 dimensions or is empty; kernel or stride < 1; padding < 0 or
+        > k // 2; the window is larger than the padded input.
+    """
+    func = "max_pool2d"
+    x = _validation.as_float_array(x, "x", func)
+    _validation.check_spatial(x, "x", func)
+    kernel_h, kernel_w = _validation.int_pair(kernel_size, "kernel_size", func, minimum=1)
+    if stride is None:
+        stride_h, stride_w = kernel_h, kernel_w
+    else:
+        stride_h, stride_w = _validation.int_pair(stride, "stride", func, minimum=1)
+    pad_h, pad_w = _validation.int_pair(padding, "padding", func, minimum=0)
+    if pad_h > kernel_h // 2 or pad_w > kernel_w // 2:
+        raise ValueError(f"{func}: padding must be at most half the kernel size, got "
+                         f"padding=({pad_h}, {pad_w}) for kernel_size=({kernel_h}, {kernel_w})")
+    *lead, height, width = x.shape
+    if kernel_h > height + 2 * pad_h or kernel_w > width + 2 * pad_w:
+        raise ValueError(f"{func}: kernel_size ({kernel_h}, {kernel_w}) is larger than the "
+                         f"padded input ({height + 2 * pad_h}, {width + 2 * pad_w})")
+    out_h = (height + 2 * pad_h - kernel_h) // stride_h + 1
+    out_w = (width + 2 * pad_w - kernel_w) // stride_w + 1
+
+    planes = x.reshape(-1, height, width)
+    n_planes = planes.shape[0]
+    y = np.empty((n_planes, out_h, out_w), x.dtype)
+    indices = np.empty((n_planes, out_h, out_w), np.int64)
+    kernel = functools.partial(_pool.max_pool2d_planes, planes, y, indices, kernel_h, kernel_w,
+                               stride_h, stride_w, pad_h, pad_w)
+    _threads.run_chunks(kernel, n_planes, _planes_per_chunk(height * width), num_threads)
+    out_shape = (*lead, out_h, out_w)
+    return y.reshape(out_shape), indices.reshape(out_shape)
+
+
+def max_pool2d_backward(grad_y, indices, input_shape, *, num_threads=None):
+    """Gradient of :func:`max_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    grad_y : array_like, shape (..., Ho, Wo)
+        float32 or float64 gradient of the pooled output.
+    indices : array_like of int64, shape (..., Ho, Wo)
+        The indices returned by :func:`max_pool2d`; each in [0, H*W).
+    input_shape : sequence of int, (..., H, W)
+        Shape of the pooled input; its leading dimensions must equal grad_y's.
+    num_threads : int, optional
+        As for :func:`max_pool2d`; results are identical for every thread count.
+
+    Returns
+    -------
+    grad_x : ndarray, shape input_shape, dtype of grad_y
+        Zero except at chosen positions, which receive the sum of the gradients of every
+        output that chose them (overlapping windows), added in row-major output order.
+
+    Raises
+    ------
+    TypeError
+        grad_y is not float32/float64; indices is not int64; input_shape is not a sequence of
+        ints.
+    ValueError
+        grad_y has fewer than 2 dimensions or is empty; indices has another shape than grad_y
+        or an entry outside [0, H*W); input_shape's leading dimensions differ from grad_y's, or
+        H or W is 0.
+    """
+    func = "max_pool2d_backward"
+    grad_y = _validation.as_float_array(grad_y, "grad_y", func)
+    _validation.check_spatial(grad_y, "grad_y", func)
+    indices = np.asarray(indices)
+    if indices.dtype.kind != "i" or indices.dtype.itemsize != 8:
+        raise TypeError(f"{func}: indices must be int64, got dtype {indices.dtype}")
+    if indices.shape != grad_y.shape:
+        raise ValueError(f"{func}: indices must have grad_y's shape {grad_y.shape}, got "
+                         f"{indices.shape}")
+    input_shape = _validation.shape_tuple(input_shape, "input_shape", func)
+    if len(input_shape) != grad_y.ndim or input_shape[:-2] != grad_y.shape[:-2]:
+        raise ValueError(f"{func}: input_shape {input_shape} must have grad_y's leading "
+                         f"dimensions {grad_y.shape[:-2]} followed by (H, W)")
+    height, width = input_shape[-2:]
+    if height == 0 or width == 0:
+        raise ValueError(f"{func}: input_shape {input_shape} has an empty (H, W) plane")
+
+    out_h, out_w = grad_y.shape[-2:]
+    grad_planes = np.ascontiguousarray(grad_y).reshape(-1, out_h, out_w)
+    index_planes = np.ascontiguousarray(indices, dtype=np.int64).reshape(-1, out_h, out_w)
+    n_planes = grad_planes.shape[0]
+    grad_x = np.empty((n_planes, height, width), grad_y.dtype)  # the kernel zeroes it
+    kernel = functools.partial(_pool.max_pool2d_backward_planes, grad_planes, index_planes,
+                               grad_x)
+    statuses = _threads.run_chunks(kernel, n_planes, _planes_per_chunk(height * width),
+                                   num_threads)
+    if any(status != _pool.STATUS_OK for status in statuses):
+        bad = index_planes[(index_planes < 0) | (index_planes >= height * width)]
+        raise ValueError(f"{func}: indices must lie in [0, H*W) = [0, {height * width}) for "
+                         f"input_shape {input_shape}; found {bad.flat[0]}")
+    return grad_x.reshape(input_shape)
