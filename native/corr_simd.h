@@ -162,7 +162,9 @@ CN_DEFINE_CORR(cn_corr_f64_scalar, double, double, 1, 4, 4, , CN_SCALAR_LOAD, CN
 /* Block shapes (rows x vectors per row), measured on Zen 4; overridable for tuning experiments.
  * A step of the walk keeps the block's 4 * NB loaded vectors live while each row adds its
  * products, so the shape is bounded by that plus ROWS * NB accumulators: with 32 zmm registers
- * 4 x 2 ran fastest (4 x 3 spends more on the partial blocks and schedules worse), with 16 ymm
+ * 2 x 2 ran fastest on a quiet Zen 4 (4 x 2 and 3 x 2 lose at small kernels, where a walk of
+ * ROWS + J - 1 steps over a J-row kernel leaves rows idle in most steps: 28x28 with 3x3 took
+ * 3.2 us at 4 x 2 and 2.5 us at 2 x 2; 1024x1024 with 15x15 was no slower); with 16 ymm
  * registers 3 x 2 (larger shapes spill accumulators to the stack). */
 #ifndef CN_VEC128_ROWS
 #define CN_VEC128_ROWS 2
@@ -173,7 +175,7 @@ CN_DEFINE_CORR(cn_corr_f64_scalar, double, double, 1, 4, 4, , CN_SCALAR_LOAD, CN
 #define CN_AVX2_NB 2
 #endif
 #ifndef CN_AVX512_ROWS
-#define CN_AVX512_ROWS 4
+#define CN_AVX512_ROWS 2
 #define CN_AVX512_NB 2
 #endif
 
