@@ -56,6 +56,9 @@ def configure_threads(threads=None):
               "their thread pools may ignore the setting", file=sys.stderr)
     for var in _THREAD_ENV_VARS:
         os.environ[var] = str(n)
+    # OpenMP workers (torch's) otherwise spin for a while after each call; with contenders
+    # interleaved on a 2-core machine that spinning steals the cores from whoever runs next.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return n
 
 

@@ -8,8 +8,13 @@ torch / cnnative (above 1: cnnative is faster).  Both sides get the same thread 
 torch is optional: without it only cnnative's times are printed.
 """
 import argparse
+import os
 import statistics
 import time
+
+# torch's OpenMP workers otherwise spin after each call and, on 2 cores, steal the CPU from the
+# contender timed next; this must be set before torch loads its OpenMP runtime.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 
