@@ -14,10 +14,6 @@ from _common cimport floating
 
 cnp.import_array()
 
-# BLAS takes every dimension and leading dimension as a C int.
-BLAS_MAX_DIM = INT_MAX
-
-
 cdef int _check_operand(cnp.ndarray a, str name, int ndim, int typenum) except -1:
     """Raises unless ``a`` is ``ndim``-D, non-empty, of dtype ``typenum`` in native byte order,
     aligned, C- or Fortran-contiguous, and every dimension fits BLAS's int."""
