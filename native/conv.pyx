@@ -502,6 +502,7 @@ cdef Geometry _geometry(cnp.ndarray x, cnp.ndarray w, int stride_h, int stride_w
                         int pad_w) except *:
     """Checks the arrays and hyper-parameters the kernels rely on and derives the output size."""
     cdef Geometry g
+    cdef Py_ssize_t padded_h, padded_w
     if cnp.PyArray_NDIM(x) != 4 or cnp.PyArray_NDIM(w) != 4:
         raise ValueError("x and w must be 4-D")
     if stride_h < 1 or stride_w < 1 or pad_h < 0 or pad_w < 0:
@@ -513,10 +514,13 @@ cdef Geometry _geometry(cnp.ndarray x, cnp.ndarray w, int stride_h, int stride_w
     if g.channels < 1 or g.height < 1 or g.width < 1 or g.filters < 1 or g.kernel_h < 1 or g.kernel_w < 1:
         raise ValueError("empty x or w")
     g.stride_h, g.stride_w, g.pad_h, g.pad_w = stride_h, stride_w, pad_h, pad_w
-    if g.kernel_h > g.height + 2 * pad_h or g.kernel_w > g.width + 2 * pad_w:
+    # Sizes in Py_ssize_t: 2 * padding overflows a C int for paddings near 2**31.
+    padded_h = g.height + 2 * <Py_ssize_t> pad_h
+    padded_w = g.width + 2 * <Py_ssize_t> pad_w
+    if g.kernel_h > padded_h or g.kernel_w > padded_w:
         raise ValueError("kernel larger than the padded input")
-    g.out_h = (g.height + 2 * pad_h - g.kernel_h) // stride_h + 1
-    g.out_w = (g.width + 2 * pad_w - g.kernel_w) // stride_w + 1
+    g.out_h = (padded_h - g.kernel_h) // stride_h + 1
+    g.out_w = (padded_w - g.kernel_w) // stride_w + 1
     return g
 
 
@@ -524,6 +528,8 @@ cdef void _check_array(cnp.ndarray a, int typenum, tuple shape, str name) except
     """a must be C-contiguous, of dtype typenum in native byte order, and of the given shape."""
     if cnp.PyArray_TYPE(a) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISNOTSWAPPED(a):
         raise TypeError(f"{name} must be a C-contiguous array of the same float dtype as x")
+    if not cnp.PyArray_ISALIGNED(a):
+        raise ValueError(f"{name} must be aligned")
     if shape is not None and (<object> a).shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {(<object> a).shape}")
 
@@ -557,7 +563,8 @@ def forward(cnp.ndarray x not None, cnp.ndarray w not None, bias, cnp.ndarray y 
         bias_array = bias
         _check_array(bias_array, typenum, (g.filters,), "bias")
         bias_data = <const char *> cnp.PyArray_DATA(bias_array)
-    _check_chunk(start, stop, x.shape[0], g.out_h * g.out_w, g.channels * g.kernel_h * g.kernel_w)
+    _check_chunk(start, stop, x.shape[0], g.out_h * g.out_w,
+                 max(g.channels * g.kernel_h * g.kernel_w, g.filters))
     cdef Py_ssize_t x_sample = g.channels * g.height * g.width
     cdef Py_ssize_t y_sample = g.filters * g.out_h * g.out_w
     cdef int status = 0
@@ -603,7 +610,8 @@ def backward(cnp.ndarray grad_y not None, cnp.ndarray x not None, cnp.ndarray w 
         grad_x_array = grad_x
         _check_array(grad_x_array, typenum, (<object> x).shape, "grad_x")
         grad_x_data = <char *> cnp.PyArray_DATA(grad_x_array) + start * x_sample * cnp.PyArray_ITEMSIZE(x)
-    _check_chunk(start, stop, x.shape[0], g.out_h * g.out_w, g.channels * g.kernel_h * g.kernel_w)
+    _check_chunk(start, stop, x.shape[0], g.out_h * g.out_w,
+                 max(g.channels * g.kernel_h * g.kernel_w, g.filters))
     cdef Py_ssize_t y_sample = g.filters * g.out_h * g.out_w
     cdef int status = 0
     if stop == start:

@@ -191,6 +191,8 @@ def correlate_direct(cnp.ndarray image not None, cnp.ndarray kernel not None, bi
         raise TypeError("image and kernel must both be float32 or both float64")
     if not cnp.PyArray_ISNOTSWAPPED(image) or not cnp.PyArray_ISNOTSWAPPED(kernel):
         raise TypeError("image and kernel must be in native byte order")
+    if not cnp.PyArray_ISALIGNED(image) or not cnp.PyArray_ISALIGNED(kernel):
+        raise ValueError("image and kernel must be aligned (data and strides multiples of the item size)")
     if mode not in (0, 1, 2) or boundary not in (0, 1, 2):
         raise ValueError("unknown mode or boundary code")
 

@@ -465,8 +465,8 @@ cdef _check_output(cnp.ndarray a, str name, int typenum, Py_ssize_t planes, Py_s
     if (cnp.PyArray_NDIM(a) != 3 or cnp.PyArray_TYPE(a) != typenum
             or not cnp.PyArray_ISNOTSWAPPED(a)):
         raise TypeError(f"{name} must be a 3-D array of the matching native dtype")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISWRITEABLE(a):
-        raise ValueError(f"{name} must be C-contiguous and writeable")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISWRITEABLE(a) or not cnp.PyArray_ISALIGNED(a):
+        raise ValueError(f"{name} must be C-contiguous, aligned and writeable")
     if (cnp.PyArray_DIM(a, 0) != planes or cnp.PyArray_DIM(a, 1) != rows
             or cnp.PyArray_DIM(a, 2) != cols):
         raise ValueError(f"{name} must have shape ({planes}, {rows}, {cols})")
@@ -477,6 +477,8 @@ cdef _check_float_stack(cnp.ndarray a, str name):
         raise ValueError(f"{name} must be 3-D")
     if cnp.PyArray_TYPE(a) not in (cnp.NPY_FLOAT32, cnp.NPY_FLOAT64) or not cnp.PyArray_ISNOTSWAPPED(a):
         raise TypeError(f"{name} must be native float32 or float64")
+    if not cnp.PyArray_ISALIGNED(a):
+        raise ValueError(f"{name} must be aligned (data and strides multiples of the item size)")
 
 
 cdef _check_range(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t planes):
@@ -552,8 +554,8 @@ def max_pool2d_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray indices 
     cdef int typenum = cnp.PyArray_TYPE(grad_y)
     cdef Py_ssize_t planes = cnp.PyArray_DIM(grad_y, 0)
     cdef Py_ssize_t out_rows = cnp.PyArray_DIM(grad_y, 1), out_cols = cnp.PyArray_DIM(grad_y, 2)
-    if not cnp.PyArray_IS_C_CONTIGUOUS(grad_y):
-        raise ValueError("grad_y must be C-contiguous")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(grad_y) or not cnp.PyArray_ISALIGNED(grad_y):
+        raise ValueError("grad_y must be C-contiguous and aligned")
     if (cnp.PyArray_NDIM(indices) != 3 or cnp.PyArray_TYPE(indices) != cnp.NPY_INT64
             or not cnp.PyArray_ISNOTSWAPPED(indices)):
         raise TypeError("indices must be a 3-D native int64 array")

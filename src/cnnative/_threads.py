@@ -5,6 +5,7 @@ batch.  Work is split into chunks whose boundaries do not depend on the thread c
 reduction over chunks is added up in chunk order by the caller, so results are bit-identical
 whatever the number of threads.
 """
+import contextlib
 import ctypes
 import glob
 import os
@@ -55,17 +56,19 @@ def _pool(workers):
     global _executor
     with _lock:
         if _executor is None or _executor._max_workers < workers:
-            if _executor is not None:
-                _executor.shutdown(wait=False)
+            # The old executor is not shut down: another call may still be submitting to it.
             _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cnnative")
         return _executor
 
 
-def _find_blas_thread_setter():
-    """OpenBLAS's per-thread thread-count setter in the BLAS scipy links, or None.
+def _find_blas_thread_control():
+    """(get, set) for the thread count of the OpenBLAS scipy links, or None.
 
     Kernels call gemm from several threads of their own; each call must then use one BLAS
-    thread, or the cores are oversubscribed and "one thread" would not mean one thread.
+    thread, or the cores are oversubscribed, "one thread" would not mean one thread, and a
+    product's rounding could depend on how BLAS split it.  The count is process-wide (even
+    OpenBLAS's "_local" setter acts globally in scipy's build), so it is set once for all
+    concurrent kernel calls and restored when the last one ends.
     """
     import scipy
 
@@ -73,41 +76,61 @@ def _find_blas_thread_setter():
     patterns = ["scipy.libs/*openblas*", "scipy/.dylibs/*openblas*"]
     for path in (p for pattern in patterns for p in sorted(glob.glob(os.path.join(site, pattern)))):
         try:
-            setter = ctypes.CDLL(path).openblas_set_num_threads_local
-        except (OSError, AttributeError):
+            library = ctypes.CDLL(path)
+        except OSError:
             continue
-        setter.argtypes = [ctypes.c_int]
-        setter.restype = ctypes.c_int
-        return setter
+        for prefix in ("scipy_openblas", "openblas"):
+            getter = getattr(library, f"{prefix}_get_num_threads", None)
+            setter = getattr(library, f"{prefix}_set_num_threads", None)
+            if getter is not None and setter is not None:
+                getter.restype = ctypes.c_int
+                setter.argtypes = [ctypes.c_int]
+                setter.restype = None
+                return getter, setter
     return None
 
 
-_blas_thread_setter = _find_blas_thread_setter()
+_blas_control = _find_blas_thread_control()
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved_threads = None
 
 
-def _single_blas_thread(func):
-    if _blas_thread_setter is None:
-        return func
-
-    def pinned(start, stop):
-        previous = _blas_thread_setter(1)
-        try:
-            return func(start, stop)
-        finally:
-            _blas_thread_setter(previous)
-
-    return pinned
+@contextlib.contextmanager
+def _single_threaded_blas():
+    global _blas_users, _blas_saved_threads
+    if _blas_control is None:
+        yield
+        return
+    get_threads, set_threads = _blas_control
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved_threads = get_threads()
+            set_threads(1)
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                set_threads(_blas_saved_threads)
 
 
 def run_chunks(func, n_items, chunk_size, num_threads=None):
     """Call ``func(start, stop)`` for consecutive chunks of ``range(n_items)``; returns results in order.
 
     Chunk boundaries depend only on ``chunk_size``. ``func`` must release the GIL for the threads to
-    overlap and must write only to its own chunk's part of any shared output.  BLAS calls inside
-    ``func`` run single-threaded (where the BLAS allows it): the parallelism is ours.
+    overlap and must write only to its own chunk's part of any shared output.  scipy's BLAS runs
+    single-threaded while any call is under way (where its thread count can be set): the
+    parallelism is ours.
     """
     threads = _checked(num_threads) if num_threads is not None else get_num_threads()
-    func = _single_blas_thread(func)
+    with _single_threaded_blas():
+        return _run(func, n_items, chunk_size, threads)
+
+
+def _run(func, n_items, chunk_size, threads):
     bounds = [(start, min(start + chunk_size, n_items)) for start in range(0, n_items, chunk_size)]
     if threads == 1 or len(bounds) <= 1:
         return [func(start, stop) for start, stop in bounds]

@@ -43,8 +43,10 @@ def same_float_dtype(array, name, dtype, reference, func):
     network's parameters would silently double their memory and hide the mix-up.
     """
     own = float_dtype(array, name, func)
-    if own is not dtype:
-        raise TypeError(f"{func}: {name} has dtype {own} but {reference} has {dtype}; all "
+    # Both are float32 or float64 here; the size alone tells them apart, whatever the byte
+    # order or identity of the dtype objects.
+    if own.itemsize != dtype.itemsize:
+        raise TypeError(f"{func}: {name} has dtype {own} but {reference} has {float_dtype(np.empty(0, dtype), reference, func)}; all "
                         "arguments must share one dtype (mixed float32/float64 is not upcast)")
     return own
 
@@ -67,6 +69,17 @@ def blas_operand(array, dtype):
         return array
     # A forced copy: ascontiguousarray would hand back a misaligned C-contiguous array as is.
     return np.array(array, dtype=dtype, order="C", copy=True)
+
+
+def c_contiguous(array):
+    """``array`` if the kernels can read it in place (C-contiguous and aligned), else a C copy.
+
+    ``np.ascontiguousarray`` is not enough: it returns a misaligned contiguous array unchanged.
+    """
+    flags = array.flags
+    if flags.c_contiguous and flags.aligned:
+        return array
+    return np.array(array, order="C", copy=True)
 
 
 def choice(value, options, name, func):
@@ -107,14 +120,16 @@ def float_array(value, name, func, ndim, dtype=None, reference=None):
 
 
 def as_float_array(value, name, func):
-    """``np.asarray(value)`` as a native-byte-order float32 or float64 array.
+    """``np.asarray(value)`` as an aligned, native-byte-order float32 or float64 array.
 
     Other dtypes (integers, bool, float16, long double, complex, object) raise TypeError rather
-    than being converted silently: the kernels' dtype is the caller's choice.
+    than being converted silently: the kernels' dtype is the caller's choice.  Byte-swapped or
+    misaligned arrays (e.g. a field of a packed record array) are copied, since the kernels
+    read native, aligned elements.
     """
     array = np.asarray(value)
     dtype = float_dtype(array, name, func)
-    return array if array.dtype.isnative else array.astype(dtype)
+    return array if array.dtype.isnative and array.flags.aligned else array.astype(dtype)
 
 
 def check_spatial(array, name, func):

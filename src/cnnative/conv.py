@@ -43,7 +43,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, num_threads=None):
     x, w, single, geometry = _prepare("conv2d", x, w, stride, padding)
     dtype = x.dtype
     if b is not None:
-        b = _validation.float_array(b, "b", "conv2d", 1, dtype, "w")
+        b = _validation.c_contiguous(_validation.float_array(b, "b", "conv2d", 1, dtype, "w"))
         if b.shape != (w.shape[0],):
             raise ValueError(f"conv2d: b must have shape ({w.shape[0]},) to match w, got {b.shape}")
     n, out_h, out_w = x.shape[0], geometry[4], geometry[5]
@@ -85,7 +85,7 @@ def conv2d_backward(grad_y, x, w, stride=1, padding=0, *, need_grad_x=True, num_
     if grad_y.shape != expected:
         raise ValueError(f"conv2d_backward: grad_y must have shape {expected} (the output of "
                          f"conv2d for these x, w, stride and padding), got {grad_y.shape}")
-    grad_y = np.ascontiguousarray(grad_y.reshape(n, *expected[-3:]))
+    grad_y = _validation.c_contiguous(grad_y.reshape(n, *expected[-3:]))
     grad_x = np.empty_like(x) if need_grad_x else None
 
     def backward_chunk(start, stop):
@@ -129,5 +129,5 @@ def _prepare(func, x, w, stride, padding):
                          f"{height}x{width}")
     out_h = (height - kernel_h) // stride_h + 1
     out_w = (width - kernel_w) // stride_w + 1
-    return (np.ascontiguousarray(x), np.ascontiguousarray(w), single,
+    return (_validation.c_contiguous(x), _validation.c_contiguous(w), single,
             (stride_h, stride_w, pad_h, pad_w, out_h, out_w))

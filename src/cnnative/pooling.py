@@ -143,8 +143,8 @@ def max_pool2d_backward(grad_y, indices, input_shape, *, num_threads=None):
         raise ValueError(f"{func}: input_shape {input_shape} has an empty (H, W) plane")
 
     out_h, out_w = grad_y.shape[-2:]
-    grad_planes = np.ascontiguousarray(grad_y).reshape(-1, out_h, out_w)
-    index_planes = np.ascontiguousarray(indices, dtype=np.int64).reshape(-1, out_h, out_w)
+    grad_planes = _validation.c_contiguous(grad_y).reshape(-1, out_h, out_w)
+    index_planes = _validation.c_contiguous(np.asarray(indices, dtype=np.int64)).reshape(-1, out_h, out_w)
     n_planes = grad_planes.shape[0]
     grad_x = np.empty((n_planes, height, width), grad_y.dtype)  # the kernel zeroes it
     kernel = functools.partial(_pool.max_pool2d_backward_planes, grad_planes, index_planes,

@@ -163,11 +163,11 @@ def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, co
     if method == "fft":
         out = _fft_correlate(func, in1, in2, mode_code, boundary_code, fillvalue, convolve, dtype)
     elif native:
-        out = _correlate.correlate_direct(
-            in1 if in1.dtype is dtype else in1.astype(dtype),
-            in2 if in2.dtype is dtype else in2.astype(dtype),
-            convolve, mode_code, boundary_code, fillvalue,
-        )
+        if in1.dtype is not dtype or not in1.flags.aligned:
+            in1 = in1.astype(dtype)  # also re-aligns: astype allocates a fresh array
+        if in2.dtype is not dtype or not in2.flags.aligned:
+            in2 = in2.astype(dtype)
+        out = _correlate.correlate_direct(in1, in2, convolve, mode_code, boundary_code, fillvalue)
     else:
         reference = scipy.signal.convolve2d if convolve else scipy.signal.correlate2d
         # Already validated; scipy swaps for itself, so hand it the original order.
