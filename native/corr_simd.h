@@ -211,6 +211,20 @@ CN_DEFINE_CORR(cn_corr_f32_avx512, float, cn_f32x16, 16, CN_AVX512_ROWS, CN_AVX5
 CN_DEFINE_CORR(cn_corr_f64_avx512, double, cn_f64x8, 8, CN_AVX512_ROWS, CN_AVX512_NB, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}))
 #endif
 
+#if CN_X86_DISPATCH && defined(__APPLE__)
+#include <sys/sysctl.h>
+/* macOS answers through sysctl, its documented interface.  __builtin_cpu_supports is avoided
+ * there: it needs a runtime symbol (__cpu_model) that Apple's toolchain does not reliably
+ * provide, and macOS enables AVX-512 register state only on first use, so a check of the OS's
+ * enabled state (XCR0) can report AVX-512 missing on a CPU that has it. */
+static int cn_sysctl_flag(const char *name)
+{
+    int value = 0;
+    size_t size = sizeof value;
+    return sysctlbyname(name, &value, &size, NULL, 0) == 0 && value != 0;
+}
+#endif
+
 /* The widest instruction set this CPU and OS support, detected once.  The race on first use is
  * benign: every thread computes and stores the same value. */
 static int cn_simd_level(void)
@@ -218,7 +232,10 @@ static int cn_simd_level(void)
     static volatile int level = -1;
     if (level < 0) {
         int found = CN_HAVE_VECTOR_EXT ? CN_SIMD_VEC128 : CN_SIMD_SCALAR;
-#if CN_X86_DISPATCH
+#if CN_X86_DISPATCH && defined(__APPLE__)
+        if (cn_sysctl_flag("hw.optional.avx2_0")) found = CN_SIMD_AVX2;
+        if (cn_sysctl_flag("hw.optional.avx512f")) found = CN_SIMD_AVX512;
+#elif CN_X86_DISPATCH
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx2")) found = CN_SIMD_AVX2;
         if (__builtin_cpu_supports("avx512f")) found = CN_SIMD_AVX512;
