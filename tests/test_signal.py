@@ -62,6 +62,7 @@ def problems(draw):
     return image, kernel, mode, boundary, fillvalue
 
 
+@pytest.mark.scipy_order
 @pytest.mark.parametrize("ours,theirs", PAIRS, ids=PAIR_IDS)
 @given(problem=problems())
 def test_matches_scipy_bit_for_bit(ours, theirs, problem):
@@ -94,6 +95,7 @@ def simd_cap(request):
     native.set_simd_cap(old)
 
 
+@pytest.mark.scipy_order
 @pytest.mark.parametrize("ours,theirs", PAIRS, ids=PAIR_IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_every_simd_variant_is_exact(simd_cap, ours, theirs, dtype):
@@ -126,6 +128,7 @@ def test_non_finite_values_propagate_like_scipy(ours, theirs, dtype):
                                      theirs(image, kernel, mode, boundary, fillvalue))
 
 
+@pytest.mark.scipy_order
 @pytest.mark.parametrize("ours,theirs", PAIRS, ids=PAIR_IDS)
 def test_kernel_larger_than_image_wraps_and_mirrors_repeatedly(ours, theirs):
     rng = np.random.default_rng(2)
@@ -136,6 +139,7 @@ def test_kernel_larger_than_image_wraps_and_mirrors_repeatedly(ours, theirs):
             assert_same_as_scipy(ours(image, kernel, mode, boundary), theirs(image, kernel, mode, boundary))
 
 
+@pytest.mark.scipy_order
 @pytest.mark.parametrize("ours,theirs", PAIRS, ids=PAIR_IDS)
 def test_valid_mode_swaps_when_second_input_is_larger(ours, theirs):
     rng = np.random.default_rng(3)
@@ -145,6 +149,7 @@ def test_valid_mode_swaps_when_second_input_is_larger(ours, theirs):
     assert_same_as_scipy(ours(small, same_shape, "valid"), theirs(small, same_shape, "valid"))
 
 
+@pytest.mark.scipy_order
 @pytest.mark.parametrize("dtype1,dtype2", [
     (np.float32, np.float64), (np.int8, np.float32), (np.int64, np.float32), (np.uint8, np.int8),
     (np.float16, np.float32), (np.complex64, np.float64), (np.int16, np.int16), (np.longdouble, np.float64),
