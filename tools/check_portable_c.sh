@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Compile native/corr_simd.h and conv_simd.h the way compilers without GCC extensions (MSVC) see
+# them, and the macOS CPU-detection branch, then run both. Linux x86-64 with gcc or clang.
+#  1. With __GNUC__/__clang__ undefined the headers must fall back to plain C: built as strict
+#     C99 (-pedantic-errors), any vector type, target attribute or builtin left outside the
+#     guards fails the compile. The scalar kernel must then compute a correlation correctly.
+#  2. With __APPLE__ defined and a stand-in <sys/sysctl.h>, detection must go through
+#     sysctlbyname and pick the level the (stubbed) kernel reports.
+set -euo pipefail
+native="$(cd "$(dirname "$0")/../native" && pwd)"
+cc=${CC:-cc}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+cat > "$work/portable.c" <<'EOF'
+#include "conv_simd.h"
+#if CN_HAVE_VECTOR_EXT || CN_X86_DISPATCH
+#error "the portable path was not selected"
+#endif
+int main(void)
+{
+    /* 4x4 image 0..15, 2x2 kernel (1 2; 3 4): out[m][n] = x[m][n] + 2x[m][n+1] + 3x[m+1][n] + 4x[m+1][n+1] */
+    double image[16], out[9], coef[4] = {1, 2, 3, 4};
+    cn_idx coloff[2] = {0, 1};
+    int i, m, n;
+    for (i = 0; i < 16; i++) image[i] = i;
+    cn_corr_f64(image, 4, out, 3, 3, 3, coef, coloff, 2, 2, 0);
+    for (m = 0; m < 3; m++)
+        for (n = 0; n < 3; n++)
+            if (out[m * 3 + n] != 10.0 * (4 * m + n) + 34.0) return 1;
+    return cn_simd_active() != CN_SIMD_SCALAR;
+}
+EOF
+
+mkdir -p "$work/stub/sys"
+cat > "$work/stub/sys/sysctl.h" <<'EOF'
+#include <stddef.h>
+int sysctlbyname(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
+EOF
+cat > "$work/apple.c" <<'EOF'
+#include <string.h>
+#include "conv_simd.h"
+/* A Mac with AVX2 but without AVX-512. */
+int sysctlbyname(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+{
+    (void)newp; (void)newlen;
+    *(int *)oldp = strcmp(name, "hw.optional.avx2_0") == 0;
+    *oldlenp = sizeof(int);
+    return 0;
+}
+int main(void) { return cn_simd_level() != CN_SIMD_AVX2; }
+EOF
+
+"$cc" -U__GNUC__ -U__clang__ -std=c99 -pedantic-errors -I"$native" "$work/portable.c" -o "$work/portable"
+"$work/portable"
+echo "check_portable_c: headers compile as strict C99 without GCC extensions; scalar path correct"
+
+if [ "$(uname -m)" = x86_64 ]; then
+    "$cc" -D__APPLE__ -std=c99 -O2 -I"$work/stub" -I"$native" "$work/apple.c" -o "$work/apple"
+    "$work/apple"
+    echo "check_portable_c: macOS branch detects through sysctlbyname"
+fi
