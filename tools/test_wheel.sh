@@ -14,7 +14,7 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 python=${PYTHON:-python3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== %s (at %ds)\n' "$*" "$SECONDS"; }
 
 step "build tools"
 "$python" -m venv "$work/tools"
@@ -84,4 +84,4 @@ assert y.shape == (2, 4, 9, 9) and np.allclose(y[1, 2], sum(
     scipy.signal.correlate2d(x[1, c], w[2, c], "same") for c in range(3)), rtol=1e-4, atol=1e-4)
 print("sdist install: correlate2d matches scipy, conv2d matches a per-channel sum")'
 echo
-echo "test_wheel: all steps passed"
+echo "test_wheel: all steps passed in ${SECONDS}s"

@@ -17,7 +17,6 @@ import math
 import warnings
 
 import numpy as np
-import scipy.signal
 
 from . import _validation
 from ._native import correlate as _correlate
@@ -169,6 +168,10 @@ def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, co
             in2 = in2.astype(dtype)
         out = _correlate.correlate_direct(in1, in2, convolve, mode_code, boundary_code, fillvalue)
     else:
+        # Imported on first use: scipy.signal pulls in scipy.stats, interpolate, optimize...,
+        # most of `import cnnative`'s time, and only this fallback and method='fft' need it.
+        import scipy.signal
+
         reference = scipy.signal.convolve2d if convolve else scipy.signal.correlate2d
         # Already validated; scipy swaps for itself, so hand it the original order.
         if swapped:
@@ -248,6 +251,8 @@ def _fft_correlate(func, image, kernel, mode_code, boundary_code, fillvalue, con
     kernel = kernel.astype(dtype, copy=False)
     if not convolve:
         kernel = kernel[::-1, ::-1].conj()
+    import scipy.signal
+
     out = scipy.signal.fftconvolve(padded, kernel, mode="valid")
     return out.astype(dtype, copy=False)
 
