@@ -314,3 +314,73 @@ def test_network_construction_errors():
         cnnative.Network([Dense(2, 2)], loss="hinge")
     assert isinstance(cnnative.Network([Dense(2, 1), Sigmoid()], loss="quadratic").loss,
                       QuadraticCost)
+
+
+# -- model files ----------------------------------------------------------------------------
+
+def trained_network(dtype="float32"):
+    x, y = bars(64, seed=8)
+    net = small_cnn(dtype, dropout=0.1)
+    net.fit(x, y, epochs=1, batch_size=16, seed=0, progress=False)
+    return net, x
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_model_file_round_trip_is_exact(tmp_path, dtype):
+    net, x = trained_network(dtype)
+    path = tmp_path / "model.npz"
+    net.save(path)
+    loaded = cnnative.load(path)
+    assert repr(loaded) == repr(net)
+    for (a, _), (b, _) in zip(loaded.parameters(), net.parameters()):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded.predict_proba(x), net.predict_proba(x))
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+    assert isinstance(cnnative.Network.load(str(path)), cnnative.Network)
+
+
+def test_model_file_keeps_its_exact_name(tmp_path):
+    net, _ = trained_network()
+    net.save(tmp_path / "model")
+    assert (tmp_path / "model").exists() and not (tmp_path / "model.npz").exists()
+
+
+def test_bad_model_files_raise_clear_errors(tmp_path):
+    net, _ = trained_network()
+    good = tmp_path / "good.npz"
+    net.save(good)
+    data = good.read_bytes()
+
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(data[:len(data) // 2])
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(data[:100] + bytes(200) + data[300:])
+    text = tmp_path / "text.npz"
+    text.write_text("hello")
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, weights=np.ones(3))
+    with np.load(good) as archive:
+        contents = dict(archive)
+    future = tmp_path / "future.npz"
+    np.savez(future, **{**contents, "version": np.array(99)})
+    wrong_shape = tmp_path / "wrong_shape.npz"
+    np.savez(wrong_shape, **{**contents, "0.w": np.ones((2, 2), np.float32)})
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, **{**contents, "0.w": np.array([object()], dtype=object)})
+    bad_json = tmp_path / "bad_json.npz"
+    np.savez(bad_json, **{**contents, "architecture": np.array("{not json")})
+    extra = tmp_path / "extra.npz"
+    np.savez(extra, **{**contents, "99.w": np.ones(2)})
+
+    cases = [(truncated, "not a readable cnnative model"), (corrupt, "not a readable"),
+             (text, "not a readable"), (foreign, "not a cnnative model file"),
+             (future, "format version 99 is not supported"),
+             (wrong_shape, r"parameter 0.w should be float32 \(4, 1, 3, 3\), found float32 \(2, 2\)"),
+             (pickled, "not a readable|should be float32"), (bad_json, "invalid architecture"),
+             (extra, "arrays its architecture does not use")]
+    for path, message in cases:
+        with pytest.raises(ValueError, match=message):
+            cnnative.load(path)
+    with pytest.raises(FileNotFoundError):
+        cnnative.load(tmp_path / "missing.npz")

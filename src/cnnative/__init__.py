@@ -7,6 +7,7 @@ from .signal import choose_method, convolve2d, correlate2d
 from . import layers, losses, models, optim
 from ._gradcheck import GradcheckError, gradcheck
 from .network import Network
+from .model_io import load
 
 __version__ = "0.1.0"
 
@@ -16,6 +17,6 @@ __all__ = [
     "dense", "dense_backward",
     "max_pool2d", "max_pool2d_backward",
     "get_num_threads", "set_num_threads",
-    "layers", "losses", "optim", "models", "Network", "gradcheck", "GradcheckError",
+    "layers", "losses", "optim", "models", "Network", "load", "gradcheck", "GradcheckError",
     "__version__",
 ]

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from . import _validation
+from . import _validation, model_io
 from .layers import Layer
 from .losses import get_loss
 from .optim import SGD, Optimizer
@@ -47,6 +47,16 @@ class Network:
     def __repr__(self):
         inner = ",\n    ".join(map(repr, self.layers))
         return f"Network([\n    {inner}\n], loss={self.loss.name!r})"
+
+    def save(self, path):
+        """Write the architecture and parameters to an .npz model file (see
+        :mod:`cnnative.model_io`); atomic, and :meth:`load` gives back identical predictions."""
+        model_io.save(self, path)
+
+    @staticmethod
+    def load(path):
+        """The network saved at ``path`` by :meth:`save` (same as :func:`cnnative.load`)."""
+        return model_io.load(path)
 
     # -- running the layers ---------------------------------------------------------------
 
