@@ -27,7 +27,6 @@ Arrays passed in or assigned later (``a_prev``, ``w``, ``b``) are validated and 
 shape; float64 arrays are kept by reference, as in the article, and ``propagate_backward``
 updates ``w`` and ``b`` in place.
 """
-import numbers
 
 import numpy as np
 
@@ -288,7 +287,7 @@ class FullyConnectedLayer:
         if a_prev.size == 0:
             raise ValueError(f"{func}: a_prev must be non-empty, got shape {a_prev.shape}")
         self._a_prev = _real(a_prev, "a_prev", func)
-        self.num_neurons = _positive_int(num_neurons, "num_neurons", func)
+        self.num_neurons = _validation.positive_int(num_neurons, "num_neurons", func)
         self._w = np.random.randn(self.num_neurons, self._a_prev.size)
         self._b = np.random.randn(self.num_neurons, 1)
         self.z = self.a = self.a_prev_gradient = None
@@ -366,7 +365,7 @@ class ConvolutionalLayer:
     def __init__(self, a_prev, num_maps, overlay_shape):
         func = "ConvolutionalLayer"
         a_prev = _real(_validation.as_array(a_prev, "a_prev", func, (2, 3)), "a_prev", func)
-        self.num_maps = _positive_int(num_maps, "num_maps", func)
+        self.num_maps = _validation.positive_int(num_maps, "num_maps", func)
         self.overlay_shape = _overlay(overlay_shape, a_prev.shape[-2:], func)
         self._a_prev = a_prev
         depth = 1 if a_prev.ndim == 2 else a_prev.shape[0]
@@ -449,14 +448,6 @@ def _overlay(overlay_shape, input_shape, func):
         raise ValueError(f"{func}: overlay_shape {pair} is larger than the input "
                          f"{tuple(input_shape)}")
     return pair
-
-
-def _positive_int(value, name, func):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{func}: {name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{func}: {name} must be >= 1, got {value!r}")
-    return int(value)
 
 
 def _step_size(value, func):
