@@ -14,9 +14,8 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, os.pardir, "tests"))  # the reference formulas
-import _timing  # noqa: E402
+from cnnative import _timing  # noqa: E402
 
 SIZE, OVERLAY, POOL, STEP = 28, (5, 5), (2, 2), 0.1
 

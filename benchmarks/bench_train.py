@@ -16,8 +16,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _timing  # noqa: E402
+from cnnative import _timing
 
 BATCH, LR, MOMENTUM = 64, 0.01, 0.9
 

@@ -105,7 +105,7 @@ class Network:
     # -- training and inference -----------------------------------------------------------
 
     def fit(self, x, y, epochs=1, batch_size=64, optimizer=None, validation_data=None,
-            shuffle=True, seed=None, progress=True):
+            shuffle=True, seed=None, progress=True, augment=None):
         """Train with minibatches; returns the history.
 
         Parameters
@@ -123,6 +123,10 @@ class Network:
             weights give bit-identical weights, at any thread count.
         progress : bool
             Show a tqdm bar per epoch with the running loss and accuracy.
+        augment : callable, optional
+            ``augment(batch, rng) -> batch`` applied to each raw training batch (before uint8
+            scaling), e.g. :class:`cnnative.augment.ShiftRotate`; ``rng`` is a Generator
+            seeded from ``seed``.
 
         Returns
         -------
@@ -139,8 +143,12 @@ class Network:
         x = np.asarray(x)
         y = self._check_targets(x, y, func)
         self.prepare(x[:1], func)  # reject bad input before the first epoch, not mid-way
+        if augment is not None and not callable(augment):
+            raise TypeError(f"{func}: augment must be a callable (batch, rng) -> batch, got "
+                            f"{augment!r}")
         seeds = np.random.SeedSequence(seed)
         order_rng = np.random.default_rng(seeds.spawn(1)[0])
+        augment_rng = np.random.default_rng(seeds.spawn(1)[0])
         for layer in self.layers:
             if hasattr(layer, "rng"):
                 layer.rng = np.random.default_rng(seeds.spawn(1)[0])
@@ -161,7 +169,8 @@ class Network:
             for first in bar:
                 index = order[first:first + batch_size]
                 batch_y = y[index]
-                output = self.forward(self.prepare(x[index], func), training=True)
+                batch_x = x[index] if augment is None else augment(x[index], augment_rng)
+                output = self.forward(self.prepare(batch_x, func), training=True)
                 loss = self.loss.forward(output, batch_y)
                 self.backward(self.loss.backward())
                 optimizer.step(self.parameters())
