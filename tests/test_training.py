@@ -384,3 +384,61 @@ def test_bad_model_files_raise_clear_errors(tmp_path):
             cnnative.load(path)
     with pytest.raises(FileNotFoundError):
         cnnative.load(tmp_path / "missing.npz")
+
+
+# -- augmentation and schedules -------------------------------------------------------------
+
+def test_shift_and_rotate_matches_scipy_resampling():
+    from scipy import ndimage
+
+    from cnnative.augment import shift_and_rotate
+    images = RNG.random((5, 13, 11))
+    out = shift_and_rotate(images, np.random.default_rng(1), max_shift=3, max_degrees=25)
+    draws = np.random.default_rng(1)
+    angles = np.deg2rad(draws.uniform(-25, 25, 5))
+    shifts = draws.uniform(-3, 3, (5, 2))
+    rows, cols = np.mgrid[0:13, 0:11]
+    rows, cols = rows - 6.0, cols - 5.0
+    for image, angle, shift, result in zip(images, angles, shifts, out):
+        cos, sin = np.cos(angle), np.sin(angle)
+        where = [cos * rows - sin * cols + 6 - shift[0], sin * rows + cos * cols + 5 - shift[1]]
+        expected = ndimage.map_coordinates(image, where, order=1, mode="grid-constant")
+        np.testing.assert_allclose(result, expected, atol=1e-6)
+
+
+def test_shift_and_rotate_keeps_shape_dtype_and_identity():
+    from cnnative.augment import ShiftRotate, shift_and_rotate
+    digits = RNG.integers(0, 256, (4, 1, 28, 28)).astype(np.uint8)
+    np.testing.assert_array_equal(shift_and_rotate(digits, RNG, 0, 0), digits)
+    moved = ShiftRotate()(digits, np.random.default_rng(0))
+    assert moved.shape == digits.shape and moved.dtype == np.uint8
+    assert not np.array_equal(moved, digits)
+    whole_pixel = shift_and_rotate(digits[:, 0], np.random.default_rng(0), 0, 0)
+    np.testing.assert_array_equal(whole_pixel, digits[:, 0])
+    with pytest.raises(ValueError, match="images must be a non-empty"):
+        shift_and_rotate(np.zeros((2, 2, 3, 3), np.uint8), RNG)
+    with pytest.raises(TypeError, match="images must be uint8 or float"):
+        shift_and_rotate(np.zeros((2, 3, 3), np.int16), RNG)
+
+
+def test_fit_with_augmentation_and_schedule_is_reproducible():
+    from cnnative.augment import ShiftRotate
+    x, y = bars(96, seed=9)
+    runs = []
+    for _ in range(2):
+        net = small_cnn()
+        optimizer = SGD(0.05, momentum=0.9)
+        net.fit(x, y, epochs=2, batch_size=32, optimizer=optimizer, seed=5, progress=False,
+                augment=ShiftRotate(1, 5), lr_schedule=cnnative.optim.cosine_schedule(0.05, 2))
+        runs.append(net.parameters()[0][0].copy())
+    np.testing.assert_array_equal(*runs)
+    assert optimizer.lr == pytest.approx(0.025)  # the schedule's value for the second epoch
+
+
+def test_cosine_schedule():
+    schedule = cnnative.optim.cosine_schedule(0.1, 4, final_fraction=0.1)
+    assert schedule(0) == pytest.approx(0.1)
+    assert schedule(2) == pytest.approx(0.055)
+    assert schedule(4) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        cnnative.optim.cosine_schedule(0.1, 0)

@@ -44,12 +44,13 @@ _LATE_MODULES = ("numpy", "scipy", "torch")
 _REEXECUTED = "CNNATIVE_BENCH_REEXECUTED"
 
 
-def configure_threads(threads=None):
+def configure_threads(threads=None, reexec=True):
     """Pin every library thread pool to ``threads`` (default 1) via the environment; returns it.
 
     When numpy, scipy or torch is already imported and the environment did not say so yet,
-    their pools are sized already: the process is then re-executed once, same command line,
-    with the environment set (``sys.orig_argv``), so the call does not return in this process.
+    their pools are sized already.  With ``reexec`` (for a program's main), the process is then
+    re-executed once, same command line (``sys.orig_argv``), with the environment set, so the
+    call does not return; otherwise it warns.
     """
     n = 1 if threads is None else int(threads)
     if n < 1:
@@ -62,7 +63,7 @@ def configure_threads(threads=None):
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     early = [name for name in _LATE_MODULES if name in sys.modules]
     if early and not settled:
-        if os.environ.get(_REEXECUTED):
+        if os.environ.get(_REEXECUTED) or not reexec:
             print(f"warning: {', '.join(early)} started before the thread settings; their "
                   "pools may ignore them", file=sys.stderr)
         else:

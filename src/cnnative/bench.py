@@ -299,9 +299,12 @@ def plot(cells, path, pyplot):
     pyplot.close(fig)
 
 
-def main(argv=None, results=RESULTS):
+def main(argv=None, results=RESULTS, reexec=None):
+    """Run the benchmark; returns the exit status.  As a program's main (``argv`` None, or
+    ``reexec`` true) it may restart the process to size the libraries' thread pools (see
+    ``_timing.configure_threads``); called with an explicit ``argv`` it never does."""
     args = parse_args(argv, results)
-    threads = _timing.configure_threads(args.threads)
+    threads = _timing.configure_threads(args.threads, argv is None if reexec is None else reexec)
 
     import numpy as np
     import scipy

@@ -105,7 +105,7 @@ class Network:
     # -- training and inference -----------------------------------------------------------
 
     def fit(self, x, y, epochs=1, batch_size=64, optimizer=None, validation_data=None,
-            shuffle=True, seed=None, progress=True, augment=None):
+            shuffle=True, seed=None, progress=True, augment=None, lr_schedule=None):
         """Train with minibatches; returns the history.
 
         Parameters
@@ -127,6 +127,9 @@ class Network:
             ``augment(batch, rng) -> batch`` applied to each raw training batch (before uint8
             scaling), e.g. :class:`cnnative.augment.ShiftRotate`; ``rng`` is a Generator
             seeded from ``seed``.
+        lr_schedule : callable, optional
+            ``lr_schedule(epoch) -> lr`` (epoch counted from 0) sets the optimizer's learning
+            rate before each epoch, e.g. :func:`cnnative.optim.cosine_schedule`.
 
         Returns
         -------
@@ -146,6 +149,9 @@ class Network:
         if augment is not None and not callable(augment):
             raise TypeError(f"{func}: augment must be a callable (batch, rng) -> batch, got "
                             f"{augment!r}")
+        if lr_schedule is not None and not callable(lr_schedule):
+            raise TypeError(f"{func}: lr_schedule must be a callable epoch -> lr, got "
+                            f"{lr_schedule!r}")
         seeds = np.random.SeedSequence(seed)
         order_rng = np.random.default_rng(seeds.spawn(1)[0])
         augment_rng = np.random.default_rng(seeds.spawn(1)[0])
@@ -161,6 +167,8 @@ class Network:
         n = x.shape[0]
         for epoch in range(epochs):
             start = time.perf_counter()
+            if lr_schedule is not None:
+                optimizer.lr = float(lr_schedule(epoch))
             order = order_rng.permutation(n) if shuffle else np.arange(n)
             total_loss = total_correct = seen = 0
             batches = range(0, n, batch_size)

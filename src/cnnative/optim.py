@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _validation
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "Adam", "cosine_schedule"]
 
 
 def _non_negative(value, name, func):
@@ -107,3 +107,16 @@ class Adam(Optimizer):
         denominator = np.sqrt(v / param.dtype.type(1 - beta2 ** self.steps))
         denominator += param.dtype.type(self.eps)
         param -= param.dtype.type(step_size) * (m / denominator)
+
+
+def cosine_schedule(lr, epochs, final_fraction=0.0):
+    """``epoch -> lr`` falling from ``lr`` at epoch 0 along half a cosine to
+    ``final_fraction * lr`` after the last of ``epochs`` epochs (for ``Network.fit``)."""
+    lr = _non_negative(lr, "lr", "cosine_schedule")
+    epochs = _validation.positive_int(epochs, "epochs", "cosine_schedule")
+    final = _non_negative(final_fraction, "final_fraction", "cosine_schedule") * lr
+
+    def schedule(epoch):
+        return final + (lr - final) * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
+
+    return schedule
