@@ -442,3 +442,27 @@ def test_cosine_schedule():
     assert schedule(4) == pytest.approx(0.01)
     with pytest.raises(ValueError, match="epochs must be >= 1"):
         cnnative.optim.cosine_schedule(0.1, 0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_pooling_before_relu_changes_nothing(dtype):
+    """The network runs a max pool before the ReLU that precedes it; results are identical."""
+    net = small_cnn(dtype)
+    x = np.round(RNG.standard_normal((6, 1, 12, 12)) * 2).astype(dtype)  # ties, negative windows
+    y = np.arange(6) % 3
+    output = net.forward(x, training=True)
+    net.loss.forward(output, y)
+    net.layers[0].input_grad = True
+    grad_x = net.backward(net.loss.backward())
+    ours = [output, grad_x] + [g.copy() for _, g in net.parameters()]
+
+    expected_output = x
+    for layer in net.layers:  # the written order
+        expected_output = layer.forward(expected_output, training=True)
+    net.loss.forward(expected_output, y)
+    grad = net.loss.backward()
+    for layer in reversed(net.layers):
+        grad = layer.backward(grad)
+    theirs = [expected_output, grad] + [g for _, g in net.parameters()]
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
