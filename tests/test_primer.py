@@ -7,6 +7,7 @@ import pytest
 import scipy.signal
 
 import primer_reference as ref
+from reference import numeric_gradient
 from cnnative import primer
 from cnnative.primer import (ConvolutionalLayer, FeatureMap, FullyConnectedLayer, MaxPoolingMap,
                              sigmoid, sigmoid_prime)
@@ -30,21 +31,6 @@ def assert_close(ours, expected):
     assert ours.shape == expected.shape and ours.dtype == np.float64
     scale = max(np.abs(expected).max(), 1.0)
     np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-13 * scale)
-
-
-def numeric_gradient(loss, x, h=1e-6):
-    """Central differences of ``loss()`` with respect to every element of ``x`` (changed in
-    place, then restored)."""
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        saved = x[index]
-        x[index] = saved + h
-        up = loss()
-        x[index] = saved - h
-        down = loss()
-        x[index] = saved
-        grad[index] = (up - down) / (2 * h)
-    return grad
 
 
 def backward_gradients(layer, a_gradient):
