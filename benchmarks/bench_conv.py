@@ -11,8 +11,7 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _timing  # noqa: E402
+from cnnative import _timing
 
 SHAPES = [  # (channels, size, filters, need_grad_x)
     (1, 28, 20, False),

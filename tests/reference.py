@@ -37,3 +37,18 @@ def conv2d_backward(grad_y, x, w, stride=(1, 1), padding=(0, 0)):
             grad_padded[window] += np.einsum("nfhw,fc->nchw", grad_y, w[:, :, i, j].astype(np.float64))
     grad_x = grad_padded[:, :, ph:ph + height, pw:pw + width]
     return grad_x, grad_w, grad_y.sum(axis=(0, 2, 3))
+
+
+def numeric_gradient(loss, x, h=1e-6):
+    """Central differences of ``loss()`` with respect to every element of ``x`` (changed in
+    place, then restored)."""
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        saved = x[index]
+        x[index] = saved + h
+        up = loss()
+        x[index] = saved - h
+        down = loss()
+        x[index] = saved
+        grad[index] = (up - down) / (2 * h)
+    return grad

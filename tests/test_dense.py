@@ -398,3 +398,17 @@ def test_property_forward_and_backward(n, n_in, n_out, dtype, with_bias, kinds, 
     assert_product_close(grad_x, g64 @ w64, np.abs(g64) @ np.abs(w64), n_out, dtype)
     assert_product_close(grad_w, g64.T @ x64, np.abs(g64).T @ np.abs(x64), n, dtype)
     np.testing.assert_array_equal(grad_b, functools.reduce(np.add, grad_y))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_results_are_bit_identical_across_thread_counts(dtype):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((700, 33)).astype(dtype)  # several row chunks
+    w = rng.standard_normal((17, 33)).astype(dtype)
+    b = rng.standard_normal(17).astype(dtype)
+    grad_y = rng.standard_normal((700, 17)).astype(dtype)
+    one = cnnative.dense(x, w, b, num_threads=1), *cnnative.dense_backward(grad_y, x, w, num_threads=1)
+    two = cnnative.dense(x, w, b, num_threads=2), *cnnative.dense_backward(grad_y, x, w, num_threads=2)
+    for a, c in zip(one, two):
+        np.testing.assert_array_equal(a, c)
+    np.testing.assert_allclose(one[0], x @ w.T + b, rtol=1e-4 if dtype == np.float32 else 1e-12)

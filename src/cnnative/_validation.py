@@ -36,6 +36,20 @@ def float_dtype(array, name, func):
     raise TypeError(f"{func}: {name} must be float32 or float64, got dtype {dtype}")
 
 
+def float_type(value, name, func):
+    """A dtype argument (``np.float32``, ``"float64"``, ...) that must name float32 or float64."""
+    try:
+        # np.dtype(None) would silently mean float64.
+        dtype = np.dtype(value) if value is not None else None
+    except TypeError:
+        dtype = None
+    if dtype is None:
+        raise TypeError(f"{func}: {name} must be float32 or float64, got {value!r}")
+    if dtype not in NATIVE_FLOATS:
+        raise TypeError(f"{func}: {name} must be float32 or float64, got {dtype}")
+    return dtype
+
+
 def same_float_dtype(array, name, dtype, reference, func):
     """TypeError unless ``array`` is of ``dtype`` (float32/float64), the dtype of ``reference``.
 
@@ -155,6 +169,15 @@ def int_pair(value, name, func, minimum):
     if min(pair) < minimum:
         raise ValueError(f"{func}: {name} must be >= {minimum}, got {value!r}")
     return pair
+
+
+def positive_int(value, name, func):
+    """A Python int >= 1 (bools refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{func}: {name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{func}: {name} must be >= 1, got {value!r}")
+    return int(value)
 
 
 def shape_tuple(value, name, func):

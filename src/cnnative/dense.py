@@ -15,19 +15,36 @@ copied first.  Inputs are never modified and outputs never share memory with the
 inf propagate through the products as in NumPy's matmul, but without NumPy's floating-point
 warnings (BLAS does not report them).
 
-The products run on the OpenBLAS bundled with scipy, which is a separate library from NumPy's,
-with its own thread pool: ``OPENBLAS_NUM_THREADS`` set before import controls both, while
-``cnnative.set_num_threads`` does not apply here.
+The products run on the OpenBLAS bundled with scipy, one BLAS thread per product: the batch's
+rows are split into chunks of a fixed size, shared by :func:`cnnative.set_num_threads` threads,
+as in the other layer kernels.  Besides making results independent of the thread count, this
+keeps the network's BLAS calls in one mode: switching scipy's BLAS between one thread (inside
+the convolution kernels) and several costs milliseconds per switch, as its pool wakes up.
 """
 import numpy as np
 
-from . import _validation
+from . import _threads, _validation
 from ._native import dense as _dense
 
 __all__ = ["dense", "dense_backward"]
 
+# Rows of x per product handed to one thread: a batch of a typical size is one product, while
+# large inputs (inference over a data set) are shared by the threads.
+_ROWS_PER_CHUNK = 256
 
-def dense(x, w, b=None):
+
+def _row_chunked_matmul(a, b, bias, num_threads):
+    """``a @ b (+ bias)``, a's rows cut into fixed chunks run on the threads, BLAS one thread
+    each; operands as accepted by ``_dense.matmul`` (a row slice of a Fortran-ordered a is
+    copied)."""
+    parts = _threads.run_chunks(
+        lambda start, stop: _dense.matmul(_validation.blas_operand(a[start:stop], a.dtype), b,
+                                          bias),
+        a.shape[0], _ROWS_PER_CHUNK, num_threads)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def dense(x, w, b=None, *, num_threads=None):
     """Forward pass of a dense layer: ``x @ w.T + b``.
 
     Parameters
@@ -39,6 +56,8 @@ def dense(x, w, b=None):
     b : array_like, shape (out,), or None
         Bias, added to every output row; None for no bias.  It is folded into the matrix
         product (BLAS accumulates onto it), not added in a second pass.
+    num_threads : int, optional
+        Defaults to :func:`cnnative.get_num_threads`; results are the same for every count.
 
     Returns
     -------
@@ -71,12 +90,12 @@ def dense(x, w, b=None):
 
     single = x.ndim == 1
     rows = x[np.newaxis] if single else x
-    y = _dense.matmul(_validation.blas_operand(rows, dtype),
-                      _validation.blas_operand(w, dtype).T, b)
+    y = _row_chunked_matmul(_validation.blas_operand(rows, dtype),
+                            _validation.blas_operand(w, dtype).T, b, num_threads)
     return y[0] if single else y
 
 
-def dense_backward(grad_y, x, w):
+def dense_backward(grad_y, x, w, *, num_threads=None):
     """Gradients of a dense layer ``y = x @ w.T + b`` given the gradient of the loss wrt y.
 
     Parameters
@@ -87,6 +106,8 @@ def dense_backward(grad_y, x, w):
         The layer's input in the forward pass.
     w : array_like, shape (out, in)
         Weights.
+    num_threads : int, optional
+        As for :func:`dense`.
 
     Returns
     -------
@@ -123,8 +144,10 @@ def dense_backward(grad_y, x, w):
     x = _validation.blas_operand(x, dtype)
     w = _validation.blas_operand(w, dtype)
     grad_y = _validation.blas_operand(grad_y, dtype)
-    grad_x = _dense.matmul(grad_y, w)
-    grad_w = _dense.matmul(grad_y.T, x)
+    grad_x = _row_chunked_matmul(grad_y, w, None, num_threads)
+    # One product: splitting it over the batch would add partial sums, and its size is that of
+    # the weights, small next to the batch products above.
+    [grad_w] = _threads.run_chunks(lambda start, stop: _dense.matmul(grad_y.T, x), 1, 1, 1)
     grad_b = _dense.column_sums(grad_y)
     return (grad_x[0] if single else grad_x), grad_w, grad_b
 

@@ -1,12 +1,14 @@
-"""Timing helpers shared by the benchmark scripts in this directory.
+"""Timing helpers shared by ``cnnative bench`` and the scripts in ``benchmarks/``.
 
-Only the standard library is imported at module level: ``configure_threads`` has to run before
-numpy, scipy or torch are imported, because BLAS/OpenMP pools read their size once at start-up.
+Only the standard library is imported at module level.  BLAS/OpenMP pools read their size
+once, when numpy, scipy or torch start, so ``configure_threads`` re-executes the process with
+the thread environment in place when one of them is already imported (as it is once
+``cnnative`` is).
 
 Typical use in a benchmark script::
 
     args = parser.parse_args()
-    threads = _timing.configure_threads(args.threads)   # before numpy
+    threads = _timing.configure_threads(args.threads)
     import numpy as np
     budget = _timing.Budget(args.budget, n_cells)
     for cell in cells:
@@ -39,26 +41,36 @@ _THREAD_ENV_VARS = (
     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "CNNATIVE_NUM_THREADS",
 )
 _LATE_MODULES = ("numpy", "scipy", "torch")
+_REEXECUTED = "CNNATIVE_BENCH_REEXECUTED"
 
 
-def configure_threads(threads=None):
+def configure_threads(threads=None, reexec=True):
     """Pin every library thread pool to ``threads`` (default 1) via the environment; returns it.
 
-    Must run before numpy/scipy/torch are imported; warns if one already is, since its pool size
-    is then fixed and the comparison may not be like for like.
+    When numpy, scipy or torch is already imported and the environment did not say so yet,
+    their pools are sized already.  With ``reexec`` (for a program's main), the process is then
+    re-executed once, same command line (``sys.orig_argv``), with the environment set, so the
+    call does not return; otherwise it warns.
     """
     n = 1 if threads is None else int(threads)
     if n < 1:
         raise ValueError(f"threads must be >= 1, got {n}")
-    early = [name for name in _LATE_MODULES if name in sys.modules]
-    if early:
-        print(f"warning: {', '.join(early)} imported before configure_threads(); "
-              "their thread pools may ignore the setting", file=sys.stderr)
+    settled = all(os.environ.get(var) == str(n) for var in _THREAD_ENV_VARS)
     for var in _THREAD_ENV_VARS:
         os.environ[var] = str(n)
     # OpenMP workers (torch's) otherwise spin for a while after each call; with contenders
     # interleaved on a 2-core machine that spinning steals the cores from whoever runs next.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    early = [name for name in _LATE_MODULES if name in sys.modules]
+    if early and not settled:
+        if os.environ.get(_REEXECUTED) or not reexec:
+            print(f"warning: {', '.join(early)} started before the thread settings; their "
+                  "pools may ignore them", file=sys.stderr)
+        else:
+            os.environ[_REEXECUTED] = "1"
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     return n
 
 

@@ -1,0 +1,90 @@
+"""The command line: train, evaluate, info, bench, run in-process or as `python -m cnnative`."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cnnative
+from cnnative import cli, datasets
+
+
+def test_train_then_evaluate_on_the_embedded_digits(tmp_path, capsys):
+    model = tmp_path / "net.npz"
+    status = cli.main(["train", "--epochs", "1", "--no-augment", "--no-progress", "--threads", "1",
+                       "--out", str(model)])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "4000 training images" in out and "| 1 |" in out and f"model saved to {model}" in out
+    network = cnnative.load(model)
+    (_, _), (x_val, y_val) = datasets.load_digits_5k()
+    accuracy = network.evaluate(x_val, y_val)[1]
+    assert accuracy > 0.8  # one epoch of real digits
+
+    assert cli.main(["evaluate", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert f"accuracy {accuracy:.2%}" in out
+    rows = [line for line in out.splitlines()
+            if line.startswith("| ") and "true" not in line and "---" not in line]
+    confusion = np.array([[int(v) for v in row.strip("| ").split(" | ")[1:]] for row in rows])
+    assert confusion.shape == (10, 10) and confusion.sum() == 1000
+    assert np.trace(confusion) == round(accuracy * 1000)
+
+
+def test_train_and_evaluate_on_an_mnist_directory(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    (x, y), _ = datasets.load_digits_5k()
+    datasets.write_idx(data / "train-images-idx3-ubyte.gz", x[:300])
+    datasets.write_idx(data / "train-labels-idx1-ubyte.gz", y[:300].astype(np.uint8))
+    datasets.write_idx(data / "t10k-images-idx3-ubyte", x[300:400])
+    datasets.write_idx(data / "t10k-labels-idx1-ubyte", y[300:400].astype(np.uint8))
+    model = tmp_path / "m.npz"
+    assert cli.main(["train", "--data", str(data), "--epochs", "1", "--no-progress",
+                     "--batch-size", "32", "--lr", "0.05", "--dtype", "float64",
+                     "--out", str(model)]) == 0
+    assert "300 training images" in capsys.readouterr().out
+    assert cnnative.load(model).dtype == np.float64
+    assert cli.main(["evaluate", str(model), "--data", str(data)]) == 0
+    assert ": 100 images" in capsys.readouterr().out
+    del rng
+
+
+def test_train_needs_training_files(tmp_path):
+    (x, y), _ = datasets.load_digits_5k()
+    datasets.write_idx(tmp_path / "t10k-images-idx3-ubyte", x[:10])
+    datasets.write_idx(tmp_path / "t10k-labels-idx1-ubyte", y[:10].astype(np.uint8))
+    with pytest.raises(SystemExit, match="has no training files"):
+        cli.main(["train", "--data", str(tmp_path), "--epochs", "1"])
+
+
+def test_info_names_versions_threads_and_code_paths(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    detected, active = cnnative._native.correlate.simd_info()
+    assert f"cnnative {cnnative.__version__}" in out
+    assert f"numpy {np.__version__}" in out and "threads:" in out
+    assert f"supports {detected}" in out and f"run {active}" in out
+
+
+def test_no_command_prints_help(capsys):
+    assert cli.main([]) == 2
+    assert "train" in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_bench(tmp_path):
+    """As a program: `python -m cnnative bench` restarts itself with the thread settings."""
+    result = tmp_path / "signal.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "cnnative", "bench", "--sizes", "28", "--kernels", "3",
+         "--modes", "valid", "--dtypes", "float64", "--budget", "0.5", "--no-torch",
+         "--max-repeats", "3", "--json", str(result)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "CNNATIVE_NUM_THREADS": ""})
+    assert completed.returncode == 0, completed.stderr
+    assert "| 28" in completed.stdout and "speedup" in completed.stdout
+    payload = json.loads(result.read_text())
+    assert payload["summary"] and payload["cells"][0]["timings"]["scipy"]["repeats"] >= 3

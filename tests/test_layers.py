@@ -1,0 +1,196 @@
+"""Layers against NumPy references and finite differences; configs; errors."""
+import numpy as np
+import pytest
+
+import cnnative
+import pool_reference
+import reference
+from cnnative.layers import (Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh,
+                             layer_from_config)
+
+RNG = np.random.default_rng(20261122)
+
+
+def gradcheck_cases():
+    return [
+        (Conv2D(2, 3, 3, dtype="float64", rng=1), (2, 2, 6, 7)),
+        (Conv2D(3, 2, (2, 3), stride=2, padding=1, dtype="float64", rng=2), (2, 3, 7, 6)),
+        (Conv2D(1, 2, 5, stride=(1, 2), padding=(2, 0), dtype="float64", init="xavier", rng=3),
+         (3, 1, 8, 9)),
+        (Dense(5, 3, dtype="float64", rng=4), (4, 5)),
+        (Dense(7, 2, dtype="float64", init="xavier", rng=5), (1, 7)),
+        (MaxPool2D(2), (2, 3, 6, 6)),
+        (MaxPool2D(3, stride=1, padding=1), (2, 2, 5, 6)),
+        (MaxPool2D(2, stride=1), (1, 1, 5, 5)),  # the primer's overlapping windows
+        (Flatten(), (2, 3, 4, 2)),
+        (ReLU(), (3, 4, 5)),
+        (Sigmoid(), (3, 4)),
+        (Tanh(), (3, 4)),
+        (Dropout(0.3, rng=0), (5, 6)),
+    ]
+
+
+@pytest.mark.parametrize("layer, shape", gradcheck_cases(), ids=repr)
+def test_gradcheck_every_layer(layer, shape):
+    report = cnnative.gradcheck(layer, RNG.standard_normal(shape))
+    assert report["ok"]
+    assert set(report) == {"x", *layer.params, "ok"}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride, padding", [(1, 0), (2, 1), ((1, 2), (0, 2))])
+def test_conv2d_layer_matches_reference(dtype, stride, padding):
+    layer = Conv2D(3, 4, (3, 2), stride=stride, padding=padding, dtype=dtype, rng=0)
+    layer.params["b"][:] = RNG.standard_normal(4)
+    x = RNG.standard_normal((2, 3, 9, 8)).astype(dtype)
+    pair = cnnative._validation.int_pair
+    geometry = (pair(stride, "", "", 1), pair(padding, "", "", 0))
+    y = layer.forward(x)
+    expected = reference.conv2d(x, layer.params["w"], layer.params["b"], *geometry)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, expected, rtol=tolerance, atol=tolerance)
+    assert y.dtype == dtype
+    grad = RNG.standard_normal(y.shape).astype(dtype)
+    grad_x = layer.backward(grad)
+    ref_x, ref_w, ref_b = reference.conv2d_backward(grad, x, layer.params["w"], *geometry)
+    for actual, wanted in [(grad_x, ref_x), (layer.grads["w"], ref_w), (layer.grads["b"], ref_b)]:
+        np.testing.assert_allclose(actual, wanted, rtol=tolerance * 10, atol=tolerance * 10)
+
+
+def test_dense_layer_matches_numpy():
+    layer = Dense(6, 4, dtype=np.float64, rng=0)
+    layer.params["b"][:] = [1, 2, 3, 4]
+    x = RNG.standard_normal((5, 6))
+    np.testing.assert_allclose(layer.forward(x), x @ layer.params["w"].T + [1, 2, 3, 4],
+                               rtol=1e-13)
+    grad = RNG.standard_normal((5, 4))
+    np.testing.assert_allclose(layer.backward(grad), grad @ layer.params["w"], rtol=1e-13)
+    np.testing.assert_allclose(layer.grads["w"], grad.T @ x, rtol=1e-13)
+    np.testing.assert_allclose(layer.grads["b"], grad.sum(0), rtol=1e-13)
+
+
+def test_max_pool_layer_matches_pytorch_rule_and_accumulates_overlaps():
+    x = RNG.integers(0, 3, (2, 3, 6, 7)).astype(np.float32)  # many ties
+    layer = MaxPool2D(3, stride=1, padding=1)
+    y = layer.forward(x)
+    expected_y, expected_indices = pool_reference.max_pool2d(x, 3, 1, 1)
+    np.testing.assert_array_equal(y, expected_y)
+    grad = RNG.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_allclose(layer.backward(grad),
+                               pool_reference.max_pool2d_backward(grad, expected_indices, x.shape),
+                               rtol=1e-6)
+
+
+def test_activations_match_numpy():
+    x = np.array([[-800.0, -3.0, 0.0, 2.5, 800.0]])
+    relu, sig, tanh = ReLU(), Sigmoid(), Tanh()
+    np.testing.assert_array_equal(relu.forward(x), [[0, 0, 0, 2.5, 800]])
+    np.testing.assert_array_equal(relu.backward(np.ones_like(x)), [[0, 0, 0, 1, 1]])
+    with np.errstate(over="raise"):  # no overflow on the way to 0 and 1
+        np.testing.assert_allclose(sig.forward(x), [[0, 1 / (1 + np.exp(3)), 0.5,
+                                                     1 / (1 + np.exp(-2.5)), 1]])
+    s = sig.forward(x)
+    np.testing.assert_allclose(sig.backward(np.full_like(x, 2)), 2 * s * (1 - s))
+    np.testing.assert_allclose(tanh.forward(x), np.tanh(x))
+    np.testing.assert_allclose(tanh.backward(np.ones_like(x)), 1 - np.tanh(x) ** 2)
+    for layer in (relu, sig, tanh):
+        assert layer.forward(x.astype(np.float32)).dtype == np.float32
+
+
+def test_dropout_scales_kept_units_and_is_identity_at_inference():
+    layer = Dropout(0.25, rng=0)
+    x = np.ones((200, 500), np.float32)
+    y = layer.forward(x)
+    assert y.dtype == np.float32
+    assert set(np.unique(y)) == {0, np.float32(1 / 0.75)}
+    assert abs((y == 0).mean() - 0.25) < 0.01
+    np.testing.assert_array_equal(layer.backward(x), y)  # same mask
+    np.testing.assert_array_equal(layer.forward(x, training=False), x)
+    np.testing.assert_array_equal(layer.backward(x), x)
+    np.testing.assert_array_equal(Dropout(0.0).forward(x), x)
+
+
+def test_flatten_round_trip():
+    layer = Flatten()
+    x = RNG.standard_normal((3, 2, 4, 5))
+    y = layer.forward(x)
+    assert y.shape == (3, 40)
+    np.testing.assert_array_equal(layer.backward(y), x)
+
+
+def test_initialisation_scales_and_seeds():
+    conv = Conv2D(20, 40, 5, rng=0)
+    assert conv.params["w"].dtype == np.float32 and conv.params["w"].shape == (40, 20, 5, 5)
+    np.testing.assert_array_equal(conv.params["b"], 0)
+    assert abs(conv.params["w"].std() / np.sqrt(2 / 500) - 1) < 0.05  # He: std sqrt(2/fan_in)
+    dense = Dense(300, 100, init="xavier", dtype="float64", rng=0)
+    limit = np.sqrt(6 / 400)
+    assert np.abs(dense.params["w"]).max() <= limit
+    assert abs(dense.params["w"].std() / (limit / np.sqrt(3)) - 1) < 0.05
+    np.testing.assert_array_equal(Conv2D(1, 2, 3, rng=7).params["w"],
+                                  Conv2D(1, 2, 3, rng=7).params["w"])
+    # float32 and float64 layers from one seed start from the same weights, up to rounding
+    np.testing.assert_array_equal(Dense(4, 3, rng=1).params["w"],
+                                  Dense(4, 3, rng=1, dtype=np.float64).params["w"].astype(np.float32))
+
+
+@pytest.mark.parametrize("layer", [l for l, _ in gradcheck_cases()], ids=repr)
+def test_config_round_trip(layer):
+    rebuilt = layer_from_config(type(layer).__name__, layer.get_config())
+    assert rebuilt.get_config() == layer.get_config()
+    assert {k: (v.shape, v.dtype) for k, v in rebuilt.params.items()} == \
+        {k: (v.shape, v.dtype) for k, v in layer.params.items()}
+
+
+def test_first_layer_can_skip_the_input_gradient():
+    layer = Conv2D(1, 2, 3, rng=0)
+    layer.input_grad = False
+    y = layer.forward(np.ones((2, 1, 5, 5), np.float32))
+    assert layer.backward(np.ones_like(y)) is None
+    assert layer.grads["w"].shape == (2, 1, 3, 3)
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: Conv2D(0, 2, 3), ValueError, "in_channels must be >= 1"),
+    (lambda: Conv2D(1.5, 2, 3), TypeError, "in_channels must be an int"),
+    (lambda: Conv2D(1, 2, (3, 3, 3)), ValueError, "kernel_size must be an int or a pair"),
+    (lambda: Conv2D(1, 2, 3, stride=0), ValueError, "stride must be >= 1"),
+    (lambda: Conv2D(1, 2, 3, padding=-1), ValueError, "padding must be >= 0"),
+    (lambda: Conv2D(1, 2, 3, dtype=np.int32), TypeError, "dtype must be float32 or float64"),
+    (lambda: Conv2D(1, 2, 3, init="zeros"), ValueError, "init must be one of"),
+    (lambda: Dense(3, True), TypeError, "out_features must be an int"),
+    (lambda: MaxPool2D(0), ValueError, "kernel_size must be >= 1"),
+    (lambda: Dropout(1.0), ValueError, r"p must be in \[0, 1\)"),
+    (lambda: Dropout("a"), TypeError, "p must be a real number"),
+    (lambda: layer_from_config("Softmax", {}), ValueError, "layer type must be one of"),
+    (lambda: layer_from_config("Dense", {"in_features": 2}), ValueError, "bad config for Dense"),
+])
+def test_bad_construction_raises(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_bad_use_raises():
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        Conv2D(1, 1, 1).backward(np.ones((1, 1, 2, 2), np.float32))
+    with pytest.raises(TypeError, match="x has dtype float64 but w has float32"):
+        Conv2D(1, 1, 3).forward(np.ones((1, 1, 4, 4)))
+    with pytest.raises(ValueError, match="x has 2 channels but w expects 1"):
+        Conv2D(1, 1, 3).forward(np.ones((1, 2, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="x has 4 input features"):
+        Dense(3, 2).forward(np.ones((2, 4), np.float32))
+
+
+def test_gradcheck_catches_a_wrong_gradient_and_needs_float64():
+    class Doubled(ReLU):
+        def backward(self, grad):
+            return 2 * super().backward(grad)
+
+    with pytest.raises(cnnative.GradcheckError, match="gradients disagree"):
+        cnnative.gradcheck(Doubled(), RNG.standard_normal((3, 4)))
+    assert not cnnative.gradcheck(Doubled(), RNG.standard_normal((3, 4)),
+                                  raise_exception=False)["ok"]
+    with pytest.raises(TypeError, match="x must be float64"):
+        cnnative.gradcheck(ReLU(), np.ones((2, 2), np.float32))
+    with pytest.raises(TypeError, match="w must be float64"):
+        cnnative.gradcheck(Dense(2, 2), np.ones((2, 2)))
