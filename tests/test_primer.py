@@ -79,6 +79,7 @@ def test_sigmoid_converts_integers_without_wrapping():
 # ------------------------------------------------------------------------------- FeatureMap
 
 
+@pytest.mark.scipy_order
 @pytest.mark.parametrize("shape, overlay", [((4, 5), (2, 2)), ((28, 28), (5, 5)), ((7, 3), (7, 1)),
                                             ((1, 1), (1, 1)), ((6, 9), (3, 4))])
 def test_feature_map_matches_the_article_to_the_bit(seeded, shape, overlay):
@@ -407,6 +408,7 @@ def test_chained_layers_gradient_against_finite_differences(seeded):
 # ------------------------------------------------------------------------- the article's demo
 
 
+@pytest.mark.scipy_order
 def test_the_articles_demo_lines_run_unchanged(seeded):
     from cnnative.primer import (FeatureMap, FullyConnectedLayer, MaxPoolingMap, as_col,
                                  get_feature_map_shape)
