@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The release path on this machine, as cibuildwheel does it per platform (.github/workflows/wheels.yml):
+# The release path on this machine, as cibuildwheel runs it per platform in CI (wheels.yml):
 #  1. build the sdist, and the wheel from the unpacked sdist (python -m build), so a file missing
 #     from the sdist breaks the build here rather than for users;
 #  2. repair the wheel to a manylinux tag (auditwheel) and check that its x86-64 code needs
