@@ -6,17 +6,20 @@ import sys
 
 
 def run_fresh(code):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
 
 
 def test_import_leaves_scipy_signal_unloaded():
-    assert run_fresh("import sys, cnnative\n"
-                     "print([m for m in ('scipy.signal', 'scipy.stats') if m in sys.modules])") == "[]"
+    loaded = run_fresh("import sys, cnnative\n"
+                       "print([m for m in ('scipy.signal', 'scipy.stats') if m in sys.modules])")
+    assert loaded == "[]"
 
 
 def test_scipy_fallback_and_fft_import_scipy_signal_on_first_use():
-    assert run_fresh("import numpy as np, cnnative\n"
-                     "a = np.arange(12).reshape(3, 4)\n"
-                     "direct = cnnative.correlate2d(a, a[:2, :2])\n"  # integers: scipy's own kernel
-                     "fft = cnnative.correlate2d(a * 1.0, a[:2, :2] * 1.0, method='fft')\n"
-                     "print(direct.dtype.kind, direct.shape, np.array_equal(direct, np.round(fft)))") == "i (4, 5) True"
+    result = run_fresh("import numpy as np, cnnative\n"
+                       "a = np.arange(12).reshape(3, 4)\n"
+                       "direct = cnnative.correlate2d(a, a[:2, :2])\n"  # integers: scipy's kernel
+                       "fft = cnnative.correlate2d(a * 1.0, a[:2, :2] * 1.0, method='fft')\n"
+                       "print(direct.dtype.kind, direct.shape, np.array_equal(direct, np.round(fft)))")
+    assert result == "i (4, 5) True"

@@ -1,4 +1,4 @@
-"""Fail if an x86-64 wheel's extension modules run AVX code outside the run-time-dispatched variants.
+"""Fail if an x86-64 wheel's extension modules hold AVX code outside the dispatched variants.
 
 A wheel must run on any x86-64 CPU, so the baseline code has to stay within SSE2: AVX2 and
 AVX-512 instructions may appear only in the functions compiled for them with target attributes
@@ -35,8 +35,9 @@ def offending_functions(library):
             function = header["name"]
             continue
         instruction = INSTRUCTION.match(line)
-        if instruction and not DISPATCHED.search(function) and (
-                instruction["mnemonic"].startswith("v") or AVX_OPERAND.search(instruction["operands"])):
+        if instruction is None or DISPATCHED.search(function):
+            continue
+        if instruction["mnemonic"].startswith("v") or AVX_OPERAND.search(instruction["operands"]):
             bad.add(function)
     return sorted(bad)
 

@@ -19,7 +19,8 @@ cat > "$work/portable.c" <<'EOF'
 #endif
 int main(void)
 {
-    /* 4x4 image 0..15, 2x2 kernel (1 2; 3 4): out[m][n] = x[m][n] + 2x[m][n+1] + 3x[m+1][n] + 4x[m+1][n+1] */
+    /* 4x4 image x = 0..15, 2x2 kernel (1 2; 3 4):
+     * out[m][n] = x[m][n] + 2 x[m][n+1] + 3 x[m+1][n] + 4 x[m+1][n+1] = 10 (4m + n) + 34 */
     double image[16], out[9], coef[4] = {1, 2, 3, 4};
     cn_idx coloff[2] = {0, 1};
     int i, m, n;
@@ -53,7 +54,8 @@ EOF
 
 "$cc" -U__GNUC__ -U__clang__ -std=c99 -pedantic-errors -I"$native" "$work/portable.c" -o "$work/portable"
 "$work/portable"
-echo "check_portable_c: headers compile as strict C99 without GCC extensions; scalar path correct"
+echo "check_portable_c: headers compile as strict C99 without GCC extensions;" \
+     "the scalar path computes correctly"
 
 if [ "$(uname -m)" = x86_64 ]; then
     "$cc" -D__APPLE__ -std=c99 -O2 -I"$work/stub" -I"$native" "$work/apple.c" -o "$work/apple"
