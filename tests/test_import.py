@@ -1,5 +1,6 @@
 """`import cnnative` stays cheap: scipy.signal (and with it scipy.stats, interpolate, optimize)
-is imported only when a function needs it. Each check runs in a fresh interpreter, where nothing
+and scipy.linalg (which the BLAS-using conv and dense kernels cimport) are imported only when a
+function needs them. Each check runs in a fresh interpreter, where nothing
 has imported scipy.signal yet."""
 import subprocess
 import sys
@@ -12,8 +13,17 @@ def run_fresh(code):
 
 def test_import_leaves_scipy_signal_unloaded():
     loaded = run_fresh("import sys, cnnative\n"
-                       "print([m for m in ('scipy.signal', 'scipy.stats') if m in sys.modules])")
+                       "print([m for m in ('scipy.signal', 'scipy.stats', 'scipy.linalg', "
+                       "'cnnative._native.conv', 'cnnative._native.dense') if m in sys.modules])")
     assert loaded == "[]"
+
+
+def test_conv_and_dense_kernels_load_on_first_use():
+    result = run_fresh("import sys, numpy as np, cnnative\n"
+                       "y = cnnative.dense(np.ones((2, 3)), np.ones((4, 3)))\n"
+                       "z = cnnative.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)))\n"
+                       "print(y.sum(), z.sum(), 'cnnative._native.conv' in sys.modules)")
+    assert result == "24.0 16.0 True"
 
 
 def test_scipy_fallback_and_fft_import_scipy_signal_on_first_use():

@@ -11,7 +11,9 @@ dtype rule: x, w, b (and grad_y) must all be float32 or all float64; mixing them
 import numpy as np
 
 from . import _threads, _validation
-from ._native import conv as _conv
+from ._native import LazyModule
+
+_conv = LazyModule("conv")
 
 __all__ = ["conv2d", "conv2d_backward"]
 

@@ -24,7 +24,9 @@ the convolution kernels) and several costs milliseconds per switch, as its pool 
 import numpy as np
 
 from . import _threads, _validation
-from ._native import dense as _dense
+from ._native import LazyModule
+
+_dense = LazyModule("dense")
 
 __all__ = ["dense", "dense_backward"]
 
