@@ -14,7 +14,8 @@ def test_float32_gemm_path_is_bit_identical_across_thread_counts_and_restores_bl
     x = rng.standard_normal((37, 3, 28, 28)).astype(np.float32)
     w = rng.standard_normal((20, 3, 5, 5)).astype(np.float32)
     grad_y = rng.standard_normal((37, 20, 28, 28)).astype(np.float32)
-    before = _threads._blas_control[0]() if _threads._blas_control else None
+    control = _threads.blas_control()
+    before = control[0]() if control else None
     previous = native_conv.set_algorithm("gemm")
     try:
         reference = cnnative.conv2d_backward(grad_y, x, w, padding=2, num_threads=1)
@@ -24,7 +25,7 @@ def test_float32_gemm_path_is_bit_identical_across_thread_counts_and_restores_bl
     finally:
         native_conv.set_algorithm(previous)
     if before is not None:
-        assert _threads._blas_control[0]() == before
+        assert control[0]() == before
 
 
 def test_native_conv_geometry_does_not_overflow_int():

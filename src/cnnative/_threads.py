@@ -90,19 +90,33 @@ def _find_blas_thread_control():
     return None
 
 
-_blas_control = _find_blas_thread_control()
+# Found on the first kernel call rather than at import: locating the library imports scipy.
+_blas_control = None
+_blas_searched = False
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_saved_threads = None
 
 
+def blas_control():
+    """(get, set) of scipy's BLAS thread count, or None (see _find_blas_thread_control)."""
+    global _blas_control, _blas_searched
+    if not _blas_searched:
+        with _blas_lock:
+            if not _blas_searched:
+                _blas_control = _find_blas_thread_control()
+                _blas_searched = True
+    return _blas_control
+
+
 @contextlib.contextmanager
 def _single_threaded_blas():
     global _blas_users, _blas_saved_threads
-    if _blas_control is None:
+    control = blas_control()
+    if control is None:
         yield
         return
-    get_threads, set_threads = _blas_control
+    get_threads, set_threads = control
     with _blas_lock:
         if _blas_users == 0:
             _blas_saved_threads = get_threads()
