@@ -110,7 +110,9 @@ def blas_control():
 
 
 @contextlib.contextmanager
-def _single_threaded_blas():
+def single_threaded_blas():
+    """scipy's BLAS at one thread for the duration; nested and concurrent uses share one
+    setting, restored when the last ends."""
     global _blas_users, _blas_saved_threads
     control = blas_control()
     if control is None:
@@ -140,7 +142,7 @@ def run_chunks(func, n_items, chunk_size, num_threads=None):
     parallelism is ours.
     """
     threads = _checked(num_threads) if num_threads is not None else get_num_threads()
-    with _single_threaded_blas():
+    with single_threaded_blas():
         return _run(func, n_items, chunk_size, threads)
 
 

@@ -39,11 +39,15 @@ def _row_chunked_matmul(a, b, bias, num_threads):
     """``a @ b (+ bias)``, a's rows cut into fixed chunks run on the threads, BLAS one thread
     each; operands as accepted by ``_dense.matmul`` (a row slice of a Fortran-ordered a is
     copied)."""
+    if a.shape[0] <= _ROWS_PER_CHUNK:
+        # One chunk: the thread machinery would only add its overhead to a small product.
+        with _threads.single_threaded_blas():
+            return _dense.matmul(a, b, bias)
     parts = _threads.run_chunks(
         lambda start, stop: _dense.matmul(_validation.blas_operand(a[start:stop], a.dtype), b,
                                           bias),
         a.shape[0], _ROWS_PER_CHUNK, num_threads)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return np.concatenate(parts)
 
 
 def dense(x, w, b=None, *, num_threads=None):
@@ -146,10 +150,13 @@ def dense_backward(grad_y, x, w, *, num_threads=None):
     x = _validation.blas_operand(x, dtype)
     w = _validation.blas_operand(w, dtype)
     grad_y = _validation.blas_operand(grad_y, dtype)
-    grad_x = _row_chunked_matmul(grad_y, w, None, num_threads)
-    # One product: splitting it over the batch would add partial sums, and its size is that of
-    # the weights, small next to the batch products above.
-    [grad_w] = _threads.run_chunks(lambda start, stop: _dense.matmul(grad_y.T, x), 1, 1, 1)
+    # One BLAS setting for both products (setting it costs microseconds, a good part of a
+    # small layer's backward pass).
+    with _threads.single_threaded_blas():
+        grad_x = _row_chunked_matmul(grad_y, w, None, num_threads)
+        # One product: splitting it over the batch would add partial sums, and its size is
+        # that of the weights, small next to the batch products above.
+        grad_w = _dense.matmul(grad_y.T, x)
     grad_b = _dense.column_sums(grad_y)
     return (grad_x[0] if single else grad_x), grad_w, grad_b
 
