@@ -198,6 +198,60 @@ def test_positions_beyond_int32_on_huge_planes():
     assert indices.max() > 2**31
 
 
+# ---------------------------------------------------------------- instruction-set variants
+
+
+@pytest.fixture(params=[0, 1, 2, 3], ids=["scalar", "vec128", "avx2", "avx512f"])
+def simd_cap(request):
+    old = native.set_simd_cap(request.param)
+    yield request.param
+    native.set_simd_cap(old)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("stride_h,padding", [(2, 0), (2, 1), (1, 0), (3, (1, 0)), (2, (0, 1))])
+def test_every_simd_variant_of_2x2_stride_2_is_exact(simd_cap, dtype, stride_h, padding):
+    """Every width from narrower than any vector to several vectors plus a partial one."""
+    rng = np.random.default_rng(31)
+    pad_w = padding[1] if isinstance(padding, tuple) else padding
+    for width in range(max(1, 2 - 2 * pad_w), 42):
+        x = rng.integers(-2, 3, (3, 9, width)).astype(dtype)  # many ties
+        x[rng.random(x.shape) < 0.05] = NAN
+        x[rng.random(x.shape) < 0.05] = -INF
+        x[rng.random(x.shape) < 0.02] = INF
+        for kind in ("C", "rows"):
+            problem = (layout(x, kind), 2, (stride_h, 2), padding)
+            assert_same(pooled(*problem), reference.max_pool2d(*problem))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_simd_variants_stay_inside_the_window_columns(simd_cap, dtype):
+    # NaN right after each row's last column would win any window that read it, and guard
+    # planes around the outputs catch stray writes.
+    for width in (3, 9, 16, 17, 33, 40):
+        rows = np.full((2, 6, width + 1), NAN, dtype)
+        rows[..., :width] = np.random.default_rng(width).standard_normal((2, 6, width))
+        x = rows[..., :width]
+        out_w = width // 2
+        y_all = np.full((4, 3, out_w), 7, dtype)
+        i_all = np.full((4, 3, out_w), 7, np.int64)
+        native.max_pool2d_planes(x, y_all[1:3], i_all[1:3], 2, 2, 2, 2, 0, 0, 0, 2)
+        assert_same((y_all[1:3], i_all[1:3]), reference.max_pool2d(x, 2))
+        assert (y_all[[0, 3]] == 7).all() and (i_all[[0, 3]] == 7).all()
+
+
+def test_simd_info_and_cap():
+    detected, active = native.simd_info()
+    assert detected in ("scalar", "sse2", "neon", "avx2", "avx512f") and active == detected
+    old = native.set_simd_cap(2)
+    try:
+        assert native.simd_info()[1] == ("avx2" if detected == "avx512f" else detected)
+        with pytest.raises(ValueError, match="level must be in"):
+            native.set_simd_cap(4)
+    finally:
+        native.set_simd_cap(old)
+
+
 # ---------------------------------------------------------------- backward
 
 
