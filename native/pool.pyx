@@ -21,6 +21,9 @@ from _common cimport element_step, floating
 
 cnp.import_array()
 
+cdef extern from "claim.h" nogil:
+    int64_t cn_claim(int64_t *counter, int64_t n)
+
 cdef extern from "pool_simd.h" nogil:
     ctypedef Py_ssize_t cn_idx
     int CN_SIMD_SCALAR, CN_SIMD_AVX512
@@ -59,7 +62,10 @@ def set_simd_cap(int level):
     return old
 
 # Status codes of max_pool2d_backward_planes.
-STATUS_OK, STATUS_BAD_INDEX = 0, 1
+cdef enum:
+    STATUS_OK_C = 0
+    STATUS_BAD_INDEX_C = 1
+STATUS_OK, STATUS_BAD_INDEX = STATUS_OK_C, STATUS_BAD_INDEX_C
 
 
 ctypedef fused position:
@@ -538,6 +544,48 @@ cdef int _pool_planes_dispatch(const floating *x, Py_ssize_t plane_step, Py_ssiz
     return status
 
 
+cdef int _pool_claimed(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_step,
+                       Py_ssize_t col_step, Py_ssize_t height, Py_ssize_t width, floating *y,
+                       int64_t *indices, Py_ssize_t out_rows, Py_ssize_t out_cols,
+                       Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride_h,
+                       Py_ssize_t stride_w, Py_ssize_t pad_h, Py_ssize_t pad_w, Py_ssize_t start,
+                       Py_ssize_t stop, int64_t *counter, Py_ssize_t claim) noexcept nogil:
+    """_pool_planes_dispatch on pieces of [start, stop) claimed from counter until none is left."""
+    cdef Py_ssize_t first, last
+    cdef int64_t taken
+    cdef int status
+    while True:
+        taken = cn_claim(counter, claim)
+        # Checked before use: the counter comes from Python and could hold anything.
+        if taken < 0 or taken >= stop - start:
+            return 0
+        first = start + taken
+        last = first + claim if stop - first > claim else stop
+        status = _pool_planes_dispatch(x, plane_step, row_step, col_step, height, width, y,
+                                       indices, out_rows, out_cols, kernel_h, kernel_w,
+                                       stride_h, stride_w, pad_h, pad_w, first, last)
+        if status != 0:
+            return status
+
+
+cdef int _scatter_claimed(const floating *grad_y, const int64_t *indices, floating *grad_x,
+                          Py_ssize_t n_out, Py_ssize_t plane_size, Py_ssize_t start,
+                          Py_ssize_t stop, int64_t *counter, Py_ssize_t claim) noexcept nogil:
+    """_scatter_planes on pieces of [start, stop) claimed from counter until none is left."""
+    cdef Py_ssize_t first, last
+    cdef int64_t taken
+    cdef int status
+    while True:
+        taken = cn_claim(counter, claim)
+        if taken < 0 or taken >= stop - start:
+            return STATUS_OK_C
+        first = start + taken
+        last = first + claim if stop - first > claim else stop
+        status = _scatter_planes(grad_y, indices, grad_x, n_out, plane_size, first, last)
+        if status != STATUS_OK_C:
+            return status
+
+
 cdef int _scatter_planes(const floating *grad_y, const int64_t *indices, floating *grad_x,
                          Py_ssize_t n_out, Py_ssize_t plane_size, Py_ssize_t start,
                          Py_ssize_t stop) noexcept nogil:
@@ -593,11 +641,35 @@ cdef _check_range(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t planes):
         raise ValueError(f"planes [{start}, {stop}) outside [0, {planes})")
 
 
+cdef int64_t *_claim_counter(object counter, Py_ssize_t claim) except? NULL:
+    """The shared counter's address, or NULL for None (no claiming)."""
+    cdef cnp.ndarray a
+    if counter is None:
+        return NULL
+    if not isinstance(counter, cnp.ndarray):
+        raise TypeError("counter must be a numpy array")
+    a = <cnp.ndarray> counter
+    if (cnp.PyArray_NDIM(a) != 1 or cnp.PyArray_TYPE(a) != cnp.NPY_INT64
+            or not cnp.PyArray_ISNOTSWAPPED(a)):
+        raise TypeError("counter must be a 1-D native int64 array")
+    if (cnp.PyArray_DIM(a, 0) < 1 or not cnp.PyArray_ISWRITEABLE(a)
+            or not cnp.PyArray_ISALIGNED(a)):
+        raise ValueError("counter must be non-empty, aligned and writeable")
+    if claim < 1:
+        raise ValueError("claim must be >= 1")
+    return <int64_t *> cnp.PyArray_DATA(a)
+
+
 def max_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
                       cnp.ndarray indices not None, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
                       Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_h,
-                      Py_ssize_t pad_w, Py_ssize_t start, Py_ssize_t stop):
+                      Py_ssize_t pad_w, Py_ssize_t start, Py_ssize_t stop,
+                      object counter=None, Py_ssize_t claim=1):
     """Max-pools planes [start, stop) of x into y and indices, in place.
+
+    With ``counter`` (a 1-D int64 array shared by the threads of one call, counter[0] = 0 at
+    first), the planes are not all done by this call: it claims ``claim`` planes at a time
+    from counter[0] until none is left, so threads that start late simply find less to do.
 
     x: (P, H, W) float32/float64, H, W >= 1, any strides; y: (P, Ho, Wo) of x's dtype and
     indices: (P, Ho, Wo) int64, both C-contiguous and writeable, with
@@ -624,32 +696,40 @@ def max_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
     _check_output(indices, "indices", cnp.NPY_INT64, planes, out_rows, out_cols)
     _check_range(start, stop, planes)
 
+    cdef int64_t unshared = 0
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
     cdef Py_ssize_t plane_step = element_step(cnp.PyArray_STRIDE(x, 0), itemsize)
     cdef Py_ssize_t row_step = element_step(cnp.PyArray_STRIDE(x, 1), itemsize)
     cdef Py_ssize_t col_step = element_step(cnp.PyArray_STRIDE(x, 2), itemsize)
+    cdef int64_t *shared = _claim_counter(counter, claim)
     cdef int status
+    if shared == NULL:
+        claim = stop - start  # one piece: all of it
+        shared = &unshared
     if typenum == cnp.NPY_FLOAT32:
         with nogil:
-            status = _pool_planes_dispatch(<const float *> cnp.PyArray_DATA(x), plane_step, row_step,
-                                  col_step, height, width, <float *> cnp.PyArray_DATA(y),
-                                  <int64_t *> cnp.PyArray_DATA(indices), out_rows, out_cols,
-                                  kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
-                                  start, stop)
+            status = _pool_claimed(<const float *> cnp.PyArray_DATA(x), plane_step, row_step,
+                                   col_step, height, width, <float *> cnp.PyArray_DATA(y),
+                                   <int64_t *> cnp.PyArray_DATA(indices), out_rows, out_cols,
+                                   kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+                                   start, stop, shared, claim)
     else:
         with nogil:
-            status = _pool_planes_dispatch(<const double *> cnp.PyArray_DATA(x), plane_step, row_step,
-                                  col_step, height, width, <double *> cnp.PyArray_DATA(y),
-                                  <int64_t *> cnp.PyArray_DATA(indices), out_rows, out_cols,
-                                  kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
-                                  start, stop)
+            status = _pool_claimed(<const double *> cnp.PyArray_DATA(x), plane_step, row_step,
+                                   col_step, height, width, <double *> cnp.PyArray_DATA(y),
+                                   <int64_t *> cnp.PyArray_DATA(indices), out_rows, out_cols,
+                                   kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+                                   start, stop, shared, claim)
     if status != 0:
         raise MemoryError("out of memory in max_pool2d_planes")
 
 
 def max_pool2d_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray indices not None,
-                               cnp.ndarray grad_x not None, Py_ssize_t start, Py_ssize_t stop):
+                               cnp.ndarray grad_x not None, Py_ssize_t start, Py_ssize_t stop,
+                               object counter=None, Py_ssize_t claim=1):
     """Overwrites planes [start, stop) of grad_x with grad_y scattered to indices; returns a status.
+
+    ``counter`` and ``claim`` share the planes among threads as for max_pool2d_planes.
 
     grad_y: (P, Ho, Wo) float32/float64 and indices: (P, Ho, Wo) int64, both C-contiguous;
     grad_x: (P, H, W) of grad_y's dtype, C-contiguous and writeable; its planes are zeroed,
@@ -679,17 +759,22 @@ def max_pool2d_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray indices 
 
     cdef Py_ssize_t n_out = out_rows * out_cols
     cdef Py_ssize_t plane_size = cnp.PyArray_DIM(grad_x, 1) * cnp.PyArray_DIM(grad_x, 2)
+    cdef int64_t unshared = 0
+    cdef int64_t *shared = _claim_counter(counter, claim)
     cdef int status
+    if shared == NULL:
+        claim = stop - start
+        shared = &unshared
     if typenum == cnp.NPY_FLOAT32:
         with nogil:
-            status = _scatter_planes(<const float *> cnp.PyArray_DATA(grad_y),
-                                     <const int64_t *> cnp.PyArray_DATA(indices),
-                                     <float *> cnp.PyArray_DATA(grad_x), n_out, plane_size,
-                                     start, stop)
+            status = _scatter_claimed(<const float *> cnp.PyArray_DATA(grad_y),
+                                      <const int64_t *> cnp.PyArray_DATA(indices),
+                                      <float *> cnp.PyArray_DATA(grad_x), n_out, plane_size,
+                                      start, stop, shared, claim)
     else:
         with nogil:
-            status = _scatter_planes(<const double *> cnp.PyArray_DATA(grad_y),
-                                     <const int64_t *> cnp.PyArray_DATA(indices),
-                                     <double *> cnp.PyArray_DATA(grad_x), n_out, plane_size,
-                                     start, stop)
+            status = _scatter_claimed(<const double *> cnp.PyArray_DATA(grad_y),
+                                      <const int64_t *> cnp.PyArray_DATA(indices),
+                                      <double *> cnp.PyArray_DATA(grad_x), n_out, plane_size,
+                                      start, stop, shared, claim)
     return status

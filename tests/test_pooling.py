@@ -428,3 +428,57 @@ def test_backward_kernel_never_writes_outside_a_plane():
         native.max_pool2d_backward_planes(grad_y, np.zeros((2, 2, 3), np.int64), grad_x, 0, 2)
     with pytest.raises(TypeError):
         native.max_pool2d_backward_planes(grad_y, indices, grad_x.astype(np.float32), 0, 2)
+
+
+def test_kernels_share_planes_through_a_counter():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 6, 6))
+    expected = reference.max_pool2d(x, 2)
+    y, indices = np.zeros((7, 3, 3)), np.zeros((7, 3, 3), np.int64)
+    counter = np.zeros(1, np.int64)
+    # Planes [1, 6) in pieces of 2: one call takes them all, a second finds none left.
+    native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 1, 6, counter, 2)
+    assert counter[0] >= 5
+    y_before = y.copy()
+    native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 1, 6, counter, 2)
+    np.testing.assert_array_equal(y, y_before)
+    assert_same((y[1:6], indices[1:6]), (expected[0][1:6], expected[1][1:6]))
+    assert not y[0].any() and not y[6].any() and not indices[[0, 6]].any()
+
+    grad_x = np.full((7, 6, 6), 5.0)
+    counter[0] = 0
+    status = native.max_pool2d_backward_planes(y, indices, grad_x, 2, 4, counter, 1)
+    assert status == native.STATUS_OK
+    np.testing.assert_array_equal(grad_x[2:4], reference.max_pool2d_backward(y[2:4], indices[2:4],
+                                                                             (2, 6, 6)))
+    assert (grad_x[[0, 1, 4, 5, 6]] == 5).all()
+
+
+@pytest.mark.parametrize("start_value", [-1, 5, 2**62, 2**63 - 1, -(2**63)])
+def test_a_counter_out_of_range_claims_nothing(start_value):
+    x = np.ones((5, 4, 4))
+    y, indices = np.full((5, 2, 2), 3.0), np.full((5, 2, 2), 3, np.int64)
+    native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 0, 5,
+                             np.array([start_value], np.int64), 2)
+    assert (y == 3).all() and (indices == 3).all()
+    grad_x = np.full((5, 4, 4), 3.0)
+    assert native.max_pool2d_backward_planes(y, indices, grad_x, 0, 5,
+                                             np.array([start_value], np.int64), 1) == 0
+    assert (grad_x == 3).all()
+
+
+@pytest.mark.parametrize("counter,claim,error", [
+    (np.zeros(1, np.int32), 1, TypeError), (np.zeros((1, 1), np.int64), 1, TypeError),
+    ([0], 1, TypeError), (np.zeros(0, np.int64), 1, ValueError),
+    (np.zeros(1, np.int64), 0, ValueError), (np.zeros(1, np.int64).view(">i8"), 1, TypeError),
+])
+def test_kernels_check_the_counter(counter, claim, error):
+    x, y, indices = np.ones((2, 4, 4)), np.empty((2, 2, 2)), np.empty((2, 2, 2), np.int64)
+    with pytest.raises(error, match="counter|claim"):
+        native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 0, 2, counter, claim)
+    with pytest.raises(error, match="counter|claim"):
+        native.max_pool2d_backward_planes(y, indices, np.empty((2, 4, 4)), 0, 2, counter, claim)
+    readonly = np.zeros(1, np.int64)
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="counter"):
+        native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 0, 2, readonly, 1)
