@@ -31,8 +31,6 @@ cdef extern from "pool_simd.h" nogil:
     int cn_simd_active()
     const char *cn_simd_name(int level)
     int cn_simd_cap
-    void cn_prefetch_read(const void *p, cn_idx nbytes)
-    void cn_prefetch_write(const void *p, cn_idx nbytes)
     int cn_pool2x2_f32(const float *plane, cn_idx row_step, cn_idx width, float *y,
                        int64_t *indices, cn_idx out_cols, cn_idx row_first, cn_idx row_stop,
                        cn_idx col_first, cn_idx col_stop, cn_idx stride_h, cn_idx pad_h,
@@ -342,11 +340,6 @@ cdef void _pool_plane_separable(const floating *plane, Py_ssize_t height, Py_ssi
             i_row[ow] = pos[ow]
 
 
-# How many planes ahead the 2x2 path prefetches its input and outputs: 1, 2 and 4 ran alike,
-# each ~10% faster than none on 24x24 planes that had left the core's caches.
-cdef enum:
-    PREFETCH_PLANES = 2
-
 # Window shapes with an unrolled interior path (any vertical stride, any padding); stride 1
 # across goes to the separable path instead.
 cdef enum:
@@ -480,11 +473,6 @@ cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_s
         i_plane = indices + p * n_out
         simd_done = 0
         if window == WINDOW_2X2_S2:
-            if p + PREFETCH_PLANES < stop and gathered == NULL and row_step == width:
-                cn_prefetch_read(plane + PREFETCH_PLANES * plane_step,
-                                 height * width * sizeof(floating))
-                cn_prefetch_write(y_plane + PREFETCH_PLANES * n_out, n_out * sizeof(floating))
-                cn_prefetch_write(i_plane + PREFETCH_PLANES * n_out, n_out * sizeof(int64_t))
             # Interior windows of the whole plane in one call; only borders are left below.
             if floating is float:
                 simd_done = cn_pool2x2_f32(plane, src_row_step, width, y_plane, i_plane,

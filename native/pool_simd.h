@@ -18,18 +18,6 @@
 
 #include "corr_simd.h"
 
-/* Hints that [p, p + bytes) will soon be read, or written.  Hardware prefetchers stop at 4 KiB
- * page boundaries, so a pass over many small planes keeps restarting them; asking for a plane
- * or two ahead hides that.  Prefetches never fault, but callers stay inside their arrays. */
-#if defined(__GNUC__) || defined(__clang__)
-#define CN_PREFETCH_LOOP(p, bytes, rw)                                                          \
-    for (cn_idx o_ = 0; o_ < (bytes); o_ += 64) __builtin_prefetch((const char *) (p) + o_, rw, 3)
-#else
-#define CN_PREFETCH_LOOP(p, bytes, rw) (void) 0
-#endif
-static inline void cn_prefetch_read(const void *p, cn_idx bytes) { CN_PREFETCH_LOOP(p, bytes, 0); }
-static inline void cn_prefetch_write(const void *p, cn_idx bytes) { CN_PREFETCH_LOOP(p, bytes, 1); }
-
 /* Arguments of every variant: output rows [row_first, row_stop) and columns
  * [col_first, col_stop) of a plane whose rows are row_step elements apart (unit stride within
  * a row), each output's window starting at input row oh * stride_h - pad_h, column
