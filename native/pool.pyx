@@ -21,8 +21,49 @@ from _common cimport element_step, floating
 
 cnp.import_array()
 
+cdef extern from "claim.h" nogil:
+    int64_t cn_claim(int64_t *counter, int64_t n)
+
+cdef extern from "pool_simd.h" nogil:
+    ctypedef Py_ssize_t cn_idx
+    int CN_SIMD_SCALAR, CN_SIMD_AVX512
+    int cn_simd_level()
+    int cn_simd_active()
+    const char *cn_simd_name(int level)
+    int cn_simd_cap
+    int cn_pool2x2_f32(const float *plane, cn_idx row_step, cn_idx width, float *y,
+                       int64_t *indices, cn_idx out_cols, cn_idx row_first, cn_idx row_stop,
+                       cn_idx col_first, cn_idx col_stop, cn_idx stride_h, cn_idx pad_h,
+                       cn_idx pad_w)
+    int cn_pool2x2_f64(const double *plane, cn_idx row_step, cn_idx width, double *y,
+                       int64_t *indices, cn_idx out_cols, cn_idx row_first, cn_idx row_stop,
+                       cn_idx col_first, cn_idx col_stop, cn_idx stride_h, cn_idx pad_h,
+                       cn_idx pad_w)
+
+
+def simd_info():
+    """(detected, active) instruction-set names of the pooling kernels."""
+    return cn_simd_name(cn_simd_level()).decode(), cn_simd_name(cn_simd_active()).decode()
+
+
+def set_simd_cap(int level):
+    """Limit the kernels to the variants up to ``level`` (0 scalar .. 3 avx512f); returns the old cap.
+
+    This module's own cap (each kernel module has one).  Exists so tests can check that every
+    compiled variant gives identical results; below 2 (avx2) the portable loops run.
+    """
+    global cn_simd_cap
+    if not CN_SIMD_SCALAR <= level <= CN_SIMD_AVX512:
+        raise ValueError(f"level must be in [0, 3], got {level}")
+    old = cn_simd_cap
+    cn_simd_cap = level
+    return old
+
 # Status codes of max_pool2d_backward_planes.
-STATUS_OK, STATUS_BAD_INDEX = 0, 1
+cdef enum:
+    STATUS_OK_C = 0
+    STATUS_BAD_INDEX_C = 1
+STATUS_OK, STATUS_BAD_INDEX = STATUS_OK_C, STATUS_BAD_INDEX_C
 
 
 ctypedef fused position:
@@ -307,6 +348,54 @@ cdef enum:
     WINDOW_3X3_S2 = 2
 
 
+cdef void _pool_rows(const floating *plane, Py_ssize_t height, Py_ssize_t width,
+                     Py_ssize_t row_step, floating *y, int64_t *indices, position *pos,
+                     Py_ssize_t out_cols, Py_ssize_t oh_first, Py_ssize_t oh_stop, int window,
+                     bint borders_only, Py_ssize_t inner_first, Py_ssize_t inner_stop,
+                     Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride_h,
+                     Py_ssize_t stride_w, Py_ssize_t pad_h, Py_ssize_t pad_w) noexcept nogil:
+    """Output rows [oh_first, oh_stop) of a plane whose outputs are y and indices.
+
+    Columns [inner_first, inner_stop) are those whose windows need no horizontal padding;
+    borders_only says they are done already.  pos is scratch for out_cols positions.
+    """
+    cdef Py_ssize_t oh, ow, ih_first
+    cdef const floating *row
+    cdef floating *y_row
+    cdef int64_t *i_row
+    for oh in range(oh_first, oh_stop):
+        y_row = y + oh * out_cols
+        i_row = indices + oh * out_cols
+        ih_first = oh * stride_h - pad_h
+        if borders_only:
+            _pool_row(plane, height, width, row_step, y_row, pos, oh, 0, inner_first,
+                      kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+            _pool_row(plane, height, width, row_step, y_row, pos, oh, inner_stop, out_cols,
+                      kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+            for ow in range(inner_first):
+                i_row[ow] = pos[ow]
+            for ow in range(inner_stop, out_cols):
+                i_row[ow] = pos[ow]
+            continue
+        if window == WINDOW_GENERIC or ih_first < 0 or ih_first + kernel_h > height:
+            _pool_row(plane, height, width, row_step, y_row, pos, oh, 0, out_cols,
+                      kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+        else:
+            _pool_row(plane, height, width, row_step, y_row, pos, oh, 0, inner_first,
+                      kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+            row = plane + ih_first * row_step
+            if window == WINDOW_2X2_S2:
+                _pool_row_interior(row, row_step, width, pad_w, <position> (ih_first * width),
+                                   y_row, pos, inner_first, inner_stop, 2, 2, 2)
+            else:
+                _pool_row_interior(row, row_step, width, pad_w, <position> (ih_first * width),
+                                   y_row, pos, inner_first, inner_stop, 3, 3, 2)
+            _pool_row(plane, height, width, row_step, y_row, pos, oh, inner_stop, out_cols,
+                      kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+        for ow in range(out_cols):
+            i_row[ow] = pos[ow]
+
+
 cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_step,
                       Py_ssize_t col_step, Py_ssize_t height, Py_ssize_t width,
                       floating *y, int64_t *indices, Py_ssize_t out_rows, Py_ssize_t out_cols,
@@ -317,14 +406,14 @@ cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_s
 
     Returns 0, or -1 when memory ran out.
     """
-    cdef Py_ssize_t p, oh, ow, i, j, ih_first, src_row_step = row_step
+    cdef Py_ssize_t p, i, j, src_row_step = row_step
     cdef Py_ssize_t n_out = out_rows * out_cols
-    cdef Py_ssize_t inner_first, inner_stop
+    cdef Py_ssize_t inner_first, inner_stop, inner_row_first, inner_row_stop
+    cdef int simd_done
     cdef const floating *plane
-    cdef const floating *row
     cdef floating *dense
-    cdef floating *y_row
-    cdef int64_t *i_row
+    cdef floating *y_plane
+    cdef int64_t *i_plane
     cdef floating *gathered = NULL
     cdef floating *row_best = NULL
     cdef floating *col_best = NULL
@@ -345,6 +434,13 @@ cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_s
         inner_stop = out_cols
     if inner_first > inner_stop:
         inner_first = inner_stop
+    # Likewise the output rows whose windows need no vertical padding.
+    inner_row_first = (pad_h + stride_h - 1) // stride_h
+    inner_row_stop = (height + pad_h - kernel_h) // stride_h + 1
+    if inner_row_stop > out_rows:
+        inner_row_stop = out_rows
+    if inner_row_first > inner_row_stop:
+        inner_row_first = inner_row_stop
     if col_step != 1 or (separable and row_step != width):
         # Gathered once per plane: the window loops want unit-stride rows, the separable path
         # a contiguous plane.
@@ -373,29 +469,34 @@ cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_s
                                   out_rows, out_cols, kernel_h, kernel_w, stride_h, pad_h,
                                   row_best, row_where, col_best, col_where, pos)
             continue
-        for oh in range(out_rows):
-            y_row = y + p * n_out + oh * out_cols
-            i_row = indices + p * n_out + oh * out_cols
-            ih_first = oh * stride_h - pad_h
-            if window == WINDOW_GENERIC or ih_first < 0 or ih_first + kernel_h > height:
-                _pool_row(plane, height, width, src_row_step, y_row, pos, oh, 0, out_cols,
-                          kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+        y_plane = y + p * n_out
+        i_plane = indices + p * n_out
+        simd_done = 0
+        if window == WINDOW_2X2_S2:
+            # Interior windows of the whole plane in one call; only borders are left below.
+            if floating is float:
+                simd_done = cn_pool2x2_f32(plane, src_row_step, width, y_plane, i_plane,
+                                           out_cols, inner_row_first, inner_row_stop,
+                                           inner_first, inner_stop, stride_h, pad_h, pad_w)
             else:
-                _pool_row(plane, height, width, src_row_step, y_row, pos, oh, 0, inner_first,
-                          kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
-                row = plane + ih_first * src_row_step
-                if window == WINDOW_2X2_S2:
-                    _pool_row_interior(row, src_row_step, width, pad_w,
-                                       <position> (ih_first * width), y_row, pos,
-                                       inner_first, inner_stop, 2, 2, 2)
-                else:
-                    _pool_row_interior(row, src_row_step, width, pad_w,
-                                       <position> (ih_first * width), y_row, pos,
-                                       inner_first, inner_stop, 3, 3, 2)
-                _pool_row(plane, height, width, src_row_step, y_row, pos, oh, inner_stop,
-                          out_cols, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
-            for ow in range(out_cols):
-                i_row[ow] = pos[ow]
+                simd_done = cn_pool2x2_f64(plane, src_row_step, width, y_plane, i_plane,
+                                           out_cols, inner_row_first, inner_row_stop,
+                                           inner_first, inner_stop, stride_h, pad_h, pad_w)
+        if simd_done:
+            _pool_rows(plane, height, width, src_row_step, y_plane, i_plane, pos, out_cols, 0,
+                       inner_row_first, window, False, inner_first, inner_stop, kernel_h,
+                       kernel_w, stride_h, stride_w, pad_h, pad_w)
+            if inner_first > 0 or inner_stop < out_cols:
+                _pool_rows(plane, height, width, src_row_step, y_plane, i_plane, pos, out_cols,
+                           inner_row_first, inner_row_stop, window, True, inner_first,
+                           inner_stop, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+            _pool_rows(plane, height, width, src_row_step, y_plane, i_plane, pos, out_cols,
+                       inner_row_stop, out_rows, window, False, inner_first, inner_stop,
+                       kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+        else:
+            _pool_rows(plane, height, width, src_row_step, y_plane, i_plane, pos, out_cols, 0,
+                       out_rows, window, False, inner_first, inner_stop, kernel_h, kernel_w,
+                       stride_h, stride_w, pad_h, pad_w)
     free(gathered)
     free(row_best)
     free(row_where)
@@ -429,6 +530,48 @@ cdef int _pool_planes_dispatch(const floating *x, Py_ssize_t plane_step, Py_ssiz
                                   pad_h, pad_w, start, stop, pos64)
         free(pos64)
     return status
+
+
+cdef int _pool_claimed(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_step,
+                       Py_ssize_t col_step, Py_ssize_t height, Py_ssize_t width, floating *y,
+                       int64_t *indices, Py_ssize_t out_rows, Py_ssize_t out_cols,
+                       Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride_h,
+                       Py_ssize_t stride_w, Py_ssize_t pad_h, Py_ssize_t pad_w, Py_ssize_t start,
+                       Py_ssize_t stop, int64_t *counter, Py_ssize_t claim) noexcept nogil:
+    """_pool_planes_dispatch on pieces of [start, stop) claimed from counter until none is left."""
+    cdef Py_ssize_t first, last
+    cdef int64_t taken
+    cdef int status
+    while True:
+        taken = cn_claim(counter, claim)
+        # Checked before use: the counter comes from Python and could hold anything.
+        if taken < 0 or taken >= stop - start:
+            return 0
+        first = start + taken
+        last = first + claim if stop - first > claim else stop
+        status = _pool_planes_dispatch(x, plane_step, row_step, col_step, height, width, y,
+                                       indices, out_rows, out_cols, kernel_h, kernel_w,
+                                       stride_h, stride_w, pad_h, pad_w, first, last)
+        if status != 0:
+            return status
+
+
+cdef int _scatter_claimed(const floating *grad_y, const int64_t *indices, floating *grad_x,
+                          Py_ssize_t n_out, Py_ssize_t plane_size, Py_ssize_t start,
+                          Py_ssize_t stop, int64_t *counter, Py_ssize_t claim) noexcept nogil:
+    """_scatter_planes on pieces of [start, stop) claimed from counter until none is left."""
+    cdef Py_ssize_t first, last
+    cdef int64_t taken
+    cdef int status
+    while True:
+        taken = cn_claim(counter, claim)
+        if taken < 0 or taken >= stop - start:
+            return STATUS_OK_C
+        first = start + taken
+        last = first + claim if stop - first > claim else stop
+        status = _scatter_planes(grad_y, indices, grad_x, n_out, plane_size, first, last)
+        if status != STATUS_OK_C:
+            return status
 
 
 cdef int _scatter_planes(const floating *grad_y, const int64_t *indices, floating *grad_x,
@@ -486,11 +629,35 @@ cdef _check_range(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t planes):
         raise ValueError(f"planes [{start}, {stop}) outside [0, {planes})")
 
 
+cdef int64_t *_claim_counter(object counter, Py_ssize_t claim) except? NULL:
+    """The shared counter's address, or NULL for None (no claiming)."""
+    cdef cnp.ndarray a
+    if counter is None:
+        return NULL
+    if not isinstance(counter, cnp.ndarray):
+        raise TypeError("counter must be a numpy array")
+    a = <cnp.ndarray> counter
+    if (cnp.PyArray_NDIM(a) != 1 or cnp.PyArray_TYPE(a) != cnp.NPY_INT64
+            or not cnp.PyArray_ISNOTSWAPPED(a)):
+        raise TypeError("counter must be a 1-D native int64 array")
+    if (cnp.PyArray_DIM(a, 0) < 1 or not cnp.PyArray_ISWRITEABLE(a)
+            or not cnp.PyArray_ISALIGNED(a)):
+        raise ValueError("counter must be non-empty, aligned and writeable")
+    if claim < 1:
+        raise ValueError("claim must be >= 1")
+    return <int64_t *> cnp.PyArray_DATA(a)
+
+
 def max_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
                       cnp.ndarray indices not None, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
                       Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_h,
-                      Py_ssize_t pad_w, Py_ssize_t start, Py_ssize_t stop):
+                      Py_ssize_t pad_w, Py_ssize_t start, Py_ssize_t stop,
+                      object counter=None, Py_ssize_t claim=1):
     """Max-pools planes [start, stop) of x into y and indices, in place.
+
+    With ``counter`` (a 1-D int64 array shared by the threads of one call, counter[0] = 0 at
+    first), the planes are not all done by this call: it claims ``claim`` planes at a time
+    from counter[0] until none is left, so threads that start late simply find less to do.
 
     x: (P, H, W) float32/float64, H, W >= 1, any strides; y: (P, Ho, Wo) of x's dtype and
     indices: (P, Ho, Wo) int64, both C-contiguous and writeable, with
@@ -517,32 +684,40 @@ def max_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
     _check_output(indices, "indices", cnp.NPY_INT64, planes, out_rows, out_cols)
     _check_range(start, stop, planes)
 
+    cdef int64_t unshared = 0
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
     cdef Py_ssize_t plane_step = element_step(cnp.PyArray_STRIDE(x, 0), itemsize)
     cdef Py_ssize_t row_step = element_step(cnp.PyArray_STRIDE(x, 1), itemsize)
     cdef Py_ssize_t col_step = element_step(cnp.PyArray_STRIDE(x, 2), itemsize)
+    cdef int64_t *shared = _claim_counter(counter, claim)
     cdef int status
+    if shared == NULL:
+        claim = stop - start  # one piece: all of it
+        shared = &unshared
     if typenum == cnp.NPY_FLOAT32:
         with nogil:
-            status = _pool_planes_dispatch(<const float *> cnp.PyArray_DATA(x), plane_step, row_step,
-                                  col_step, height, width, <float *> cnp.PyArray_DATA(y),
-                                  <int64_t *> cnp.PyArray_DATA(indices), out_rows, out_cols,
-                                  kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
-                                  start, stop)
+            status = _pool_claimed(<const float *> cnp.PyArray_DATA(x), plane_step, row_step,
+                                   col_step, height, width, <float *> cnp.PyArray_DATA(y),
+                                   <int64_t *> cnp.PyArray_DATA(indices), out_rows, out_cols,
+                                   kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+                                   start, stop, shared, claim)
     else:
         with nogil:
-            status = _pool_planes_dispatch(<const double *> cnp.PyArray_DATA(x), plane_step, row_step,
-                                  col_step, height, width, <double *> cnp.PyArray_DATA(y),
-                                  <int64_t *> cnp.PyArray_DATA(indices), out_rows, out_cols,
-                                  kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
-                                  start, stop)
+            status = _pool_claimed(<const double *> cnp.PyArray_DATA(x), plane_step, row_step,
+                                   col_step, height, width, <double *> cnp.PyArray_DATA(y),
+                                   <int64_t *> cnp.PyArray_DATA(indices), out_rows, out_cols,
+                                   kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+                                   start, stop, shared, claim)
     if status != 0:
         raise MemoryError("out of memory in max_pool2d_planes")
 
 
 def max_pool2d_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray indices not None,
-                               cnp.ndarray grad_x not None, Py_ssize_t start, Py_ssize_t stop):
+                               cnp.ndarray grad_x not None, Py_ssize_t start, Py_ssize_t stop,
+                               object counter=None, Py_ssize_t claim=1):
     """Overwrites planes [start, stop) of grad_x with grad_y scattered to indices; returns a status.
+
+    ``counter`` and ``claim`` share the planes among threads as for max_pool2d_planes.
 
     grad_y: (P, Ho, Wo) float32/float64 and indices: (P, Ho, Wo) int64, both C-contiguous;
     grad_x: (P, H, W) of grad_y's dtype, C-contiguous and writeable; its planes are zeroed,
@@ -572,17 +747,22 @@ def max_pool2d_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray indices 
 
     cdef Py_ssize_t n_out = out_rows * out_cols
     cdef Py_ssize_t plane_size = cnp.PyArray_DIM(grad_x, 1) * cnp.PyArray_DIM(grad_x, 2)
+    cdef int64_t unshared = 0
+    cdef int64_t *shared = _claim_counter(counter, claim)
     cdef int status
+    if shared == NULL:
+        claim = stop - start
+        shared = &unshared
     if typenum == cnp.NPY_FLOAT32:
         with nogil:
-            status = _scatter_planes(<const float *> cnp.PyArray_DATA(grad_y),
-                                     <const int64_t *> cnp.PyArray_DATA(indices),
-                                     <float *> cnp.PyArray_DATA(grad_x), n_out, plane_size,
-                                     start, stop)
+            status = _scatter_claimed(<const float *> cnp.PyArray_DATA(grad_y),
+                                      <const int64_t *> cnp.PyArray_DATA(indices),
+                                      <float *> cnp.PyArray_DATA(grad_x), n_out, plane_size,
+                                      start, stop, shared, claim)
     else:
         with nogil:
-            status = _scatter_planes(<const double *> cnp.PyArray_DATA(grad_y),
-                                     <const int64_t *> cnp.PyArray_DATA(indices),
-                                     <double *> cnp.PyArray_DATA(grad_x), n_out, plane_size,
-                                     start, stop)
+            status = _scatter_claimed(<const double *> cnp.PyArray_DATA(grad_y),
+                                      <const int64_t *> cnp.PyArray_DATA(indices),
+                                      <double *> cnp.PyArray_DATA(grad_x), n_out, plane_size,
+                                      start, stop, shared, claim)
     return status

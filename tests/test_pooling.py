@@ -198,6 +198,60 @@ def test_positions_beyond_int32_on_huge_planes():
     assert indices.max() > 2**31
 
 
+# ---------------------------------------------------------------- instruction-set variants
+
+
+@pytest.fixture(params=[0, 1, 2, 3], ids=["scalar", "vec128", "avx2", "avx512f"])
+def simd_cap(request):
+    old = native.set_simd_cap(request.param)
+    yield request.param
+    native.set_simd_cap(old)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("stride_h,padding", [(2, 0), (2, 1), (1, 0), (3, (1, 0)), (2, (0, 1))])
+def test_every_simd_variant_of_2x2_stride_2_is_exact(simd_cap, dtype, stride_h, padding):
+    """Every width from narrower than any vector to several vectors plus a partial one."""
+    rng = np.random.default_rng(31)
+    pad_w = padding[1] if isinstance(padding, tuple) else padding
+    for width in range(max(1, 2 - 2 * pad_w), 42):
+        x = rng.integers(-2, 3, (3, 9, width)).astype(dtype)  # many ties
+        x[rng.random(x.shape) < 0.05] = NAN
+        x[rng.random(x.shape) < 0.05] = -INF
+        x[rng.random(x.shape) < 0.02] = INF
+        for kind in ("C", "rows"):
+            problem = (layout(x, kind), 2, (stride_h, 2), padding)
+            assert_same(pooled(*problem), reference.max_pool2d(*problem))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_simd_variants_stay_inside_the_window_columns(simd_cap, dtype):
+    # NaN right after each row's last column would win any window that read it, and guard
+    # planes around the outputs catch stray writes.
+    for width in (3, 9, 16, 17, 33, 40):
+        rows = np.full((2, 6, width + 1), NAN, dtype)
+        rows[..., :width] = np.random.default_rng(width).standard_normal((2, 6, width))
+        x = rows[..., :width]
+        out_w = width // 2
+        y_all = np.full((4, 3, out_w), 7, dtype)
+        i_all = np.full((4, 3, out_w), 7, np.int64)
+        native.max_pool2d_planes(x, y_all[1:3], i_all[1:3], 2, 2, 2, 2, 0, 0, 0, 2)
+        assert_same((y_all[1:3], i_all[1:3]), reference.max_pool2d(x, 2))
+        assert (y_all[[0, 3]] == 7).all() and (i_all[[0, 3]] == 7).all()
+
+
+def test_simd_info_and_cap():
+    detected, active = native.simd_info()
+    assert detected in ("scalar", "sse2", "neon", "avx2", "avx512f") and active == detected
+    old = native.set_simd_cap(2)
+    try:
+        assert native.simd_info()[1] == ("avx2" if detected == "avx512f" else detected)
+        with pytest.raises(ValueError, match="level must be in"):
+            native.set_simd_cap(4)
+    finally:
+        native.set_simd_cap(old)
+
+
 # ---------------------------------------------------------------- backward
 
 
@@ -374,3 +428,57 @@ def test_backward_kernel_never_writes_outside_a_plane():
         native.max_pool2d_backward_planes(grad_y, np.zeros((2, 2, 3), np.int64), grad_x, 0, 2)
     with pytest.raises(TypeError):
         native.max_pool2d_backward_planes(grad_y, indices, grad_x.astype(np.float32), 0, 2)
+
+
+def test_kernels_share_planes_through_a_counter():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 6, 6))
+    expected = reference.max_pool2d(x, 2)
+    y, indices = np.zeros((7, 3, 3)), np.zeros((7, 3, 3), np.int64)
+    counter = np.zeros(1, np.int64)
+    # Planes [1, 6) in pieces of 2: one call takes them all, a second finds none left.
+    native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 1, 6, counter, 2)
+    assert counter[0] >= 5
+    y_before = y.copy()
+    native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 1, 6, counter, 2)
+    np.testing.assert_array_equal(y, y_before)
+    assert_same((y[1:6], indices[1:6]), (expected[0][1:6], expected[1][1:6]))
+    assert not y[0].any() and not y[6].any() and not indices[[0, 6]].any()
+
+    grad_x = np.full((7, 6, 6), 5.0)
+    counter[0] = 0
+    status = native.max_pool2d_backward_planes(y, indices, grad_x, 2, 4, counter, 1)
+    assert status == native.STATUS_OK
+    np.testing.assert_array_equal(grad_x[2:4], reference.max_pool2d_backward(y[2:4], indices[2:4],
+                                                                             (2, 6, 6)))
+    assert (grad_x[[0, 1, 4, 5, 6]] == 5).all()
+
+
+@pytest.mark.parametrize("start_value", [-1, 5, 2**62, 2**63 - 1, -(2**63)])
+def test_a_counter_out_of_range_claims_nothing(start_value):
+    x = np.ones((5, 4, 4))
+    y, indices = np.full((5, 2, 2), 3.0), np.full((5, 2, 2), 3, np.int64)
+    native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 0, 5,
+                             np.array([start_value], np.int64), 2)
+    assert (y == 3).all() and (indices == 3).all()
+    grad_x = np.full((5, 4, 4), 3.0)
+    assert native.max_pool2d_backward_planes(y, indices, grad_x, 0, 5,
+                                             np.array([start_value], np.int64), 1) == 0
+    assert (grad_x == 3).all()
+
+
+@pytest.mark.parametrize("counter,claim,error", [
+    (np.zeros(1, np.int32), 1, TypeError), (np.zeros((1, 1), np.int64), 1, TypeError),
+    ([0], 1, TypeError), (np.zeros(0, np.int64), 1, ValueError),
+    (np.zeros(1, np.int64), 0, ValueError), (np.zeros(1, np.int64).view(">i8"), 1, TypeError),
+])
+def test_kernels_check_the_counter(counter, claim, error):
+    x, y, indices = np.ones((2, 4, 4)), np.empty((2, 2, 2)), np.empty((2, 2, 2), np.int64)
+    with pytest.raises(error, match="counter|claim"):
+        native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 0, 2, counter, claim)
+    with pytest.raises(error, match="counter|claim"):
+        native.max_pool2d_backward_planes(y, indices, np.empty((2, 4, 4)), 0, 2, counter, claim)
+    readonly = np.zeros(1, np.int64)
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="counter"):
+        native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 0, 2, readonly, 1)

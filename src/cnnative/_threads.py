@@ -133,15 +133,18 @@ def single_threaded_blas():
                 set_threads(_blas_saved_threads)
 
 
-def run_chunks(func, n_items, chunk_size, num_threads=None):
+def run_chunks(func, n_items, chunk_size, num_threads=None, *, calls_blas=True):
     """Call ``func(start, stop)`` for consecutive chunks of ``range(n_items)``; returns results in order.
 
     Chunk boundaries depend only on ``chunk_size``. ``func`` must release the GIL for the threads to
     overlap and must write only to its own chunk's part of any shared output.  scipy's BLAS runs
     single-threaded while any call is under way (where its thread count can be set): the
-    parallelism is ours.
+    parallelism is ours.  Kernels that never call BLAS pass ``calls_blas=False`` to skip that
+    switch, which costs tens of microseconds (as much as a small pooling call).
     """
     threads = _checked(num_threads) if num_threads is not None else get_num_threads()
+    if not calls_blas:
+        return _run(func, n_items, chunk_size, threads)
     with single_threaded_blas():
         return _run(func, n_items, chunk_size, threads)
 
@@ -152,33 +155,45 @@ def _run(func, n_items, chunk_size, threads):
         return [func(start, stop) for start, stop in bounds]
     # Every thread, the caller included, claims the next unclaimed chunk whenever it is free.
     # Handing the pool all chunks but the first would leave the caller with 1/len(bounds) of
-    # the work (with 2 threads and 10 chunks, one thread would do 9 of them).
+    # the work (with 2 threads and 10 chunks, one thread would do 9 of them).  The caller then
+    # waits only for chunks still running, not for helpers to wake up: a helper that starts
+    # after every chunk was claimed finds nothing to do, and on a busy machine waking it can
+    # take longer than a small call's work.
     results = [None] * len(bounds)
-    claim_lock = threading.Lock()
+    lock = threading.Lock()
+    idle = threading.Condition(lock)
     unclaimed = iter(range(len(bounds)))
-    failed = []
+    running = 0
+    errors = []
 
     def drain():
-        while not failed:
-            with claim_lock:
-                index = next(unclaimed, None)
-            if index is None:
-                return
+        nonlocal running
+        while True:
+            with lock:
+                index = None if errors else next(unclaimed, None)
+                if index is None:
+                    return
+                running += 1
             try:
                 results[index] = func(*bounds[index])
-            except BaseException:
-                failed.append(True)  # the others stop claiming; the error surfaces below
-                raise
+            except BaseException as error:  # the others stop claiming; it surfaces below
+                with lock:
+                    errors.append(error)
+            finally:
+                with lock:
+                    running -= 1
+                    if running == 0:
+                        idle.notify_all()
 
     helpers = min(threads, len(bounds)) - 1
     pool = _pool(helpers)
-    futures = [pool.submit(drain) for _ in range(helpers)]
-    try:
-        drain()
-    finally:
+    for _ in range(helpers):
+        pool.submit(drain)
+    drain()
+    with lock:
         # No chunk may still be running once this returns or raises.
-        for future in futures:
-            future.exception()
-    for future in futures:
-        future.result()
+        while running:
+            idle.wait()
+    if errors:
+        raise errors[0]
     return results

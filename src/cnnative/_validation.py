@@ -157,15 +157,22 @@ def check_spatial(array, name, func):
 
 def int_pair(value, name, func, minimum):
     """An int or a pair of ints, each >= ``minimum``, as a tuple (a, b)."""
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2:
-        raise ValueError(f"{func}: {name} must be an int or a pair of ints, got {value!r}")
-    for item in items:
-        if isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Integral):
-            raise TypeError(f"{func}: {name} must be an int or a pair of ints, got {value!r}")
-    pair = (int(items[0]), int(items[1]))
+    # Plain ints and tuples of them skip the generic checks, whose ABC isinstance calls cost
+    # more than a small pooling call's kernel when the interpreter's caches are cold.
+    if type(value) is int:
+        pair = (value, value)
+    elif type(value) is tuple and len(value) == 2 and type(value[0]) is type(value[1]) is int:
+        pair = value
+    else:
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+        if len(items) != 2:
+            raise ValueError(f"{func}: {name} must be an int or a pair of ints, got {value!r}")
+        for item in items:
+            if isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Integral):
+                raise TypeError(f"{func}: {name} must be an int or a pair of ints, got {value!r}")
+        pair = (int(items[0]), int(items[1]))
     if min(pair) < minimum:
         raise ValueError(f"{func}: {name} must be >= {minimum}, got {value!r}")
     return pair

@@ -3,7 +3,7 @@
 ``max_pool2d`` returns the pooled maxima and, for each, the flat position ``ih * W + iw`` of the
 chosen element within its (H, W) plane; ``max_pool2d_backward`` scatters output gradients back
 to those positions.  Leading axes ((C, H, W), (N, C, H, W), ...) are independent planes, which
-are split across threads in chunks that do not depend on the thread count.
+are shared among threads; each plane is pooled the same way whichever thread takes it.
 
 The rule for the chosen element is PyTorch's: each window is scanned row by row, and an element
 replaces the running maximum when it is larger or NaN.  So the first maximum wins ties, the last
@@ -19,15 +19,26 @@ from ._native import pool as _pool
 
 __all__ = ["max_pool2d", "max_pool2d_backward"]
 
-# Input elements per chunk of planes handed to one thread: large enough that the per-chunk
-# Python overhead (a few microseconds) is small against the kernel, small enough that a batch
-# splits into several chunks for the threads to share.  It depends only on the plane size, so
-# chunking, and with it every result, is the same at any thread count.
-_CHUNK_ELEMENTS = 1 << 16
+# Input elements per piece of work a thread claims.  Threads claim pieces inside the kernel
+# (an atomic add, no return to Python), so pieces can be small: a thread that wakes late still
+# finds work and all finish together.  Handing out Python-level chunks instead cost a 2-thread
+# call more than it saved on this project's 2-core machine: each chunk's return needs the GIL,
+# which the caller's thread kept re-taking first.  Planes are independent, so results do not
+# depend on which thread pools which plane.
+_CLAIM_ELEMENTS = 1 << 13
 
 
-def _planes_per_chunk(plane_size):
-    return max(1, _CHUNK_ELEMENTS // plane_size)
+def _run_shared(kernel, n_planes, plane_size, num_threads):
+    """Calls ``kernel(0, n_planes, counter, claim)`` on each thread; returns their results.
+
+    The threads claim ``claim`` planes at a time from ``counter`` until every plane is taken.
+    """
+    threads = _threads.get_num_threads() if num_threads is None else _threads._checked(num_threads)
+    claim = max(1, _CLAIM_ELEMENTS // plane_size)
+    workers = min(threads, -(-n_planes // claim))
+    counter = np.zeros(1, np.int64)
+    return _threads.run_chunks(lambda start, stop: kernel(0, n_planes, counter, claim),
+                               workers, 1, workers, calls_blas=False)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, *, num_threads=None):
@@ -90,7 +101,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, num_threads=None):
     indices = np.empty((n_planes, out_h, out_w), np.int64)
     kernel = functools.partial(_pool.max_pool2d_planes, planes, y, indices, kernel_h, kernel_w,
                                stride_h, stride_w, pad_h, pad_w)
-    _threads.run_chunks(kernel, n_planes, _planes_per_chunk(height * width), num_threads)
+    _run_shared(kernel, n_planes, height * width, num_threads)
     out_shape = (*lead, out_h, out_w)
     return y.reshape(out_shape), indices.reshape(out_shape)
 
@@ -149,8 +160,7 @@ def max_pool2d_backward(grad_y, indices, input_shape, *, num_threads=None):
     grad_x = np.empty((n_planes, height, width), grad_y.dtype)  # the kernel zeroes it
     kernel = functools.partial(_pool.max_pool2d_backward_planes, grad_planes, index_planes,
                                grad_x)
-    statuses = _threads.run_chunks(kernel, n_planes, _planes_per_chunk(height * width),
-                                   num_threads)
+    statuses = _run_shared(kernel, n_planes, height * width, num_threads)
     if any(status != _pool.STATUS_OK for status in statuses):
         bad = index_planes[(index_planes < 0) | (index_planes >= height * width)]
         raise ValueError(f"{func}: indices must lie in [0, H*W) = [0, {height * width}) for "

@@ -1,0 +1,233 @@
+/*
+ * 2x2 max pooling with horizontal stride 2 (any vertical stride) over windows that lie wholly
+ * inside a plane, in AVX2 and AVX-512 variants chosen at run time (the dispatch machinery and
+ * the per-module cap are corr_simd.h's).  The portable build has no such variant: its callers
+ * keep their own loops for everything a variant leaves undone.
+ *
+ * Each output's window is scanned row-major (a = top left, b = top right, c, d below) and an
+ * element replaces the running maximum when it is larger or NaN, exactly as the scalar code:
+ * the same sequence of compares runs in every lane, so values and indices are bit-identical.
+ * Output columns go across the lanes; one vector of outputs reads two vectors of each input
+ * row, split into even (a, c) and odd (b, d) columns by a permute.  Indices are written as
+ * int64 directly, from 32-bit offsets within the window (0, 1, W, W + 1).
+ */
+#ifndef CNNATIVE_POOL_SIMD_H
+#define CNNATIVE_POOL_SIMD_H
+
+#include <stdint.h>
+
+#include "corr_simd.h"
+
+/* Arguments of every variant: output rows [row_first, row_stop) and columns
+ * [col_first, col_stop) of a plane whose rows are row_step elements apart (unit stride within
+ * a row), each output's window starting at input row oh * stride_h - pad_h, column
+ * 2 * ow - pad_w.  y and indices are the plane's (rows, out_cols) outputs. */
+#define CN_POOL2X2_PARAMS(T)                                                                    \
+    const T *plane, cn_idx row_step, cn_idx width, T *y, int64_t *indices, cn_idx out_cols,     \
+        cn_idx row_first, cn_idx row_stop, cn_idx col_first, cn_idx col_stop, cn_idx stride_h, \
+        cn_idx pad_h, cn_idx pad_w
+#define CN_POOL2X2_ARGS plane, row_step, width, y, indices, out_cols, row_first, row_stop, \
+                        col_first, col_stop, stride_h, pad_h, pad_w
+
+#if CN_X86_DISPATCH
+#include <immintrin.h>
+
+/* AVX-512: masked loads and stores finish a row's last partial vector, so any width works and
+ * nothing outside the window columns is touched (masked-off lanes do not fault). */
+#define CN_TAKE512(PS, MASK_MOV_OFF, v, o)                                                      \
+    do {                                                                                        \
+        const cn_mask_##PS m_ = _mm512_cmp_##PS##_mask((v), best, _CMP_GT_OQ)               \
+                                   | _mm512_cmp_##PS##_mask((v), (v), _CMP_UNORD_Q);            \
+        best = _mm512_mask_mov_##PS(best, m_, (v));                                             \
+        off = MASK_MOV_OFF(off, m_, (o));                                                       \
+    } while (0)
+typedef __mmask16 cn_mask_ps;
+typedef __mmask8 cn_mask_pd;
+
+CN_AVX512 static void cn_pool2x2_f32_avx512(CN_POOL2X2_PARAMS(float))
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i step_lo = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m512i step_hi = _mm512_add_epi64(step_lo, _mm512_set1_epi64(16));
+    const __m512i off_b = _mm512_set1_epi32(1), off_c = _mm512_set1_epi32((int32_t) width);
+    const __m512i off_d = _mm512_set1_epi32((int32_t) (width + 1));
+    for (cn_idx oh = row_first; oh < row_stop; oh++) {
+        const cn_idx ih = oh * stride_h - pad_h;
+        for (cn_idx ow = col_first; ow < col_stop; ow += 16) {
+            const unsigned n = (unsigned) (col_stop - ow < 16 ? col_stop - ow : 16);
+            const __mmask16 lo_mask = (__mmask16) (n >= 8 ? 0xFFFFu : (1u << (2 * n)) - 1);
+            const __mmask16 hi_mask = (__mmask16) (n > 8 ? (1u << (2 * n - 16)) - 1 : 0);
+            const __mmask16 out_mask = (__mmask16) ((1u << n) - 1);
+            const cn_idx iw = 2 * ow - pad_w;
+            const float *top = plane + ih * row_step + iw, *bottom = top + row_step;
+            const __m512 t0 = _mm512_maskz_loadu_ps(lo_mask, top);
+            const __m512 t1 = _mm512_maskz_loadu_ps(hi_mask, top + 16);
+            const __m512 b0 = _mm512_maskz_loadu_ps(lo_mask, bottom);
+            const __m512 b1 = _mm512_maskz_loadu_ps(hi_mask, bottom + 16);
+            __m512 best = _mm512_permutex2var_ps(t0, even, t1);
+            __m512i off = _mm512_setzero_si512();
+            const __m512 b = _mm512_permutex2var_ps(t0, odd, t1);
+            const __m512 c = _mm512_permutex2var_ps(b0, even, b1);
+            const __m512 d = _mm512_permutex2var_ps(b0, odd, b1);
+            CN_TAKE512(ps, _mm512_mask_mov_epi32, b, off_b);
+            CN_TAKE512(ps, _mm512_mask_mov_epi32, c, off_c);
+            CN_TAKE512(ps, _mm512_mask_mov_epi32, d, off_d);
+            _mm512_mask_storeu_ps(y + oh * out_cols + ow, out_mask, best);
+            const __m512i base = _mm512_set1_epi64(ih * width + iw);
+            const __m512i lo = _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(off)),
+                                                _mm512_add_epi64(base, step_lo));
+            const __m512i hi = _mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(off, 1)),
+                                                _mm512_add_epi64(base, step_hi));
+            int64_t *dst = indices + oh * out_cols + ow;
+            _mm512_mask_storeu_epi64(dst, (__mmask8) out_mask, lo);
+            _mm512_mask_storeu_epi64(dst + 8, (__mmask8) (out_mask >> 8), hi);
+        }
+    }
+}
+
+CN_AVX512 static void cn_pool2x2_f64_avx512(CN_POOL2X2_PARAMS(double))
+{
+    const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m512i odd = _mm512_add_epi64(even, _mm512_set1_epi64(1));
+    const __m512i off_b = _mm512_set1_epi64(1), off_c = _mm512_set1_epi64(width);
+    const __m512i off_d = _mm512_set1_epi64(width + 1);
+    for (cn_idx oh = row_first; oh < row_stop; oh++) {
+        const cn_idx ih = oh * stride_h - pad_h;
+        for (cn_idx ow = col_first; ow < col_stop; ow += 8) {
+            const unsigned n = (unsigned) (col_stop - ow < 8 ? col_stop - ow : 8);
+            const __mmask8 lo_mask = (__mmask8) (n >= 4 ? 0xFFu : (1u << (2 * n)) - 1);
+            const __mmask8 hi_mask = (__mmask8) (n > 4 ? (1u << (2 * n - 8)) - 1 : 0);
+            const __mmask8 out_mask = (__mmask8) ((1u << n) - 1);
+            const cn_idx iw = 2 * ow - pad_w;
+            const double *top = plane + ih * row_step + iw, *bottom = top + row_step;
+            const __m512d t0 = _mm512_maskz_loadu_pd(lo_mask, top);
+            const __m512d t1 = _mm512_maskz_loadu_pd(hi_mask, top + 8);
+            const __m512d b0 = _mm512_maskz_loadu_pd(lo_mask, bottom);
+            const __m512d b1 = _mm512_maskz_loadu_pd(hi_mask, bottom + 8);
+            __m512d best = _mm512_permutex2var_pd(t0, even, t1);
+            __m512i off = _mm512_setzero_si512();
+            const __m512d b = _mm512_permutex2var_pd(t0, odd, t1);
+            const __m512d c = _mm512_permutex2var_pd(b0, even, b1);
+            const __m512d d = _mm512_permutex2var_pd(b0, odd, b1);
+            CN_TAKE512(pd, _mm512_mask_mov_epi64, b, off_b);
+            CN_TAKE512(pd, _mm512_mask_mov_epi64, c, off_c);
+            CN_TAKE512(pd, _mm512_mask_mov_epi64, d, off_d);
+            _mm512_mask_storeu_pd(y + oh * out_cols + ow, out_mask, best);
+            /* even[k] = 2k is also lane k's column offset from iw. */
+            const __m512i where = _mm512_add_epi64(off, _mm512_add_epi64(_mm512_set1_epi64(ih * width + iw), even));
+            _mm512_mask_storeu_epi64(indices + oh * out_cols + ow, out_mask, where);
+        }
+    }
+}
+
+/* AVX2: whole vectors only; a row's last partial vector is recomputed as a whole vector
+ * ending at col_stop (the overlapped outputs get the same values again).  The caller
+ * guarantees col_stop - col_first >= the vector width.  The in-lane shuffles that split even
+ * from odd columns leave the outputs in the order of 64-bit pairs 0, 2, 1, 3; every tap is in
+ * that order alike, and one permute at the end restores it. */
+#define CN_TAKE256(PS, v, o)                                                                    \
+    do {                                                                                        \
+        const cn_m256_##PS m_ = _mm256_or_##PS(_mm256_cmp_##PS((v), best, _CMP_GT_OQ),           \
+                                             _mm256_cmp_##PS((v), (v), _CMP_UNORD_Q));          \
+        best = _mm256_blendv_##PS(best, (v), m_);                                               \
+        off = _mm256_blendv_##PS(off, (o), m_);                                                 \
+    } while (0)
+typedef __m256 cn_m256_ps;
+typedef __m256d cn_m256_pd;
+#define CN_PAIRS_0213 0xD8 /* _MM_SHUFFLE(3, 1, 2, 0) */
+
+CN_AVX2 static void cn_pool2x2_f32_avx2(CN_POOL2X2_PARAMS(float))
+{
+    /* Offsets ride in float registers as bit patterns: blendv only moves them. */
+    const __m256 off_b = _mm256_castsi256_ps(_mm256_set1_epi32(1));
+    const __m256 off_c = _mm256_castsi256_ps(_mm256_set1_epi32((int32_t) width));
+    const __m256 off_d = _mm256_castsi256_ps(_mm256_set1_epi32((int32_t) (width + 1)));
+    const __m256i step_lo = _mm256_setr_epi64x(0, 2, 4, 6), step_hi = _mm256_setr_epi64x(8, 10, 12, 14);
+    for (cn_idx oh = row_first; oh < row_stop; oh++) {
+        const cn_idx ih = oh * stride_h - pad_h;
+        for (cn_idx ow = col_first; ow < col_stop; ow += 8) {
+            if (ow + 8 > col_stop) ow = col_stop - 8;
+            const cn_idx iw = 2 * ow - pad_w;
+            const float *top = plane + ih * row_step + iw, *bottom = top + row_step;
+            const __m256 t0 = _mm256_loadu_ps(top), t1 = _mm256_loadu_ps(top + 8);
+            const __m256 b0 = _mm256_loadu_ps(bottom), b1 = _mm256_loadu_ps(bottom + 8);
+            __m256 best = _mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));
+            __m256 off = _mm256_setzero_ps();
+            const __m256 b = _mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1));
+            const __m256 c = _mm256_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0));
+            const __m256 d = _mm256_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1));
+            CN_TAKE256(ps, b, off_b);
+            CN_TAKE256(ps, c, off_c);
+            CN_TAKE256(ps, d, off_d);
+            best = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(best), CN_PAIRS_0213));
+            const __m256i offs = _mm256_permute4x64_epi64(_mm256_castps_si256(off), CN_PAIRS_0213);
+            _mm256_storeu_ps(y + oh * out_cols + ow, best);
+            const __m256i base = _mm256_set1_epi64x(ih * width + iw);
+            const __m256i lo = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(offs)),
+                                                _mm256_add_epi64(base, step_lo));
+            const __m256i hi = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(offs, 1)),
+                                                _mm256_add_epi64(base, step_hi));
+            int64_t *dst = indices + oh * out_cols + ow;
+            _mm256_storeu_si256((__m256i *) dst, lo);
+            _mm256_storeu_si256((__m256i *) (dst + 4), hi);
+        }
+    }
+}
+
+CN_AVX2 static void cn_pool2x2_f64_avx2(CN_POOL2X2_PARAMS(double))
+{
+    const __m256d off_b = _mm256_castsi256_pd(_mm256_set1_epi64x(1));
+    const __m256d off_c = _mm256_castsi256_pd(_mm256_set1_epi64x(width));
+    const __m256d off_d = _mm256_castsi256_pd(_mm256_set1_epi64x(width + 1));
+    const __m256i step = _mm256_setr_epi64x(0, 2, 4, 6);
+    for (cn_idx oh = row_first; oh < row_stop; oh++) {
+        const cn_idx ih = oh * stride_h - pad_h;
+        for (cn_idx ow = col_first; ow < col_stop; ow += 4) {
+            if (ow + 4 > col_stop) ow = col_stop - 4;
+            const cn_idx iw = 2 * ow - pad_w;
+            const double *top = plane + ih * row_step + iw, *bottom = top + row_step;
+            const __m256d t0 = _mm256_loadu_pd(top), t1 = _mm256_loadu_pd(top + 4);
+            const __m256d b0 = _mm256_loadu_pd(bottom), b1 = _mm256_loadu_pd(bottom + 4);
+            __m256d best = _mm256_unpacklo_pd(t0, t1);
+            __m256d off = _mm256_setzero_pd();
+            const __m256d b = _mm256_unpackhi_pd(t0, t1);
+            const __m256d c = _mm256_unpacklo_pd(b0, b1);
+            const __m256d d = _mm256_unpackhi_pd(b0, b1);
+            CN_TAKE256(pd, b, off_b);
+            CN_TAKE256(pd, c, off_c);
+            CN_TAKE256(pd, d, off_d);
+            _mm256_storeu_pd(y + oh * out_cols + ow, _mm256_permute4x64_pd(best, CN_PAIRS_0213));
+            const __m256i offs = _mm256_permute4x64_epi64(_mm256_castpd_si256(off), CN_PAIRS_0213);
+            const __m256i where = _mm256_add_epi64(offs, _mm256_add_epi64(_mm256_set1_epi64x(ih * width + iw), step));
+            _mm256_storeu_si256((__m256i *) (indices + oh * out_cols + ow), where);
+        }
+    }
+}
+#endif /* CN_X86_DISPATCH */
+
+/* Pools the given range with the widest variant available; returns 1, or 0 when none applies
+ * (portable build, capped below AVX2, fewer columns than an AVX2 vector, or offsets beyond
+ * int32), leaving the range to the caller. */
+#define CN_DEFINE_POOL2X2_DISPATCH(T, CT, AVX2_WIDTH)                                           \
+    static int cn_pool2x2_##T(CN_POOL2X2_PARAMS(CT))                                            \
+    {                                                                                           \
+        if (row_first >= row_stop || col_first >= col_stop || width >= INT32_MAX) return 0;    \
+        CN_POOL2X2_DISPATCH_X86(T, AVX2_WIDTH)                                                  \
+        return 0;                                                                               \
+    }
+#if CN_X86_DISPATCH
+#define CN_POOL2X2_DISPATCH_X86(T, AVX2_WIDTH)                                                  \
+    const int level = cn_simd_active();                                                         \
+    if (level >= CN_SIMD_AVX512) { cn_pool2x2_##T##_avx512(CN_POOL2X2_ARGS); return 1; }        \
+    if (level >= CN_SIMD_AVX2 && col_stop - col_first >= (AVX2_WIDTH)) {                        \
+        cn_pool2x2_##T##_avx2(CN_POOL2X2_ARGS); return 1;                                       \
+    }
+#else
+#define CN_POOL2X2_DISPATCH_X86(T, AVX2_WIDTH)
+#endif
+
+CN_DEFINE_POOL2X2_DISPATCH(f32, float, 8)
+CN_DEFINE_POOL2X2_DISPATCH(f64, double, 4)
+
+#endif /* CNNATIVE_POOL_SIMD_H */
