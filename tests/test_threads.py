@@ -40,10 +40,10 @@ def test_error_in_a_chunk_propagates_after_all_threads_stopped():
     assert running == [2]
 
 
-@pytest.mark.skipif(_threads._blas_control is None, reason="BLAS thread count not settable")
+@pytest.mark.skipif(_threads.blas_control() is None, reason="BLAS thread count not settable")
 @pytest.mark.parametrize("threads", [1, 2])
 def test_blas_threads_are_left_alone_for_kernels_without_blas(threads):
-    get_blas_threads = _threads._blas_control[0]
+    get_blas_threads = _threads.blas_control()[0]
     before = get_blas_threads()
     seen = _threads.run_chunks(lambda start, stop: get_blas_threads(), 4, 1, threads,
                                calls_blas=False)
