@@ -203,7 +203,7 @@ def _info(args):
     import scipy
 
     from . import __version__
-    from ._native import correlate
+    from ._native import correlate, pool
     from ._threads import get_num_threads
 
     detected, active = correlate.simd_info()
@@ -215,7 +215,8 @@ def _info(args):
     print(f"threads: {get_num_threads()} (cnnative.set_num_threads or $CNNATIVE_NUM_THREADS)")
     print(f"CPU code paths: this CPU supports {detected}; correlation and direct convolution "
           f"kernels run {active} (chosen at run time; the build has no -march=native code)")
-    print("max pooling: 128-bit SSE2 compare/blend on x86-64, portable C elsewhere")
+    print(f"max pooling (2x2 stride 2 interiors): {pool.simd_info()[1]}; other windows: the "
+          "compiler's baseline vectors (SSE2 on x86-64)")
     print("dense layers and im2col convolution: scipy's BLAS via scipy.linalg.cython_blas, one "
           "BLAS thread per product")
     return 0
