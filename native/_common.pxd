@@ -21,8 +21,16 @@ cdef inline Py_ssize_t symmetric_index(Py_ssize_t i, Py_ssize_t n) noexcept nogi
     return period - 1 - k if k >= n else k
 
 
-cdef inline Py_ssize_t element_step(Py_ssize_t stride, Py_ssize_t itemsize) except? -1:
-    """A byte stride of an array as a step in elements (ValueError if it is not a multiple)."""
+cdef inline Py_ssize_t element_step(Py_ssize_t stride, Py_ssize_t itemsize,
+                                    Py_ssize_t length) except? -1:
+    """The byte stride of an axis of ``length`` elements as a step in elements.
+
+    ValueError if it is not a multiple of the item size, except on a length-1 axis: that one is
+    never stepped along and NumPy leaves its stride arbitrary (a field of a packed record array
+    has stride 5 for float32, say, yet counts as aligned), so it gets step 1.
+    """
     if stride % itemsize:
+        if length <= 1:
+            return 1
         raise ValueError("array strides must be multiples of the item size")
     return stride // itemsize

@@ -398,6 +398,14 @@ cdef int _grad_x_direct(const floating *grad_y, const floating *w, floating *gra
     return 0
 
 
+cdef bint _all_finite(const floating *values, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if values[i] - values[i] != 0:  # NaN for inf and NaN, 0 otherwise
+            return False
+    return True
+
+
 cdef int _forward_chunk(const floating *x, const floating *w, const floating *bias,
                         floating *y, Py_ssize_t batch, const Geometry *g) noexcept nogil:
     """y (batch, F, Ho, Wo) = conv(x (batch, C, H, W), w (F, C, kh, kw)) + bias; 0 or -1 (no memory)."""
@@ -420,8 +428,11 @@ cdef int _backward_chunk(const floating *grad_y, const floating *x, const floati
     # The direct input gradient correlates the whole zero-bordered output gradient: only
     # Ho*Wo of its H*W positions' taps meet real values.
     cdef double border_fraction = (g.out_h * g.out_w) / <double> (g.height * g.width)
+    # The border meets every weight, so one inf or NaN weight would turn positions it never
+    # reaches into NaN (inf * 0); im2col + gemm adds only the products that exist.
     cdef bint input_direct = (grad_x != NULL and g.stride_h == 1 and g.stride_w == 1 and _direct_pays(
-        border_fraction * _lane_fraction(g.channels, level, floating is double), level))
+        border_fraction * _lane_fraction(g.channels, level, floating is double), level)
+        and _all_finite(w, g.filters * g.channels * g.kernel_h * g.kernel_w))
     cdef int status = 0
     _sum_bias_gradient(grad_y, grad_b, batch, g)
     if weights_direct:
@@ -524,12 +535,16 @@ cdef Geometry _geometry(cnp.ndarray x, cnp.ndarray w, int stride_h, int stride_w
     return g
 
 
-cdef void _check_array(cnp.ndarray a, int typenum, tuple shape, str name) except *:
-    """a must be C-contiguous, of dtype typenum in native byte order, and of the given shape."""
+cdef void _check_array(cnp.ndarray a, int typenum, tuple shape, str name,
+                       bint output=False) except *:
+    """a must be C-contiguous, of dtype typenum in native byte order, and of the given shape;
+    an output must be writeable too (a read-only array may sit on read-only memory)."""
     if cnp.PyArray_TYPE(a) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISNOTSWAPPED(a):
         raise TypeError(f"{name} must be a C-contiguous array of the same float dtype as x")
     if not cnp.PyArray_ISALIGNED(a):
         raise ValueError(f"{name} must be aligned")
+    if output and not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{name} must be writeable")
     if shape is not None and (<object> a).shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {(<object> a).shape}")
 
@@ -556,7 +571,7 @@ def forward(cnp.ndarray x not None, cnp.ndarray w not None, bias, cnp.ndarray y 
         raise TypeError("x must be float32 or float64")
     _check_array(x, typenum, None, "x")
     _check_array(w, typenum, None, "w")
-    _check_array(y, typenum, ((<object> x).shape[0], g.filters, g.out_h, g.out_w), "y")
+    _check_array(y, typenum, ((<object> x).shape[0], g.filters, g.out_h, g.out_w), "y", True)
     cdef cnp.ndarray bias_array
     cdef const char *bias_data = NULL
     if bias is not None:
@@ -601,14 +616,14 @@ def backward(cnp.ndarray grad_y not None, cnp.ndarray x not None, cnp.ndarray w 
     _check_array(x, typenum, None, "x")
     _check_array(w, typenum, None, "w")
     _check_array(grad_y, typenum, ((<object> x).shape[0], g.filters, g.out_h, g.out_w), "grad_y")
-    _check_array(grad_w, typenum, (<object> w).shape, "grad_w")
-    _check_array(grad_b, typenum, (g.filters,), "grad_b")
+    _check_array(grad_w, typenum, (<object> w).shape, "grad_w", True)
+    _check_array(grad_b, typenum, (g.filters,), "grad_b", True)
     cdef cnp.ndarray grad_x_array
     cdef char *grad_x_data = NULL
     cdef Py_ssize_t x_sample = g.channels * g.height * g.width
     if grad_x is not None:
         grad_x_array = grad_x
-        _check_array(grad_x_array, typenum, (<object> x).shape, "grad_x")
+        _check_array(grad_x_array, typenum, (<object> x).shape, "grad_x", True)
         grad_x_data = <char *> cnp.PyArray_DATA(grad_x_array) + start * x_sample * cnp.PyArray_ITEMSIZE(x)
     _check_chunk(start, stop, x.shape[0], g.out_h * g.out_w,
                  max(g.channels * g.kernel_h * g.kernel_w, g.filters))

@@ -217,10 +217,10 @@ def correlate_direct(cnp.ndarray image not None, cnp.ndarray kernel not None, bi
         top, left = kernel_rows - 1, kernel_cols - 1
 
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(image)
-    cdef Py_ssize_t row_step = element_step(cnp.PyArray_STRIDE(image, 0), itemsize)
-    cdef Py_ssize_t col_step = element_step(cnp.PyArray_STRIDE(image, 1), itemsize)
-    cdef Py_ssize_t kernel_row_step = element_step(cnp.PyArray_STRIDE(kernel, 0), itemsize)
-    cdef Py_ssize_t kernel_col_step = element_step(cnp.PyArray_STRIDE(kernel, 1), itemsize)
+    cdef Py_ssize_t row_step = element_step(cnp.PyArray_STRIDE(image, 0), itemsize, height)
+    cdef Py_ssize_t col_step = element_step(cnp.PyArray_STRIDE(image, 1), itemsize, width)
+    cdef Py_ssize_t kernel_row_step = element_step(cnp.PyArray_STRIDE(kernel, 0), itemsize, kernel_rows)
+    cdef Py_ssize_t kernel_col_step = element_step(cnp.PyArray_STRIDE(kernel, 1), itemsize, kernel_cols)
     cdef Py_ssize_t padded_rows = out_rows + kernel_rows - 1
     cdef Py_ssize_t padded_cols = out_cols + kernel_cols - 1
     if padded_rows > (<Py_ssize_t> (SIZE_MAX // 2)) // padded_cols // itemsize:

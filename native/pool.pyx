@@ -131,7 +131,7 @@ cdef void _pool_row(const floating *src, Py_ssize_t height, Py_ssize_t width,
     compare-and-blend in every lane.  Padding taps are skipped by clipping each tap's column
     range rather than by tests inside the loop.
     """
-    cdef Py_ssize_t ow, ih, kj, offset, first, stop, limit
+    cdef Py_ssize_t ow, ih, kj, offset, first, stop, limit, kj_first, kj_stop
     cdef Py_ssize_t ih_first = oh * stride_h - pad_h
     cdef Py_ssize_t ih_stop = ih_first + kernel_h
     cdef const floating *row
@@ -145,6 +145,15 @@ cdef void _pool_row(const floating *src, Py_ssize_t height, Py_ssize_t width,
         ih_first = 0
     if ih_stop > height:
         ih_stop = height
+    # Taps that land inside the row for some output column: 0 <= ow*stride_w + kj - pad_w < width.
+    # The others do nothing, and a window far wider than the plane (allowed with enough
+    # padding) would otherwise cost a loop iteration per tap.
+    kj_first = pad_w - (col_stop - 1) * stride_w
+    if kj_first < 0:
+        kj_first = 0
+    kj_stop = pad_w + width - col_first * stride_w
+    if kj_stop > kernel_w:
+        kj_stop = kernel_w
     # The running maximum starts at -inf on the window's first real element, so a window of
     # real -inf values reports that element (a real -inf never beats -inf).
     for ow in range(col_first, col_stop):
@@ -153,7 +162,7 @@ cdef void _pool_row(const floating *src, Py_ssize_t height, Py_ssize_t width,
         pos[ow] = <position> (ih_first * width + (offset if offset > 0 else 0))
     for ih in range(ih_first, ih_stop):
         row = src + ih * row_step
-        for kj in range(kernel_w):
+        for kj in range(kj_first, kj_stop):
             offset = kj - pad_w
             # Output columns whose tap kj lands inside the row: 0 <= ow*stride_w + offset < width.
             first = 0 if offset >= 0 else (-offset + stride_w - 1) // stride_w
@@ -672,23 +681,27 @@ def max_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
         raise ValueError("x planes must be non-empty")
     if kernel_h < 1 or kernel_w < 1 or stride_h < 1 or stride_w < 1:
         raise ValueError("kernel and stride must be >= 1")
+    # Bounded so that window arithmetic (corners, clipped tap ranges) cannot overflow.
+    if max(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w) > INT32_MAX:
+        raise ValueError("kernel, stride and padding must be at most 2**31 - 1")
     # The bound on padding is what makes every window contain a real element, which the
     # kernels use as its initial argmax.
     if not (0 <= pad_h <= kernel_h // 2 and 0 <= pad_w <= kernel_w // 2):
         raise ValueError("padding must be in [0, kernel // 2]")
-    if kernel_h > height + 2 * pad_h or kernel_w > width + 2 * pad_w:
+    # 2 * pad <= kernel here; the comparison is the same as kernel > height + 2 * pad.
+    if kernel_h - 2 * pad_h > height or kernel_w - 2 * pad_w > width:
         raise ValueError("kernel larger than the padded input")
-    cdef Py_ssize_t out_rows = (height + 2 * pad_h - kernel_h) // stride_h + 1
-    cdef Py_ssize_t out_cols = (width + 2 * pad_w - kernel_w) // stride_w + 1
+    cdef Py_ssize_t out_rows = (height - (kernel_h - 2 * pad_h)) // stride_h + 1
+    cdef Py_ssize_t out_cols = (width - (kernel_w - 2 * pad_w)) // stride_w + 1
     _check_output(y, "y", typenum, planes, out_rows, out_cols)
     _check_output(indices, "indices", cnp.NPY_INT64, planes, out_rows, out_cols)
     _check_range(start, stop, planes)
 
     cdef int64_t unshared = 0
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
-    cdef Py_ssize_t plane_step = element_step(cnp.PyArray_STRIDE(x, 0), itemsize)
-    cdef Py_ssize_t row_step = element_step(cnp.PyArray_STRIDE(x, 1), itemsize)
-    cdef Py_ssize_t col_step = element_step(cnp.PyArray_STRIDE(x, 2), itemsize)
+    cdef Py_ssize_t plane_step = element_step(cnp.PyArray_STRIDE(x, 0), itemsize, planes)
+    cdef Py_ssize_t row_step = element_step(cnp.PyArray_STRIDE(x, 1), itemsize, height)
+    cdef Py_ssize_t col_step = element_step(cnp.PyArray_STRIDE(x, 2), itemsize, width)
     cdef int64_t *shared = _claim_counter(counter, claim)
     cdef int status
     if shared == NULL:

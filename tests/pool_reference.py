@@ -23,8 +23,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     for p, plane in enumerate(planes):
         for oh in range(out_h):
             for ow in range(out_w):
-                rows = [ih for ih in range(oh * sh - ph, oh * sh - ph + kh) if 0 <= ih < height]
-                cols = [iw for iw in range(ow * sw - pw, ow * sw - pw + kw) if 0 <= iw < width]
+                # The window's rows and columns that lie inside the plane.
+                rows = range(max(0, oh * sh - ph), min(height, oh * sh - ph + kh))
+                cols = range(max(0, ow * sw - pw), min(width, ow * sw - pw + kw))
                 best, where = -math.inf, rows[0] * width + cols[0]
                 for ih in rows:
                     for iw in cols:

@@ -151,14 +151,14 @@ def test_first_layer_can_skip_the_input_gradient():
 
 
 @pytest.mark.parametrize("make, error, message", [
-    (lambda: Conv2D(0, 2, 3), ValueError, "in_channels must be >= 1"),
-    (lambda: Conv2D(1.5, 2, 3), TypeError, "in_channels must be an int"),
+    (lambda: Conv2D(0, 2, 3), ValueError, "in_channels must be a positive integer"),
+    (lambda: Conv2D(1.5, 2, 3), TypeError, "in_channels must be a positive integer"),
     (lambda: Conv2D(1, 2, (3, 3, 3)), ValueError, "kernel_size must be an int or a pair"),
     (lambda: Conv2D(1, 2, 3, stride=0), ValueError, "stride must be >= 1"),
     (lambda: Conv2D(1, 2, 3, padding=-1), ValueError, "padding must be >= 0"),
     (lambda: Conv2D(1, 2, 3, dtype=np.int32), TypeError, "dtype must be float32 or float64"),
     (lambda: Conv2D(1, 2, 3, init="zeros"), ValueError, "init must be one of"),
-    (lambda: Dense(3, True), TypeError, "out_features must be an int"),
+    (lambda: Dense(3, True), TypeError, "out_features must be a positive integer"),
     (lambda: MaxPool2D(0), ValueError, "kernel_size must be >= 1"),
     (lambda: Dropout(1.0), ValueError, r"p must be in \[0, 1\)"),
     (lambda: Dropout("a"), TypeError, "p must be a real number"),

@@ -291,6 +291,20 @@ def test_backward_accepts_layouts_of_its_inputs():
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backward_leaves_its_inputs_alone_and_returns_a_fresh_array(dtype):
+    x = np.random.default_rng(7).standard_normal((2, 3, 8, 8)).astype(dtype)
+    _, indices = cnnative.max_pool2d(x, 2)
+    # The C-contiguous, aligned inputs are the ones the kernel reads in place.
+    grad_y = np.random.default_rng(8).standard_normal(indices.shape).astype(dtype)
+    saved = grad_y.copy(), indices.copy()
+    grad_x = cnnative.max_pool2d_backward(grad_y, indices, x.shape)
+    np.testing.assert_array_equal(grad_y, saved[0])
+    np.testing.assert_array_equal(indices, saved[1])
+    assert grad_x.flags.writeable and grad_x.flags.c_contiguous
+    assert not np.shares_memory(grad_x, grad_y) and not np.shares_memory(grad_x, indices)
+
+
 # ---------------------------------------------------------------- against torch
 
 

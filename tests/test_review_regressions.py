@@ -1,11 +1,15 @@
-"""Regression tests for problems a review of the native code found."""
+"""Regression tests for problems a review of the native code, and fuzzing, found."""
+import warnings
+
 import numpy as np
 import pytest
 import scipy.signal
 
 import cnnative
+import pool_reference
 from cnnative import _threads
 from cnnative._native import conv as native_conv
+from cnnative._native import pool as native_pool
 
 
 def test_float32_gemm_path_is_bit_identical_across_thread_counts_and_restores_blas():
@@ -71,3 +75,98 @@ def test_strided_bias_and_equal_but_distinct_dtype_objects_are_accepted():
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.dtype("f4").newbyteorder("="))
     b = np.ones(8, np.float32)[::2]
     np.testing.assert_array_equal(cnnative.conv2d(x, w, b), cnnative.conv2d(x, w.astype(np.float32), b.copy()))
+
+
+# -- found by fuzzing (tests/fuzz_targets.py) ---------------------------------------------------
+
+
+def test_window_far_wider_than_the_plane_does_not_loop_over_every_tap():
+    # Valid (padding is half the window) and used to take minutes: the kernel stepped through
+    # all 2**31 - 1 taps of each window row.
+    x = np.random.default_rng(4).standard_normal((2, 5, 7))
+    for kernel, stride, padding in [(2**31 - 1, 1, 2**30 - 1), ((3, 2**20 + 1), (1, 3), (1, 2**19))]:
+        y, indices = cnnative.max_pool2d(x, kernel, stride, padding)
+        y_ref, indices_ref = pool_reference.max_pool2d(x, kernel, stride, padding)
+        assert np.array_equal(y, y_ref) and np.array_equal(indices, indices_ref)
+
+
+def test_length_one_axis_with_an_odd_stride_is_read():
+    # NumPy ignores the stride of a length-1 axis (it calls such an array aligned, and its own
+    # operations may leave any value there); the kernels refused a non-multiple of the item size.
+    def odd(values, shape, strides):
+        return np.lib.stride_tricks.as_strided(values, shape, strides, writeable=False)
+
+    image = odd(np.arange(9, dtype=np.float32), (1, 9), (3, 4))
+    kernel = odd(np.arange(3, dtype=np.float32), (3, 1), (4, 7))
+    assert image.flags.aligned and kernel.flags.aligned
+    for mode in ("full", "same"):
+        np.testing.assert_array_equal(
+            cnnative.correlate2d(image, kernel, mode, "wrap"),
+            scipy.signal.correlate2d(np.array(image), np.array(kernel), mode, "wrap"))
+    planes = odd(np.arange(6.0), (1, 1, 6), (5, 3, 8))
+    assert planes.flags.aligned
+    for ours, theirs in zip(cnnative.max_pool2d(planes, (1, 2)), cnnative.max_pool2d(np.array(planes), (1, 2))):
+        assert np.array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "gemm"])
+def test_non_finite_weight_does_not_reach_input_positions_it_never_touches(algorithm):
+    # The direct input gradient used to multiply every weight by the zero border of grad_y, so
+    # an inf weight put NaN (inf * 0) at positions whose gradient has no term with that weight.
+    x = np.ones((1, 1, 1, 6))
+    w = np.array([np.inf, 2.0, 3.0]).reshape(1, 1, 1, 3)
+    grad_y = np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 1, 4)
+    previous = native_conv.set_algorithm(algorithm)
+    try:
+        grad_x, _, _ = cnnative.conv2d_backward(grad_y, x, w)
+    finally:
+        native_conv.set_algorithm(previous)
+    # grad_x[j] = sum over k of grad_y[j - k] * w[k]; w[0] is in the terms of j = 0..3 only.
+    np.testing.assert_array_equal(grad_x.ravel(), [np.inf] * 4 + [4 * 2 + 3 * 3, 4 * 3])
+
+
+def test_chunk_sums_of_opposite_infinities_are_quiet_nan():
+    # Batches above 8 samples are summed chunk by chunk in Python; inf + -inf warned there
+    # (an error under -W error) while the same sum inside one chunk is a quiet NaN.
+    x = np.ones((32, 1, 4, 4))
+    x[0], x[20] = np.inf, -np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, grad_w, _ = cnnative.conv2d_backward(np.ones((32, 1, 4, 4)), x, np.ones((1, 1, 1, 1)))
+    assert np.isnan(grad_w).all()
+
+
+def test_fft_method_is_quiet_about_non_finite_values():
+    image = np.ones((6, 6), np.float32)
+    image[2, 3] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(cnnative.correlate2d(image, np.ones((3, 3), np.float32), method="fft")).all()
+        # A fill value beyond float32's range is inf, as for method='direct'.
+        out = cnnative.correlate2d(np.ones((3, 3), np.float32), np.ones((2, 2), np.float32),
+                                   fillvalue=-1e39, method="fft")
+    assert out.dtype == np.float32 and np.isnan(out).all()
+
+
+def test_huge_window_parameters_are_refused_by_the_pooling_kernel_too():
+    x = np.zeros((1, 5, 7))
+    y, indices = np.empty((1, 5, 7)), np.empty((1, 5, 7), np.int64)
+    with pytest.raises(ValueError, match=r"at most 2\*\*31 - 1"):
+        native_pool.max_pool2d_planes(x, y, indices, 2**63 - 1, 2**63 - 1, 1, 1, 2**62 - 1, 2**62 - 1, 0, 1)
+
+
+@pytest.mark.parametrize("output", ["y", "grad_x", "grad_w", "grad_b"])
+def test_conv_kernels_refuse_read_only_outputs(output):
+    # A read-only array may sit on read-only memory (np.frombuffer of bytes, a read-only mmap);
+    # the pooling kernels refused it, the conv kernels wrote through it.
+    x, w = np.ones((2, 3, 8, 8)), np.ones((4, 3, 3, 3))
+    arrays = {"y": np.zeros((2, 4, 6, 6)), "grad_x": np.zeros_like(x), "grad_w": np.zeros_like(w),
+              "grad_b": np.zeros(4)}
+    arrays[output].flags.writeable = False
+    with pytest.raises(ValueError, match=f"{output} must be writeable"):
+        if output == "y":
+            native_conv.forward(x, w, None, arrays["y"], 1, 1, 0, 0, 0, 2)
+        else:
+            native_conv.backward(np.ones((2, 4, 6, 6)), x, w, arrays["grad_x"], arrays["grad_w"],
+                                 arrays["grad_b"], 1, 1, 0, 0, 0, 2)
+    assert not any(a.any() for a in arrays.values())

@@ -281,7 +281,7 @@ def test_models_nielsen_shapes():
     (lambda net: net.fit(np.zeros((4, 12, 12)), [0] * 3, progress=False), ValueError,
      r"y must have one target per sample of x \(4\)"),
     (lambda net: net.fit(np.zeros((4, 12, 12)), [0] * 4, epochs=0), ValueError,
-     "epochs must be >= 1"),
+     "epochs must be a positive integer"),
     (lambda net: net.fit(np.zeros((4, 12, 12)), [0] * 4, optimizer="sgd"), TypeError,
      "optimizer must be an Optimizer"),
     (lambda net: net.predict(np.zeros((12, 12))), ValueError, "x must be"),
@@ -428,7 +428,7 @@ def test_cosine_schedule():
     assert schedule(0) == pytest.approx(0.1)
     assert schedule(2) == pytest.approx(0.055)
     assert schedule(4) == pytest.approx(0.01)
-    with pytest.raises(ValueError, match="epochs must be >= 1"):
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
         cnnative.optim.cosine_schedule(0.1, 0)
 
 

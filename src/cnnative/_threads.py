@@ -12,6 +12,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from . import _validation
+
 __all__ = ["get_num_threads", "set_num_threads", "run_chunks"]
 
 _lock = threading.Lock()
@@ -22,17 +24,18 @@ _executor = None
 def _default_threads():
     value = os.environ.get("CNNATIVE_NUM_THREADS")
     if value:
-        return _checked(int(value))
+        try:
+            count = int(value)
+        except ValueError:
+            count = 0
+        if count < 1:
+            raise ValueError("cnnative: the environment variable CNNATIVE_NUM_THREADS must be a "
+                             f"positive integer, got {value!r}")
+        return count
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
-
-
-def _checked(n):
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"num_threads must be a positive integer, got {n!r}")
-    return n
 
 
 def get_num_threads():
@@ -46,10 +49,17 @@ def get_num_threads():
 def set_num_threads(n):
     """Set the number of threads the kernels use; returns the previous value."""
     global _num_threads
-    n = _checked(n)
+    n = _validation.positive_int(n, "n", "set_num_threads")
     old = get_num_threads()
     _num_threads = n
     return old
+
+
+def thread_count(num_threads, func):
+    """A kernel's ``num_threads`` argument checked, or the global setting when it is None."""
+    if num_threads is None:
+        return get_num_threads()
+    return _validation.positive_int(num_threads, "num_threads", func)
 
 
 def _pool(workers):
@@ -142,7 +152,7 @@ def run_chunks(func, n_items, chunk_size, num_threads=None, *, calls_blas=True):
     parallelism is ours.  Kernels that never call BLAS pass ``calls_blas=False`` to skip that
     switch, which costs tens of microseconds (as much as a small pooling call).
     """
-    threads = _checked(num_threads) if num_threads is not None else get_num_threads()
+    threads = thread_count(num_threads, "run_chunks")
     if not calls_blas:
         return _run(func, n_items, chunk_size, threads)
     with single_threaded_blas():

@@ -2,6 +2,7 @@
 
 Each helper raises with a message that names the argument and says what was expected.
 """
+import math
 import numbers
 
 import numpy as np
@@ -11,6 +12,19 @@ NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # BLAS takes dimensions as C ints.
 BLAS_MAX_DIM = 2**31 - 1
 
+# Window sizes, strides and paddings reach the kernels as C ints.
+C_INT_MAX = 2**31 - 1
+
+_MAX_BYTES = np.iinfo(np.intp).max
+
+
+def to_array(value, name, func):
+    """``np.asarray(value)``; what NumPy cannot convert (ragged nested lists) raises naming ``name``."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{func}: {name} could not be converted to an array: {exc}") from None
+
 
 def as_2d_array(value, name, func):
     """``np.asarray(value)``, which must be 2-D and non-empty."""
@@ -19,7 +33,7 @@ def as_2d_array(value, name, func):
 
 def as_array(value, name, func, ndims):
     """``np.asarray(value)``, whose ndim must be one of ``ndims`` and which must be non-empty."""
-    array = np.asarray(value)
+    array = to_array(value, name, func)
     if array.ndim not in ndims:
         wanted = " or ".join(f"{n}-D" for n in ndims)
         raise ValueError(f"{func}: {name} must be a {wanted} array, got ndim={array.ndim}")
@@ -111,7 +125,7 @@ def real_scalar(value, name, func):
         return value
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"{func}: {name} must be a real number, got {value!r}")
-    array = np.asarray(value)
+    array = to_array(value, name, func)
     if array.size != 1:
         raise ValueError(f"{func}: {name} must be a scalar, got an array of shape {array.shape}")
     if array.dtype.kind == "c":
@@ -141,7 +155,7 @@ def as_float_array(value, name, func):
     misaligned arrays (e.g. a field of a packed record array) are copied, since the kernels
     read native, aligned elements.
     """
-    array = np.asarray(value)
+    array = to_array(value, name, func)
     dtype = float_dtype(array, name, func)
     return array if array.dtype.isnative and array.flags.aligned else array.astype(dtype)
 
@@ -155,8 +169,8 @@ def check_spatial(array, name, func):
         raise ValueError(f"{func}: {name} must be non-empty, got shape {array.shape}")
 
 
-def int_pair(value, name, func, minimum):
-    """An int or a pair of ints, each >= ``minimum``, as a tuple (a, b)."""
+def int_pair(value, name, func, minimum, maximum=C_INT_MAX):
+    """An int or a pair of ints, each in [``minimum``, ``maximum``], as a tuple (a, b)."""
     # Plain ints and tuples of them skip the generic checks, whose ABC isinstance calls cost
     # more than a small pooling call's kernel when the interpreter's caches are cold.
     if type(value) is int:
@@ -175,16 +189,29 @@ def int_pair(value, name, func, minimum):
         pair = (int(items[0]), int(items[1]))
     if min(pair) < minimum:
         raise ValueError(f"{func}: {name} must be >= {minimum}, got {value!r}")
+    if max(pair) > maximum:
+        raise ValueError(f"{func}: {name} must be <= {maximum}, got {value!r}")
     return pair
 
 
 def positive_int(value, name, func):
-    """A Python int >= 1 (bools refused)."""
+    """``value`` as a Python int >= 1 (NumPy integers accepted, bools not)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{func}: {name} must be an int, got {value!r}")
+        raise TypeError(f"{func}: {name} must be a positive integer, got {value!r}")
     if value < 1:
-        raise ValueError(f"{func}: {name} must be >= 1, got {value!r}")
+        raise ValueError(f"{func}: {name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def check_array_size(shape, itemsize, what, func):
+    """ValueError if an array of ``shape`` would exceed the largest size NumPy can address.
+
+    ``what`` says which arguments decide the shape.  (An array that is merely larger than
+    the memory available raises MemoryError when it is allocated, as in NumPy.)
+    """
+    if math.prod(shape) * itemsize > _MAX_BYTES:
+        raise ValueError(f"{func}: {what} gives an array of shape {shape}, larger than the "
+                         "largest possible array")
 
 
 def shape_tuple(value, name, func):

@@ -33,7 +33,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, num_threads=None):
     w : ndarray, shape (F, C, kh, kw)
     b : ndarray, shape (F,), optional
     stride, padding : int or (int, int)
-        Stride >= 1 and zero padding >= 0, per (height, width).
+        Stride >= 1 and zero padding >= 0, per (height, width); each at most 2**31 - 1.
     num_threads : int, optional
         Defaults to :func:`cnnative.get_num_threads`.
 
@@ -43,18 +43,21 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, num_threads=None):
         Ho = (H + 2*ph - kh) // sh + 1 and Wo likewise.
     """
     x, w, single, geometry = _prepare("conv2d", x, w, stride, padding)
+    threads = _threads.thread_count(num_threads, "conv2d")
     dtype = x.dtype
     if b is not None:
         b = _validation.c_contiguous(_validation.float_array(b, "b", "conv2d", 1, dtype, "w"))
         if b.shape != (w.shape[0],):
             raise ValueError(f"conv2d: b must have shape ({w.shape[0]},) to match w, got {b.shape}")
     n, out_h, out_w = x.shape[0], geometry[4], geometry[5]
-    y = np.empty((n, w.shape[0], out_h, out_w), dtype)
+    out_shape = (n, w.shape[0], out_h, out_w)
+    _validation.check_array_size(out_shape, dtype.itemsize, "x, w, stride and padding", "conv2d")
+    y = np.empty(out_shape, dtype)
 
     def forward_chunk(start, stop):
         _conv.forward(x, w, b, y, *geometry[:4], start, stop)
 
-    _threads.run_chunks(forward_chunk, n, _chunk_size(w, out_h, out_w), num_threads)
+    _threads.run_chunks(forward_chunk, n, _chunk_size(w, out_h, out_w), threads)
     return y[0] if single else y
 
 
@@ -79,6 +82,7 @@ def conv2d_backward(grad_y, x, w, stride=1, padding=0, *, need_grad_x=True, num_
         grad_y summed over batch and positions.
     """
     x, w, single, geometry = _prepare("conv2d_backward", x, w, stride, padding)
+    threads = _threads.thread_count(num_threads, "conv2d_backward")
     dtype = x.dtype
     n, out_h, out_w = x.shape[0], geometry[4], geometry[5]
     grad_y = _validation.float_array(grad_y, "grad_y", "conv2d_backward", 3 if single else 4,
@@ -96,11 +100,12 @@ def conv2d_backward(grad_y, x, w, stride=1, padding=0, *, need_grad_x=True, num_
         _conv.backward(grad_y, x, w, grad_x, grad_w, grad_b, *geometry[:4], start, stop)
         return grad_w, grad_b
 
-    partials = _threads.run_chunks(backward_chunk, n, _chunk_size(w, out_h, out_w), num_threads)
+    partials = _threads.run_chunks(backward_chunk, n, _chunk_size(w, out_h, out_w), threads)
     grad_w, grad_b = partials[0]
-    for chunk_w, chunk_b in partials[1:]:
-        grad_w += chunk_w
-        grad_b += chunk_b
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN quietly, as in a chunk
+        for chunk_w, chunk_b in partials[1:]:
+            grad_w += chunk_w
+            grad_b += chunk_b
     if grad_x is not None and single:
         grad_x = grad_x[0]
     return grad_x, grad_w, grad_b
@@ -127,8 +132,8 @@ def _prepare(func, x, w, stride, padding):
     kernel_h, kernel_w = w.shape[2:]
     height, width = x.shape[2] + 2 * pad_h, x.shape[3] + 2 * pad_w
     if kernel_h > height or kernel_w > width:
-        raise ValueError(f"{func}: kernel {kernel_h}x{kernel_w} is larger than the padded input "
-                         f"{height}x{width}")
+        raise ValueError(f"{func}: w's kernel {kernel_h}x{kernel_w} is larger than the padded input "
+                         f"{height}x{width} (x's height and width plus twice padding)")
     out_h = (height - kernel_h) // stride_h + 1
     out_w = (width - kernel_w) // stride_w + 1
     return (_validation.c_contiguous(x), _validation.c_contiguous(w), single,

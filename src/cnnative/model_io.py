@@ -58,21 +58,22 @@ def load(path):
     from .network import Network
 
     path = os.fspath(path)
+    where = f"load: path {path!r}"
     # Our own handle: np.load leaves its file open when the archive turns out to be corrupt.
     with open(path, "rb") as file:
         try:
             with np.load(file, allow_pickle=False) as archive:
                 contents = {name: archive[name] for name in archive.files}
         except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
-            raise ValueError(f"{path}: not a readable cnnative model file ({error})") from None
+            raise ValueError(f"{where}: not a readable cnnative model file ({error})") from None
 
     if _text(contents.get("format")) != FORMAT:
-        raise ValueError(f"{path}: not a cnnative model file (no {FORMAT!r} marker)")
+        raise ValueError(f"{where}: not a cnnative model file (no {FORMAT!r} marker)")
     version = contents.get("version")
     if version is None or version.shape != () or version.dtype.kind not in "iu":
-        raise ValueError(f"{path}: model file has no valid format version")
+        raise ValueError(f"{where}: model file has no valid format version")
     if int(version) != VERSION:
-        raise ValueError(f"{path}: model format version {int(version)} is not supported "
+        raise ValueError(f"{where}: model format version {int(version)} is not supported "
                          f"(this cnnative reads version {VERSION})")
     try:
         architecture = json.loads(_text(contents.get("architecture")) or "")
@@ -80,7 +81,7 @@ def load(path):
                   for spec in architecture["layers"]]
         network = Network(layers, loss=architecture["loss"])
     except (ValueError, TypeError, KeyError) as error:
-        raise ValueError(f"{path}: model file has an invalid architecture ({error})") from None
+        raise ValueError(f"{where}: model file has an invalid architecture ({error})") from None
 
     expected = set()
     for index, layer in enumerate(layers):
@@ -90,12 +91,12 @@ def load(path):
             stored = contents.get(key)
             if stored is None or stored.shape != param.shape or stored.dtype != param.dtype:
                 found = "missing" if stored is None else f"{stored.dtype} {stored.shape}"
-                raise ValueError(f"{path}: parameter {key} should be {param.dtype} "
+                raise ValueError(f"{where}: parameter {key} should be {param.dtype} "
                                  f"{param.shape}, found {found}")
             param[...] = stored
     unexpected = set(contents) - expected - {"format", "version", "architecture"}
     if unexpected:
-        raise ValueError(f"{path}: model file has arrays its architecture does not use: "
+        raise ValueError(f"{where}: model file has arrays its architecture does not use: "
                          f"{sorted(unexpected)}")
     return network
 

@@ -28,12 +28,12 @@ __all__ = ["max_pool2d", "max_pool2d_backward"]
 _CLAIM_ELEMENTS = 1 << 13
 
 
-def _run_shared(kernel, n_planes, plane_size, num_threads):
-    """Calls ``kernel(0, n_planes, counter, claim)`` on each thread; returns their results.
+def _run_shared(kernel, n_planes, plane_size, threads):
+    """Calls ``kernel(0, n_planes, counter, claim)`` on each of ``threads`` threads (a checked
+    count); returns their results.
 
     The threads claim ``claim`` planes at a time from ``counter`` until every plane is taken.
     """
-    threads = _threads.get_num_threads() if num_threads is None else _threads._checked(num_threads)
     claim = max(1, _CLAIM_ELEMENTS // plane_size)
     workers = min(threads, -(-n_planes // claim))
     counter = np.zeros(1, np.int64)
@@ -74,7 +74,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, num_threads=None):
         x is not float32/float64; kernel_size, stride or padding are not ints.
     ValueError
         x has fewer than 2 dimensions or is empty; kernel or stride < 1; padding < 0 or
-        > k // 2; the window is larger than the padded input.
+        > k // 2; kernel, stride or padding above 2**31 - 1; the window is larger than the
+        padded input.
     """
     func = "max_pool2d"
     x = _validation.as_float_array(x, "x", func)
@@ -85,6 +86,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, num_threads=None):
     else:
         stride_h, stride_w = _validation.int_pair(stride, "stride", func, minimum=1)
     pad_h, pad_w = _validation.int_pair(padding, "padding", func, minimum=0)
+    threads = _threads.thread_count(num_threads, func)
     if pad_h > kernel_h // 2 or pad_w > kernel_w // 2:
         raise ValueError(f"{func}: padding must be at most half the kernel size, got "
                          f"padding=({pad_h}, {pad_w}) for kernel_size=({kernel_h}, {kernel_w})")
@@ -101,7 +103,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, num_threads=None):
     indices = np.empty((n_planes, out_h, out_w), np.int64)
     kernel = functools.partial(_pool.max_pool2d_planes, planes, y, indices, kernel_h, kernel_w,
                                stride_h, stride_w, pad_h, pad_w)
-    _run_shared(kernel, n_planes, height * width, num_threads)
+    _run_shared(kernel, n_planes, height * width, threads)
     out_shape = (*lead, out_h, out_w)
     return y.reshape(out_shape), indices.reshape(out_shape)
 
@@ -134,12 +136,12 @@ def max_pool2d_backward(grad_y, indices, input_shape, *, num_threads=None):
     ValueError
         grad_y has fewer than 2 dimensions or is empty; indices has another shape than grad_y
         or an entry outside [0, H*W); input_shape's leading dimensions differ from grad_y's, or
-        H or W is 0.
+        H or W is 0, or it describes an array too large to address.
     """
     func = "max_pool2d_backward"
     grad_y = _validation.as_float_array(grad_y, "grad_y", func)
     _validation.check_spatial(grad_y, "grad_y", func)
-    indices = np.asarray(indices)
+    indices = _validation.to_array(indices, "indices", func)
     if indices.dtype.kind != "i" or indices.dtype.itemsize != 8:
         raise TypeError(f"{func}: indices must be int64, got dtype {indices.dtype}")
     if indices.shape != grad_y.shape:
@@ -152,6 +154,8 @@ def max_pool2d_backward(grad_y, indices, input_shape, *, num_threads=None):
     height, width = input_shape[-2:]
     if height == 0 or width == 0:
         raise ValueError(f"{func}: input_shape {input_shape} has an empty (H, W) plane")
+    _validation.check_array_size(input_shape, grad_y.dtype.itemsize, "input_shape", func)
+    threads = _threads.thread_count(num_threads, func)
 
     out_h, out_w = grad_y.shape[-2:]
     grad_planes = _validation.c_contiguous(grad_y).reshape(-1, out_h, out_w)
@@ -160,7 +164,7 @@ def max_pool2d_backward(grad_y, indices, input_shape, *, num_threads=None):
     grad_x = np.empty((n_planes, height, width), grad_y.dtype)  # the kernel zeroes it
     kernel = functools.partial(_pool.max_pool2d_backward_planes, grad_planes, index_planes,
                                grad_x)
-    statuses = _run_shared(kernel, n_planes, height * width, num_threads)
+    statuses = _run_shared(kernel, n_planes, height * width, threads)
     if any(status != _pool.STATUS_OK for status in statuses):
         bad = index_planes[(index_planes < 0) | (index_planes >= height * width)]
         raise ValueError(f"{func}: indices must lie in [0, H*W) = [0, {height * width}) for "

@@ -14,6 +14,7 @@ Deviations from scipy, on purpose:
   ``None``, which here raise ``TypeError``.
 """
 import math
+import numbers
 import warnings
 
 import numpy as np
@@ -40,6 +41,8 @@ _DIRECT_SECONDS_PER_TAP_F32, _DIRECT_SECONDS_PER_TAP_F64 = 2.5e-11, 4.5e-11
 _FFT_SECONDS_PER_NLOGN_F32, _FFT_SECONDS_PER_NLOGN_F64 = 2.0e-9, 2.5e-9
 _FFT_FIXED_SECONDS = 40e-6
 _COMPLEX64 = np.dtype(np.complex64)
+# Python ints up to this size convert to float exactly; larger ones take the checked path.
+_EXACT_INT = 2**53
 
 
 def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="direct"):
@@ -133,8 +136,12 @@ def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, co
     # The common case (two non-empty 2-D float arrays of one dtype, string options, a Python
     # number as fill value) passes with a few attribute checks: at 28x28 the whole call costs
     # about as much as the kernel, so each check here is measured in tens of nanoseconds.
-    in1 = np.asarray(in1)
-    in2 = np.asarray(in2)
+    try:
+        in1 = np.asarray(in1)
+        in2 = np.asarray(in2)
+    except (ValueError, TypeError):
+        in1 = _validation.to_array(in1, "in1", func)
+        in2 = _validation.to_array(in2, "in2", func)
     if in1.ndim != 2 or in2.ndim != 2 or in1.size == 0 or in2.size == 0:
         _validation.as_2d_array(in1, "in1", func)
         _validation.as_2d_array(in2, "in2", func)
@@ -150,7 +157,8 @@ def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, co
     if dtype is not in2.dtype:
         dtype = _common_dtype(func, in1, in2)
     native = dtype is _FLOAT64 or dtype is _FLOAT32
-    if not (native and (type(fillvalue) is int or type(fillvalue) is float)):
+    if not (native and (type(fillvalue) is float
+                        or (type(fillvalue) is int and -_EXACT_INT <= fillvalue <= _EXACT_INT))):
         fillvalue = _fill_value(func, fillvalue, dtype)
 
     swapped = mode_code == _correlate.MODE_VALID and _valid_inputs_swapped(func, in1.shape, in2.shape)
@@ -180,7 +188,15 @@ def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, co
             # scipy converts every fill value through complex and warns about discarding the
             # (zero) imaginary part for real output; complex fill values were refused above.
             warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
-            return reference(in1, in2, mode, boundary, fillvalue)
+            # It casts the fill value to the output dtype before checking that the dtype can
+            # hold it, which warns for NaN or out-of-range values; the check then raises.
+            warnings.filterwarnings("ignore", "(invalid value|overflow) encountered in cast",
+                                    RuntimeWarning)
+            try:
+                return reference(in1, in2, mode, boundary, fillvalue)
+            except (ValueError, OverflowError) as exc:
+                raise ValueError(f"{func}: fillvalue {fillvalue!r} does not fit the inputs' "
+                                 f"dtype {dtype} ({exc})") from None
     if swapped and not convolve:
         out = out[::-1, ::-1]
     return out
@@ -203,22 +219,42 @@ def _common_dtype(func, in1, in2):
 def _fill_value(func, fillvalue, dtype):
     """The fill value as a Python scalar the kernels accept; checks the dtype is supported.
 
-    For float32/float64 the native module rounds it to the dtype.
+    For float32/float64 the native module rounds it to the dtype.  For floating and complex
+    inputs it must convert to a Python float (complex), whatever the boundary.
     """
-    if dtype is _FLOAT64 or dtype is _FLOAT32:
-        return float(_validation.real_scalar(fillvalue, "fillvalue", func))
+    native = dtype is _FLOAT64 or dtype is _FLOAT32
     kind = dtype.kind
     if kind == "b" or dtype == np.float16 or kind == "O":
-        raise ValueError(f"{func}: dtype {dtype} of the inputs is not supported "
-                         "(bool, float16 and object arrays are rejected, as in scipy)")
+        raise ValueError(f"{func}: in1 and in2 have the common dtype {dtype}, which is not "
+                         "supported (bool, float16 and object arrays are rejected, as in scipy)")
     if kind not in "iufc":
         raise TypeError(f"{func}: in1 and in2 must have a numeric dtype, got {dtype}")
     if kind == "c":
-        array = np.asarray(fillvalue)
-        if array.size != 1:
-            raise ValueError(f"{func}: fillvalue must be a scalar, got an array of shape {array.shape}")
-        return array.reshape(()).item()
-    return _validation.real_scalar(fillvalue, "fillvalue", func)
+        if isinstance(fillvalue, (str, bytes)) or fillvalue is None:
+            raise TypeError(f"{func}: fillvalue must be a number, got {fillvalue!r}")
+        if not isinstance(fillvalue, numbers.Number):
+            array = _validation.to_array(fillvalue, "fillvalue", func)
+            if array.size != 1:
+                raise ValueError(f"{func}: fillvalue must be a scalar, got an array of shape {array.shape}")
+            if array.dtype.kind not in "biufc":
+                raise TypeError(f"{func}: fillvalue must be a number, got dtype {array.dtype}")
+            fillvalue = array.reshape(()).item()
+        _check_float_range(func, complex, fillvalue, dtype)
+        return fillvalue
+    value = _validation.real_scalar(fillvalue, "fillvalue", func)
+    if kind == "f":
+        converted = _check_float_range(func, float, value, dtype)
+        if native:
+            return converted
+    return value
+
+
+def _check_float_range(func, convert, value, dtype):
+    try:
+        return convert(value)
+    except OverflowError:  # an int beyond float range; NumPy refuses it too
+        raise ValueError(f"{func}: fillvalue is too large for {dtype} ({convert.__name__}() "
+                         "overflows)") from None
 
 
 def _valid_inputs_swapped(func, shape1, shape2):
@@ -253,13 +289,16 @@ def _fft_correlate(func, image, kernel, mode_code, boundary_code, fillvalue, con
         kernel = kernel[::-1, ::-1].conj()
     import scipy.signal
 
-    out = scipy.signal.fftconvolve(padded, kernel, mode="valid")
+    with np.errstate(invalid="ignore", over="ignore"):
+        # NaN or inf anywhere turns the whole transform to NaN; quietly, like direct's NaNs.
+        out = scipy.signal.fftconvolve(padded, kernel, mode="valid")
     return out.astype(dtype, copy=False)
 
 
 def _padded(image, top, bottom, left, right, boundary_code, fillvalue):
     if boundary_code == _correlate.BOUNDARY_FILL:
-        return np.pad(image, ((top, bottom), (left, right)), constant_values=fillvalue)
+        with np.errstate(over="ignore"):  # beyond float32's range is inf, as for 'direct'
+            return np.pad(image, ((top, bottom), (left, right)), constant_values=fillvalue)
     # Index maps handle pads wider than the image, which np.pad's reflect/wrap do not all do.
     m, n = image.shape
     rows = np.arange(-top, m + bottom)
