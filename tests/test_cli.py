@@ -33,6 +33,22 @@ def test_train_then_evaluate_on_the_embedded_digits(tmp_path, capsys):
     assert np.trace(confusion) == round(accuracy * 1000)
 
 
+def test_train_reports_accuracy_on_a_holdout_it_never_trained_on(tmp_path, capsys):
+    model = tmp_path / "net.npz"
+    assert cli.main(["train", "--epochs", "1", "--no-augment", "--no-progress", "--threads", "1",
+                     "--holdout", "500", "--out", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "3500 training images" in out and "holdout: 500" in out
+    (_, _), _, (x_hold, y_hold) = datasets.load_digits_5k(holdout_size=500)
+    accuracy = cnnative.load(model).evaluate(x_hold, y_hold)[1]
+    assert f"holdout accuracy {accuracy:.2%}" in out and "on 500 images" in out
+
+
+def test_holdout_needs_the_embedded_digits(tmp_path):
+    with pytest.raises(SystemExit, match="--holdout applies to the embedded digits only"):
+        cli.main(["train", "--data", str(tmp_path), "--holdout", "10", "--no-progress"])
+
+
 def test_train_and_evaluate_on_an_mnist_directory(tmp_path, capsys):
     rng = np.random.default_rng(0)
     data = tmp_path / "data"

@@ -66,6 +66,10 @@ def _parser():
                        help="random shifts (up to 2 px) and rotations (up to 10 degrees)")
     train.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     train.add_argument("--threads", type=int, help="kernel threads (default: all CPUs)")
+    train.add_argument("--holdout", type=int, metavar="N",
+                       help="embedded digits only: keep N training images out of training and "
+                            "model choice, and report the final model's accuracy on them (an "
+                            "estimate not tuned on, unlike the validation split)")
     train.add_argument("--seed", type=int, default=0,
                        help="seeds the weights, shuffling, dropout and augmentation")
     train.add_argument("--out", default="model.npz", help="model file to write")
@@ -94,14 +98,21 @@ def _describe(values):
     return ", ".join(f"{key}={value}" for key, value in values.items())
 
 
-def _load_data(directory):
-    """((x_train, y_train) or None, (x_eval, y_eval), description)."""
+def _load_data(directory, holdout=None):
+    """((x_train, y_train) or None, (x_eval, y_eval), (x_holdout, y_holdout) or None,
+    description)."""
     from . import datasets
     if directory is None:
-        train, validation = datasets.load_digits_5k()
-        return train, validation, "embedded 5,000 MNIST digits (validation split: 1,000)"
+        parts = datasets.load_digits_5k(holdout_size=holdout)
+        held = parts[2] if holdout is not None else None
+        return (parts[0], parts[1], held,
+                "embedded 5,000 MNIST digits (validation split: 1,000"
+                + (f", holdout: {holdout}" if holdout is not None else "") + ")")
+    if holdout is not None:
+        raise SystemExit("cnnative train: --holdout applies to the embedded digits only; "
+                         "with --data the t10k files are the held-back test set")
     train, test = datasets.load_mnist(directory)
-    return train, test, f"{directory} (evaluated on its t10k files)"
+    return train, test, None, f"{directory} (evaluated on its t10k files)"
 
 
 def _train(args):
@@ -115,7 +126,7 @@ def _train(args):
             settings[key] = getattr(args, key)
     if args.threads is not None:
         set_num_threads(args.threads)
-    train, validation, source = _load_data(args.data)
+    train, validation, holdout, source = _load_data(args.data, args.holdout)
     if train is None:
         raise SystemExit(f"cnnative train: {args.data} has no training files "
                          "(train-images-idx3-ubyte, train-labels-idx1-ubyte)")
@@ -146,6 +157,10 @@ def _train(args):
     print(f"\nvalidation accuracy {history['val_accuracy'][-1]:.2%} after "
           f"{len(history['loss'])} epochs, {elapsed:.0f} s of training; model saved to "
           f"{args.out}")
+    if holdout is not None:
+        loss, accuracy = network.evaluate(*holdout)
+        print(f"holdout accuracy {accuracy:.2%} (loss {loss:.4f}) on {len(holdout[1])} images "
+              "never used for training or tuning")
     _plot_history(history, args.plot or os.path.splitext(args.out)[0] + ".png")
     return 0
 
@@ -181,7 +196,7 @@ def _evaluate(args):
     if args.threads is not None:
         set_num_threads(args.threads)
     network = model_io.load(args.model)
-    _, (x, y), source = _load_data(args.data)
+    _, (x, y), _, source = _load_data(args.data)
     loss, accuracy = network.evaluate(x, y)
     predicted = network.predict(x)
     classes = network.forward(network.prepare(x[:1])).shape[1]
