@@ -6,12 +6,12 @@ many break one rule or several.  Whether a call is valid is decided by each targ
 from the documented rules, not by running the wrapper's own checks; a valid call must match
 scipy.signal (correlate2d/convolve2d), tests/reference.py (conv2d), tests/pool_reference.py
 (pooling) or NumPy (dense), bit for bit where the function promises it.  The oracle itself is
-in tests/fuzz_support.py; the raw kernels' targets are in tests/fuzz_native.py.
+in tests/fuzz_support.py; the raw kernels' targets are in tests/fuzz_native.py, the file
+readers' (read_idx, load) in tests/fuzz_files.py.
 
-Adding a target (read_idx, model loading, ...) takes a function ``make(rng) -> Call`` and a
-``spec(call)`` returning ``Value(check)``, ``ERROR`` or ``TOO_BIG`` (raising ``Invalid`` counts
-as ERROR), plus one ``Target`` line in ``TARGETS``; tests/test_fuzz.py and tools/fuzz.py pick it
-up from there.
+Adding a target takes a function ``make(rng) -> Call`` and a ``spec(call)`` returning
+``Value(check)``, ``ERROR`` or ``TOO_BIG`` (raising ``Invalid`` counts as ERROR), plus one
+``Target`` line in ``TARGETS``; tests/test_fuzz.py and tools/fuzz.py pick it up from there.
 """
 import functools
 import numbers
@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 import scipy.signal
 
+import fuzz_files
 import fuzz_native
 import pool_reference
 import reference
@@ -508,3 +509,5 @@ TARGETS = {target.name: target for target in [
 ]}
 TARGETS.update((name, Target(name, make, reference_of, fuzz_native.check_native))
                for name, (make, reference_of) in fuzz_native.NATIVE.items())
+TARGETS.update((name, Target(name, make, spec, fuzz_files.check_file))
+               for name, (make, spec) in fuzz_files.FILES.items())

@@ -182,6 +182,17 @@ def test_absurd_dimensions_fail_without_allocating(tmp_path, compress):
     assert peak < 4 << 20  # one read chunk, nothing like the declared 2**127 bytes
 
 
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gz"])
+def test_zero_size_shape_beyond_numpy_raises_naming_the_file(tmp_path, compress):
+    # Found by fuzzing: no data bytes, so the size checks pass, but NumPy cannot make an array
+    # of this shape and its own ValueError named no file.
+    path = put(tmp_path / "zero", raw_bytes(0x08, (2**32 - 1, 0, 2**32 - 1, 2**32 - 1)), compress)
+    with pytest.raises(IDXFormatError, match="beyond the largest array NumPy can hold") as info:
+        read_idx(path)
+    assert str(path) in str(info.value)
+    assert read_idx(put(tmp_path / "fits", raw_bytes(0x08, (0, 2**32 - 1)), compress)).shape == (0, 2**32 - 1)
+
+
 def test_gzip_memory_follows_the_stream_not_the_header(tmp_path):
     # 4 MB of real data behind a header declaring 1 TB: the reader stops when the stream ends.
     path = put(tmp_path / "big.gz", raw_bytes(0x08, (2**20, 2**20), bytes(4 << 20)), compress=True)

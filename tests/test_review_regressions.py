@@ -1,5 +1,9 @@
 """Regression tests for problems a review of the native code, and fuzzing, found."""
+import io
+import json
+import tracemalloc
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -10,6 +14,7 @@ import pool_reference
 from cnnative import _threads
 from cnnative._native import conv as native_conv
 from cnnative._native import pool as native_pool
+from cnnative.layers import Dense, ReLU
 
 
 def test_float32_gemm_path_is_bit_identical_across_thread_counts_and_restores_blas():
@@ -170,3 +175,92 @@ def test_conv_kernels_refuse_read_only_outputs(output):
             native_conv.backward(np.ones((2, 4, 6, 6)), x, w, arrays["grad_x"], arrays["grad_w"],
                                  arrays["grad_b"], 1, 1, 0, 0, 0, 2)
     assert not any(a.any() for a in arrays.values())
+
+
+# -- model files (found by tests/fuzz_files.py) ---------------------------------------------
+
+def model_file(tmp_path, architecture=None, replace=None):
+    """A small saved model; its architecture JSON or members' bytes optionally replaced."""
+    path = tmp_path / "model.npz"
+    cnnative.Network([Dense(3, 4, rng=0), ReLU(), Dense(4, 2, rng=1)]).save(path)
+    if architecture is not None:
+        with np.load(path) as archive:
+            contents = dict(archive)
+        text = architecture(json.loads(str(contents["architecture"])))
+        np.savez(path, **{**contents, "architecture": np.array(text)})
+    if replace is not None:
+        data = path.read_bytes()
+        with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(path, "w") as target:
+            for info in source.infolist():
+                target.writestr(info, replace(info.filename, source.read(info)))
+    return path
+
+
+def load_refused(path, message):
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=message) as info:
+            cnnative.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert repr(str(path)) in str(info.value)
+    assert peak < 8 << 20, peak
+
+
+def with_size(size):
+    def change(architecture):
+        architecture["layers"][0]["config"]["out_features"] = size
+        return json.dumps(architecture)
+    return change
+
+
+@pytest.mark.parametrize("size", [2**22, 10**12, 2**62])
+def test_model_config_of_huge_layers_fails_before_allocating_them(tmp_path, size):
+    # Building the layers drew their random weights first: 2**22 allocated 100 MB, 10**12 raised
+    # MemoryError.  The weights' shape is now checked against the stored array first.
+    load_refused(model_file(tmp_path, with_size(size)),
+                 rf"parameter 0.w should be float32 \({size}, 3\), found float32 \(4, 3\)")
+
+
+def test_model_member_declaring_a_huge_shape_fails_before_allocating_it(tmp_path):
+    def huge(name, data):
+        if name != "0.w.npy":
+            return data
+        stream = io.BytesIO(data)
+        np.lib.format.read_magic(stream)
+        np.lib.format.read_array_header_1_0(stream)
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                      "shape": (2**20, 2**20)})
+        return header.getvalue() + data[stream.tell():]
+    load_refused(model_file(tmp_path, replace=huge), "declares float32 .* does not fit")
+
+
+def test_model_member_that_is_not_an_npy_array_raises_value_error(tmp_path):
+    # np.load returns such a member's bytes as they are: AttributeError ('bytes' has no shape).
+    path = model_file(tmp_path, replace=lambda name, data: b"hello" if name == "format.npy" else data)
+    load_refused(path, "not a readable cnnative model file")
+
+
+def test_model_path_to_a_plain_npy_file_raises_value_error(tmp_path):
+    np.save(tmp_path / "array.npy", np.ones(3))  # np.load returned an array: TypeError
+    load_refused(tmp_path / "array.npy", "not a readable cnnative model file")
+
+
+@pytest.mark.parametrize("offset,value", [(8, 0x01), (8, 0x20), (8, 0x40), (10, 99)],
+                         ids=["encrypted", "patched", "strong-encryption", "method-99"])
+def test_model_zip_members_zipfile_cannot_read_raise_value_error(tmp_path, offset, value):
+    # zipfile raised RuntimeError or NotImplementedError for these flags and methods.
+    path = model_file(tmp_path)
+    data = bytearray(path.read_bytes())
+    entry = data.find(b"PK\x01\x02")  # the first central directory entry
+    data[entry + offset] |= value
+    path.write_bytes(bytes(data))
+    load_refused(path, "not a readable cnnative model file")
+
+
+def test_deeply_nested_architecture_json_raises_value_error(tmp_path):
+    # json.loads raised RecursionError.
+    path = model_file(tmp_path, lambda architecture: "[" * 100_000 + "]" * 100_000)
+    load_refused(path, "invalid architecture")

@@ -14,6 +14,7 @@ fails as soon as the stream runs out.
 """
 import gzip
 import hashlib
+import math
 import os
 import secrets
 import stat
@@ -31,6 +32,7 @@ _ACCEPTED = "uint8, int8, int16, int32, float32 or float64"
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
+_MAX_BYTES = np.iinfo(np.intp).max  # NumPy's limit on an array's size, zero axes aside
 
 
 class IDXFormatError(ValueError):
@@ -57,7 +59,8 @@ def read_idx(path):
         The file cannot be opened.
     IDXFormatError (a ValueError)
         Bad magic bytes or type code, zero dimensions, a truncated header or data, bytes after
-        the data, or a corrupt gzip stream.  The message names the file.
+        the data, a corrupt gzip stream, or a shape NumPy cannot hold (zero elements, but the
+        other dimensions' product overflows).  The message names the file.
     """
     return _read(path, want_digest=False)[0]
 
@@ -130,6 +133,10 @@ def _parse(stream, name, file_size, want_digest):
         extra = len(stream.read(_CHUNK))
         if extra:
             raise mismatch(nbytes + extra, at_least=extra == _CHUNK)
+    if math.prod(d for d in shape if d) * dtype.itemsize > _MAX_BYTES:
+        # Zero bytes of data, but the other dimensions overflow NumPy's size arithmetic.
+        raise IDXFormatError(f"{name}: the header declares shape {shape}, beyond the largest "
+                             "array NumPy can hold")
     digest = None
     if want_digest:
         hasher = hashlib.sha256(head)

@@ -9,6 +9,8 @@ constructor arguments, which is what model files store next to the arrays.
 Parameters are float32 unless a layer is built with ``dtype="float64"``; a layer fed another
 float dtype raises ``TypeError`` (as the kernels do) instead of converting every batch.
 """
+import contextvars
+
 import numpy as np
 
 from . import _validation
@@ -20,6 +22,9 @@ __all__ = ["sigmoid", "Layer", "Conv2D", "MaxPool2D", "Dense", "Flatten", "ReLU"
            "Dropout", "layer_from_config"]
 
 _INITS = ("he", "xavier")
+
+# Set by layer_from_config(check_weights=...): called before a layer's weights are allocated.
+_CHECK_WEIGHTS = contextvars.ContextVar("cnnative_check_weights", default=None)
 
 
 def sigmoid(x):
@@ -66,6 +71,9 @@ def _init_weights(shape, fan_in, fan_out, init, dtype, rng, func):
     float64 layer built from one seed start from the same weights, up to rounding."""
     if init not in _INITS:
         raise ValueError(f"{func}: init must be one of {_INITS}, got {init!r}")
+    check = _CHECK_WEIGHTS.get()
+    if check is not None:
+        check(shape, dtype)
     rng = np.random.default_rng(rng)
     if init == "he":
         weights = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
@@ -305,12 +313,20 @@ _LAYER_TYPES = {cls.__name__: cls for cls in
                 (Conv2D, Dense, MaxPool2D, Flatten, ReLU, Sigmoid, Tanh, Dropout)}
 
 
-def layer_from_config(name, config):
-    """A new layer of type ``name`` (a class name above) built from ``get_config()`` output."""
+def layer_from_config(name, config, check_weights=None):
+    """A new layer of type ``name`` (a class name above) built from ``get_config()`` output.
+
+    ``check_weights(shape, dtype)``, if given, is called before the layer's weights
+    (``params["w"]``) are allocated and may raise to refuse them: model files check them
+    against the arrays they hold, so that a damaged config cannot ask for terabytes.
+    """
     cls = _validation.choice(name, _LAYER_TYPES, "layer type", "layer_from_config")
     if not isinstance(config, dict) or not all(isinstance(key, str) for key in config):
         raise ValueError(f"layer_from_config: config for {name} must be a dict, got {config!r}")
+    token = _CHECK_WEIGHTS.set(check_weights)
     try:
         return cls(**config)
     except TypeError as error:
         raise ValueError(f"layer_from_config: bad config for {name}: {error}") from None
+    finally:
+        _CHECK_WEIGHTS.reset(token)

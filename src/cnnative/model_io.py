@@ -2,10 +2,13 @@
 
 The file holds ``format`` ("cnnative-model"), ``version``, ``architecture`` (JSON text: the
 loss name and each layer's type and ``get_config()``) and one array per parameter named
-``"<layer index>.<param name>"``.  Loading uses ``allow_pickle=False``, so a file can carry
-data only, never code; everything read is checked against the architecture before use.
+``"<layer index>.<param name>"``.  Loading reads the arrays' raw bytes and refuses object
+arrays (which NumPy pickles), so a file can carry data only, never code.  Everything read is
+checked against the architecture before use, and sizes against what the file holds before
+anything that large is allocated: a damaged file costs no more memory than its own size.
 """
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -59,12 +62,11 @@ def load(path):
 
     path = os.fspath(path)
     where = f"load: path {path!r}"
-    # Our own handle: np.load leaves its file open when the archive turns out to be corrupt.
     with open(path, "rb") as file:
         try:
-            with np.load(file, allow_pickle=False) as archive:
-                contents = {name: archive[name] for name in archive.files}
-        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+            contents = _read_arrays(file)
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
+                RuntimeError) as error:  # RuntimeError: zipfile's encrypted or unsupported members
             raise ValueError(f"{where}: not a readable cnnative model file ({error})") from None
 
     if _text(contents.get("format")) != FORMAT:
@@ -75,12 +77,23 @@ def load(path):
     if int(version) != VERSION:
         raise ValueError(f"{where}: model format version {int(version)} is not supported "
                          f"(this cnnative reads version {VERSION})")
+
+    def weights_checker(index):
+        # Checked before the weights are allocated: a damaged config could ask for terabytes.
+        def check(shape, dtype):
+            problem = _param_problem(contents, f"{index}.w", shape, dtype)
+            if problem:
+                raise _ParameterError(problem)
+        return check
+
     try:
         architecture = json.loads(_text(contents.get("architecture")) or "")
-        layers = [layer_from_config(spec["type"], spec["config"])
-                  for spec in architecture["layers"]]
+        layers = [layer_from_config(spec["type"], spec["config"], weights_checker(index))
+                  for index, spec in enumerate(architecture["layers"])]
         network = Network(layers, loss=architecture["loss"])
-    except (ValueError, TypeError, KeyError) as error:
+    except _ParameterError as error:
+        raise ValueError(f"{where}: {error}") from None
+    except (ValueError, TypeError, KeyError, RecursionError) as error:  # RecursionError: deep JSON
         raise ValueError(f"{where}: model file has an invalid architecture ({error})") from None
 
     expected = set()
@@ -88,17 +101,73 @@ def load(path):
         for name, param in layer.params.items():
             key = f"{index}.{name}"
             expected.add(key)
-            stored = contents.get(key)
-            if stored is None or stored.shape != param.shape or stored.dtype != param.dtype:
-                found = "missing" if stored is None else f"{stored.dtype} {stored.shape}"
-                raise ValueError(f"{where}: parameter {key} should be {param.dtype} "
-                                 f"{param.shape}, found {found}")
-            param[...] = stored
+            problem = _param_problem(contents, key, param.shape, param.dtype)
+            if problem:
+                raise ValueError(f"{where}: {problem}")
+            param[...] = contents[key]
     unexpected = set(contents) - expected - {"format", "version", "architecture"}
     if unexpected:
         raise ValueError(f"{where}: model file has arrays its architecture does not use: "
                          f"{sorted(unexpected)}")
     return network
+
+
+class _ParameterError(ValueError):
+    """A stored parameter does not fit the layer the architecture describes."""
+
+
+def _param_problem(contents, key, shape, dtype):
+    """What keeps ``contents[key]`` from being a parameter of ``shape`` and ``dtype``, or None."""
+    stored = contents.get(key)
+    if stored is None or stored.shape != tuple(shape) or stored.dtype != dtype:
+        found = "missing" if stored is None else f"{stored.dtype} {stored.shape}"
+        return f"parameter {key} should be {dtype} {tuple(shape)}, found {found}"
+    return None
+
+
+# The most a DEFLATE stream expands: 1032 bytes out per byte in.
+_DEFLATE_RATIO = 1032
+
+
+def _read_arrays(file):
+    """name -> array for each member of the .npz archive open as ``file``.
+
+    Each member's .npy header is checked against the bytes the member holds before NumPy reads
+    it (NumPy allocates the declared shape first, so a damaged header could ask for terabytes),
+    and the member's declared size against the file's.  Members must be stored or deflated, as
+    ``np.savez`` and ``np.savez_compressed`` write them; pickled objects are refused.
+    """
+    file_size = os.fstat(file.fileno()).st_size
+    headers = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
+    arrays = {}
+    with zipfile.ZipFile(file) as archive:
+        for info in archive.infolist():
+            member = f"member {info.filename!r}"
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise ValueError(f"{member} uses compression method {info.compress_type}")
+            ratio = 1 if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_RATIO
+            if info.compress_size > file_size or info.file_size > ratio * info.compress_size:
+                raise ValueError(f"{member} declares more bytes than the file holds")
+            with archive.open(info) as stream:
+                version = np.lib.format.read_magic(stream)
+                if version not in headers:
+                    raise ValueError(f"{member} has .npy format version {version}")
+                shape, fortran_order, dtype = headers[version](stream)
+                if dtype.hasobject:
+                    raise ValueError(f"{member} holds pickled Python objects")
+                nbytes = math.prod(shape) * dtype.itemsize
+                if nbytes != info.file_size - stream.tell():
+                    raise ValueError(f"{member}: its header declares {dtype} {shape}, which does "
+                                     f"not fit its {info.file_size} bytes")
+                data = stream.read()  # to the end, where zipfile checks the CRC
+            if len(data) != nbytes:
+                raise ValueError(f"{member} holds {len(data)} data bytes, not {nbytes}")
+            order = "F" if fortran_order else "C"
+            array = (np.frombuffer(data, dtype).reshape(shape, order=order) if nbytes
+                     else np.empty(shape, dtype, order=order))
+            arrays[info.filename.removesuffix(".npy")] = array
+    return arrays
 
 
 def _text(array):
