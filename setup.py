@@ -16,7 +16,8 @@ else:
     # No FMA contraction: the kernels must round exactly like scipy's multiply-then-add.
     # No -march=native: wheels must run on any CPU of the architecture; the kernels pick
     # AVX2/AVX-512 variants at run time instead.
-    COMPILE_ARGS = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
+    # CNNATIVE_OPT replaces -O3, which comes after CFLAGS: tools/sanitize.sh builds with -O1.
+    COMPILE_ARGS = [os.environ.get("CNNATIVE_OPT", "-O3"), "-ffp-contract=off", "-fno-math-errno"]
 
 extensions = [
     Extension(

@@ -624,9 +624,12 @@ def backward(cnp.ndarray grad_y not None, cnp.ndarray x not None, cnp.ndarray w 
     if grad_x is not None:
         grad_x_array = grad_x
         _check_array(grad_x_array, typenum, (<object> x).shape, "grad_x", True)
-        grad_x_data = <char *> cnp.PyArray_DATA(grad_x_array) + start * x_sample * cnp.PyArray_ITEMSIZE(x)
     _check_chunk(start, stop, x.shape[0], g.out_h * g.out_w,
                  max(g.channels * g.kernel_h * g.kernel_w, g.filters))
+    # Only once start is known to lie in the batch: before, a start far outside it overflowed
+    # start * x_sample * itemsize (undefined behaviour, found by tools/sanitize.sh).
+    if grad_x is not None:
+        grad_x_data = <char *> cnp.PyArray_DATA(grad_x_array) + start * x_sample * cnp.PyArray_ITEMSIZE(x)
     cdef Py_ssize_t y_sample = g.filters * g.out_h * g.out_w
     cdef int status = 0
     if stop == start:

@@ -747,8 +747,10 @@ def max_pool2d_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray indices 
     if (cnp.PyArray_NDIM(indices) != 3 or cnp.PyArray_TYPE(indices) != cnp.NPY_INT64
             or not cnp.PyArray_ISNOTSWAPPED(indices)):
         raise TypeError("indices must be a 3-D native int64 array")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(indices):
-        raise ValueError("indices must be C-contiguous")
+    # Aligned too: the scatter loads int64 indices directly (a misaligned view slipped through,
+    # found by tools/sanitize.sh).
+    if not cnp.PyArray_IS_C_CONTIGUOUS(indices) or not cnp.PyArray_ISALIGNED(indices):
+        raise ValueError("indices must be C-contiguous and aligned")
     if (cnp.PyArray_DIM(indices, 0) != planes or cnp.PyArray_DIM(indices, 1) != out_rows
             or cnp.PyArray_DIM(indices, 2) != out_cols):
         raise ValueError("indices must have grad_y's shape")

@@ -177,6 +177,36 @@ def test_conv_kernels_refuse_read_only_outputs(output):
     assert not any(a.any() for a in arrays.values())
 
 
+# -- found by tools/sanitize.sh (AddressSanitizer + UndefinedBehaviorSanitizer build) ---------
+# The sanitized build aborted on these calls; a plain build went on silently (the conv call then
+# raised its ValueError, the pool call returned a result).
+
+
+@pytest.mark.parametrize("start, stop", [(2**63 - 1, 2**63 - 1), (-(2**63), 1), (3, 3)])
+def test_native_conv_backward_checks_the_chunk_before_offsetting_grad_x(start, stop):
+    # grad_x's pointer was offset by start * sample bytes before start was range-checked: a
+    # start near +-2**63 overflowed Py_ssize_t (undefined behaviour) on the way to the ValueError.
+    x, w, grad_y = np.ones((2, 1, 4, 4)), np.ones((1, 1, 3, 3)), np.ones((2, 1, 2, 2))
+    with pytest.raises(ValueError, match="outside the batch"):
+        native_conv.backward(grad_y, x, w, np.empty_like(x), np.empty_like(w), np.empty(1),
+                             1, 1, 0, 0, start, stop)
+
+
+def test_native_pool_backward_refuses_misaligned_indices():
+    # The scatter loaded int64 indices from a misaligned (contiguous) view: undefined behaviour,
+    # and a fault on CPUs that trap misaligned loads.  The public function copies such views.
+    grad_y = np.random.default_rng(5).standard_normal((2, 3, 4))
+    indices = np.arange(24, dtype=np.int64).reshape(2, 3, 4) % 30
+    buffer = np.zeros(indices.nbytes + 1, np.uint8)
+    shifted = np.frombuffer(buffer.data, np.int64, count=indices.size, offset=1).reshape(indices.shape)
+    shifted[...] = indices
+    assert shifted.flags.c_contiguous and not shifted.flags.aligned
+    with pytest.raises(ValueError, match="indices must be C-contiguous and aligned"):
+        native_pool.max_pool2d_backward_planes(grad_y, shifted, np.empty((2, 5, 6)), 0, 2)
+    np.testing.assert_array_equal(cnnative.max_pool2d_backward(grad_y, shifted, (2, 5, 6)),
+                                  cnnative.max_pool2d_backward(grad_y, indices, (2, 5, 6)))
+
+
 # -- model files (found by tests/fuzz_files.py) ---------------------------------------------
 
 def model_file(tmp_path, architecture=None, replace=None):
