@@ -33,3 +33,12 @@ def test_scipy_fallback_and_fft_import_scipy_signal_on_first_use():
                        "fft = cnnative.correlate2d(a * 1.0, a[:2, :2] * 1.0, method='fft')\n"
                        "print(direct.dtype.kind, direct.shape, np.array_equal(direct, np.round(fft)))")
     assert result == "i (4, 5) True"
+
+
+def test_import_leaves_thread_pool_and_model_file_modules_unloaded():
+    # They cost about a fifth of the import: the thread pool is made on the first call that
+    # uses two threads, and zipfile, tempfile and json come with saving or loading a model.
+    loaded = run_fresh("import sys, cnnative\n"
+                       "print([m for m in ('concurrent.futures', 'zipfile', 'tempfile', 'json') "
+                       "if m in sys.modules])")
+    assert loaded == "[]"

@@ -6,11 +6,8 @@ reduction over chunks is added up in chunk order by the caller, so results are b
 whatever the number of threads.
 """
 import contextlib
-import ctypes
-import glob
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from . import _validation
 
@@ -63,6 +60,10 @@ def thread_count(num_threads, func):
 
 
 def _pool(workers):
+    # Imported here: concurrent.futures (with logging) is a tenth of `import cnnative`'s time,
+    # and single-threaded use never needs it.
+    from concurrent.futures import ThreadPoolExecutor
+
     global _executor
     with _lock:
         if _executor is None or _executor._max_workers < workers:
@@ -80,6 +81,9 @@ def _find_blas_thread_control():
     OpenBLAS's "_local" setter acts globally in scipy's build), so it is set once for all
     concurrent kernel calls and restored when the last one ends.
     """
+    import ctypes
+    import glob
+
     import scipy
 
     site = os.path.dirname(os.path.dirname(scipy.__file__))

@@ -7,12 +7,10 @@ arrays (which NumPy pickles), so a file can carry data only, never code.  Everyt
 checked against the architecture before use, and sizes against what the file holds before
 anything that large is allocated: a damaged file costs no more memory than its own size.
 """
-import json
+# json, tempfile, zipfile and zlib are imported where a model is saved or loaded: together
+# they cost more than the rest of `import cnnative` after NumPy.
 import math
 import os
-import tempfile
-import zipfile
-import zlib
 
 import numpy as np
 
@@ -28,6 +26,9 @@ def save(network, path):
     """Write ``network`` to ``path`` (exactly that name; no suffix is added), atomically: a
     temporary file in the same directory is renamed over ``path`` once complete, so a crash
     never leaves a half-written model behind."""
+    import json
+    import tempfile
+
     architecture = {
         "loss": network.loss.name,
         "layers": [{"type": type(layer).__name__, "config": layer.get_config()}
@@ -58,6 +59,10 @@ def load(path):
     corrupt), for another format version, or when its arrays do not fit its architecture;
     ``FileNotFoundError`` when there is no file.
     """
+    import json
+    import zipfile
+    import zlib
+
     from .network import Network
 
     path = os.fspath(path)
@@ -137,6 +142,8 @@ def _read_arrays(file):
     and the member's declared size against the file's.  Members must be stored or deflated, as
     ``np.savez`` and ``np.savez_compressed`` write them; pickled objects are refused.
     """
+    import zipfile
+
     file_size = os.fstat(file.fileno()).st_size
     headers = {(1, 0): np.lib.format.read_array_header_1_0,
                (2, 0): np.lib.format.read_array_header_2_0}
