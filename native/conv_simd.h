@@ -21,16 +21,27 @@
 
 #include "corr_simd.h"
 
+/* Taps are taken in tiles whose weight rows fit in a third of a 32 KiB L1 cache, so each tile
+ * is read from L2 once rather than once per block of pixels; between tiles the partial sums
+ * wait in `out`, and the next tile resumes them exactly (the per-output order of additions is
+ * unchanged). */
+static cn_idx cn_gather_tap_tile(cn_idx lanes, cn_idx element_size)
+{
+    const cn_idx tile = (cn_idx) 10240 / (lanes * element_size);
+    return tile < 16 ? 16 : tile;
+}
+
 #define CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB)                                 \
     do {                                                                                       \
         VT acc[ROWS][NB];                                                                      \
         const T *src[ROWS];                                                                    \
         CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++) {                                        \
             src[r_] = image + pixel_base[p + r_];                                              \
-            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) acc[r_][b_] = ZERO;                    \
+            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++)                                        \
+                acc[r_][b_] = tap_first ? LOAD(out + (p + r_) * lanes + f + b_ * (V)) : ZERO;  \
         }                                                                                      \
-        const T *w = weights + f;                                                              \
-        for (cn_idx t_ = 0; t_ < taps; t_++, w += lanes) {                                     \
+        const T *w = weights + tap_first * lanes + f;                                          \
+        for (cn_idx t_ = tap_first; t_ < tap_stop; t_++, w += lanes) {                         \
             const cn_idx o = tap_offset[t_];                                                   \
             VT wv[NB];                                                                         \
             CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) wv[b_] = LOAD(w + b_ * (V));            \
@@ -61,12 +72,18 @@
                           const cn_idx *tap_offset, cn_idx taps, const T *weights,             \
                           cn_idx lanes, T *out)                                                \
     {                                                                                          \
-        cn_idx f = 0;                                                                          \
-        if (NB3) {                                                                             \
-            CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, ROWS, 3)                            \
-        }                                                                                      \
-        CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, ROWS, 2)                                \
-        CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, ROWS, 1)                                \
+        const cn_idx tile = cn_gather_tap_tile(lanes, sizeof(T));                              \
+        cn_idx tap_first = 0;                                                                  \
+        do {                                                                                   \
+            const cn_idx tap_stop = taps - tap_first < tile ? taps : tap_first + tile;          \
+            cn_idx f = 0;                                                                      \
+            if (NB3) {                                                                         \
+                CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, ROWS, 3)                        \
+            }                                                                                  \
+            CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, ROWS, 2)                            \
+            CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, ROWS, 1)                            \
+            tap_first = tap_stop;                                                              \
+        } while (tap_first < taps);                                                            \
     }
 
 CN_DEFINE_GATHER(cn_gather_f32_scalar, float, float, 1, 4, 0, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
