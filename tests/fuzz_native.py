@@ -25,7 +25,7 @@ from cnnative._native import correlate as native_correlate
 from cnnative._native import dense as native_dense
 from cnnative._native import pool as native_pool
 from fuzz_support import (FLOATS, assert_same_array, assert_sums_close, chance, describe, integer,
-                          pick, size, values)
+                          pick, size, values, with_layout)
 
 GUARD = 16  # elements of sentinel on each side of every output
 SENTINEL = 7.25
@@ -68,10 +68,7 @@ def spoil_array(rng, array):
     if how == "swapped":
         return array.astype(array.dtype.newbyteorder())
     if how == "misaligned":
-        raw = np.zeros(array.nbytes + 1, np.uint8)
-        out = raw[1:].view(array.dtype).reshape(array.shape)
-        out[...] = array
-        return out
+        return with_layout(array, "misaligned")
     if how == "strided" and array.ndim:
         big = np.repeat(array, 2, axis=-1)
         return big[..., ::2]

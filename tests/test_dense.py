@@ -10,36 +10,12 @@ from hypothesis import strategies as st
 import cnnative
 from cnnative import _validation
 from cnnative._native import dense as native
+from fuzz_support import with_layout as layout
 
 DTYPES = [np.float32, np.float64]
-LAYOUTS = ["C", "F", "strided", "reversed", "transposed", "byteswapped", "unaligned"]
+LAYOUTS = ["C", "F", "strided", "reversed", "transposed", "byteswapped", "misaligned"]
 # (N, in, out)
 SHAPES = [(1, 1, 1), (1, 5, 3), (7, 1, 4), (3, 17, 1), (5, 8, 6), (64, 784, 100), (33, 65, 129)]
-
-
-def layout(array, kind):
-    """The same values as ``array`` in another memory layout."""
-    if kind == "F":
-        return np.asfortranarray(array)
-    if kind == "strided":
-        big = np.zeros(tuple(3 * n for n in array.shape), array.dtype)
-        index = tuple(slice(None, None, 3) for _ in array.shape)
-        big[index] = array
-        return big[index]
-    if kind == "reversed":
-        return np.flip(np.flip(array).copy())
-    if kind == "transposed":
-        # A C-contiguous array seen through .T: Fortran order for the 2-D ones.
-        return np.ascontiguousarray(array.T).T
-    if kind == "byteswapped":
-        return array.astype(array.dtype.newbyteorder())
-    if kind == "unaligned":
-        raw = np.zeros(array.nbytes + 1, np.uint8)
-        out = raw[1:].view(array.dtype).reshape(array.shape)
-        out[...] = array
-        assert not out.flags.aligned
-        return out
-    return array
 
 
 def random(rng, shape, dtype):
@@ -343,7 +319,7 @@ def test_kernel_rechecks_its_preconditions():
     with pytest.raises(ValueError, match="a must be aligned and in native byte order"):
         native.matmul(a.astype(a.dtype.newbyteorder()), b)
     with pytest.raises(ValueError, match="a must be aligned"):
-        native.matmul(layout(a, "unaligned"), b)
+        native.matmul(layout(a, "misaligned"), b)
     with pytest.raises(ValueError, match="b must be 2-D"):
         native.matmul(a, np.ones(3))
     with pytest.raises(ValueError, match="a must be non-empty"):
