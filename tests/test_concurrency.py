@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import cnnative
+from cnnative import pooling
 
 THREADS = 8
 ROUNDS = 3
@@ -53,7 +54,9 @@ def bits(result):
 
 
 @pytest.fixture(params=[1, 2], ids=["set_num_threads(1)", "set_num_threads(2)"])
-def num_threads(request):
+def num_threads(request, monkeypatch):
+    # Pooling keeps small batches on one thread; here every batch is shared.
+    monkeypatch.setattr(pooling, "_MIN_WORK_PER_THREAD", 1)
     previous = cnnative.set_num_threads(request.param)
     yield request.param
     cnnative.set_num_threads(previous)
