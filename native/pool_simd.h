@@ -123,9 +123,10 @@ CN_AVX512 static void cn_pool2x2_f64_avx512(CN_POOL2X2_PARAMS(double))
 
 /* AVX2: whole vectors only; a row's last partial vector is recomputed as a whole vector
  * ending at col_stop (the overlapped outputs get the same values again).  The caller
- * guarantees col_stop - col_first >= the vector width.  The in-lane shuffles that split even
- * from odd columns leave the outputs in the order of 64-bit pairs 0, 2, 1, 3; every tap is in
- * that order alike, and one permute at the end restores it. */
+ * guarantees col_stop - col_first >= 4; float32 rows of fewer than 8 take the 128-bit path
+ * below.  The in-lane shuffles that split even from odd columns leave the outputs in the
+ * order of 64-bit pairs 0, 2, 1, 3; every tap is in that order alike, and one permute at the
+ * end restores it. */
 #define CN_TAKE256(PS, v, o)                                                                    \
     do {                                                                                        \
         const cn_m256_##PS m_ = _mm256_or_##PS(_mm256_cmp_##PS((v), best, _CMP_GT_OQ),           \
@@ -137,8 +138,53 @@ typedef __m256 cn_m256_ps;
 typedef __m256d cn_m256_pd;
 #define CN_PAIRS_0213 0xD8 /* _MM_SHUFFLE(3, 1, 2, 0) */
 
+#define CN_TAKE128(v, o)                                                                        \
+    do {                                                                                        \
+        const __m128 m_ = _mm_or_ps(_mm_cmp_ps((v), best, _CMP_GT_OQ),                          \
+                                    _mm_cmp_ps((v), (v), _CMP_UNORD_Q));                        \
+        best = _mm_blendv_ps(best, (v), m_);                                                    \
+        off = _mm_blendv_ps(off, (o), m_);                                                      \
+    } while (0)
+
+/* Rows of 4 to 7 outputs (planes 8 to 15 wide, like a 28x28 image's second pooling layer),
+ * which no 8-wide vector fits: four outputs at a time in 128-bit registers, where the even
+ * and odd columns split without the 256-bit shuffles' lane order.  Same taps, same order. */
+CN_AVX2 static void cn_pool2x2_f32_avx2_narrow(CN_POOL2X2_PARAMS(float))
+{
+    const __m128 off_b = _mm_castsi128_ps(_mm_set1_epi32(1));
+    const __m128 off_c = _mm_castsi128_ps(_mm_set1_epi32((int32_t) width));
+    const __m128 off_d = _mm_castsi128_ps(_mm_set1_epi32((int32_t) (width + 1)));
+    const __m256i step = _mm256_setr_epi64x(0, 2, 4, 6);
+    for (cn_idx oh = row_first; oh < row_stop; oh++) {
+        const cn_idx ih = oh * stride_h - pad_h;
+        for (cn_idx ow = col_first; ow < col_stop; ow += 4) {
+            if (ow + 4 > col_stop) ow = col_stop - 4;
+            const cn_idx iw = 2 * ow - pad_w;
+            const float *top = plane + ih * row_step + iw, *bottom = top + row_step;
+            const __m128 t0 = _mm_loadu_ps(top), t1 = _mm_loadu_ps(top + 4);
+            const __m128 b0 = _mm_loadu_ps(bottom), b1 = _mm_loadu_ps(bottom + 4);
+            __m128 best = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));
+            __m128 off = _mm_setzero_ps();
+            const __m128 b = _mm_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1));
+            const __m128 c = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0));
+            const __m128 d = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1));
+            CN_TAKE128(b, off_b);
+            CN_TAKE128(c, off_c);
+            CN_TAKE128(d, off_d);
+            _mm_storeu_ps(y + oh * out_cols + ow, best);
+            const __m256i where = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm_castps_si128(off)),
+                                                   _mm256_add_epi64(_mm256_set1_epi64x(ih * width + iw), step));
+            _mm256_storeu_si256((__m256i *) (indices + oh * out_cols + ow), where);
+        }
+    }
+}
+
 CN_AVX2 static void cn_pool2x2_f32_avx2(CN_POOL2X2_PARAMS(float))
 {
+    if (col_stop - col_first < 8) {
+        cn_pool2x2_f32_avx2_narrow(CN_POOL2X2_ARGS);
+        return;
+    }
     /* Offsets ride in float registers as bit patterns: blendv only moves them. */
     const __m256 off_b = _mm256_castsi256_ps(_mm256_set1_epi32(1));
     const __m256 off_c = _mm256_castsi256_ps(_mm256_set1_epi32((int32_t) width));
@@ -207,7 +253,7 @@ CN_AVX2 static void cn_pool2x2_f64_avx2(CN_POOL2X2_PARAMS(double))
 #endif /* CN_X86_DISPATCH */
 
 /* Pools the given range with the widest variant available; returns 1, or 0 when none applies
- * (portable build, capped below AVX2, fewer columns than an AVX2 vector, or offsets beyond
+ * (portable build, capped below AVX2, fewer than 4 columns, or offsets beyond
  * int32), leaving the range to the caller. */
 #define CN_DEFINE_POOL2X2_DISPATCH(T, CT, AVX2_WIDTH)                                           \
     static int cn_pool2x2_##T(CN_POOL2X2_PARAMS(CT))                                            \
@@ -227,7 +273,7 @@ CN_AVX2 static void cn_pool2x2_f64_avx2(CN_POOL2X2_PARAMS(double))
 #define CN_POOL2X2_DISPATCH_X86(T, AVX2_WIDTH)
 #endif
 
-CN_DEFINE_POOL2X2_DISPATCH(f32, float, 8)
+CN_DEFINE_POOL2X2_DISPATCH(f32, float, 4)
 CN_DEFINE_POOL2X2_DISPATCH(f64, double, 4)
 
 #endif /* CNNATIVE_POOL_SIMD_H */
