@@ -40,7 +40,10 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
 def max_pool2d_backward(grad_y, indices, input_shape):
     """grad_x with grad_y added at indices, output positions in row-major order per plane."""
     height, width = input_shape[-2:]
-    grads = np.asarray(grad_y).reshape(-1, grad_y.shape[-2] * grad_y.shape[-1])
+    grad_y = np.asarray(grad_y)
+    # Counted, not reshape(-1, ...): that is ambiguous when the planes are empty.
+    planes = math.prod(grad_y.shape[:-2])
+    grads = grad_y.reshape(planes, grad_y.shape[-2] * grad_y.shape[-1])
     where = np.asarray(indices).reshape(grads.shape)
     grad_x = np.zeros((len(grads), height * width), grads.dtype)
     for p in range(len(grads)):
