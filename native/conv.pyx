@@ -1,9 +1,10 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Batched 2-D convolution layers (cross-correlation, as in torch.nn.functional.conv2d).
 
-Each call handles samples [start, stop) of a batch: the samples' receptive fields are unrolled
-into one column matrix (im2col) so that the whole chunk is one BLAS product, and gradients for
-the input are folded back (col2im).  The validating wrappers live in ``cnnative.conv``; every
+Each call handles samples [start, stop) of a batch.  A product runs on the direct gather kernel
+(conv_simd.h) when its lanes are mostly useful, or else the samples' receptive fields are
+unrolled into one column matrix (im2col) so that the whole chunk is one BLAS product, and
+gradients for the input are folded back (col2im).  The validating wrappers live in ``cnnative.conv``; every
 precondition memory safety depends on is checked again here.
 """
 cimport numpy as cnp
@@ -47,8 +48,7 @@ cdef bint _direct_pays(double useful_fraction, int level) noexcept nogil:
     """Whether a product should run on the direct kernel rather than im2col + gemm.
 
     useful_fraction is the share of the direct kernel's multiply-adds that are not spent on
-    padding (filter or channel lanes rounded up to whole vectors, zero borders of a padded
-    gradient).  Measured on Zen 4 with the MNIST layers: with most lanes useful the direct
+    padding lanes (filters, or a sample's output positions, rounded up to whole vectors).  Measured on Zen 4 with the MNIST layers: with most lanes useful the direct
     kernel is 1.6-1.8x faster than im2col + gemm; at 62% (20 filters in 32 float32 lanes) the two
     tie, and lower fractions favour BLAS.  Vectors narrower than AVX2 always favour BLAS.
     """
@@ -121,14 +121,15 @@ cdef void _im2col(const floating *x, Py_ssize_t batch, const Geometry *g,
                         dst += g.out_w
 
 
-cdef void _col2im_add(const floating *cols, Py_ssize_t batch, const Geometry *g,
-                      floating *grad_x) noexcept nogil:
+cdef void _col2im_add(const floating *cols, Py_ssize_t batch, Py_ssize_t row_len,
+                      const Geometry *g, floating *grad_x) noexcept nogil:
     """The adjoint of _im2col: grad_x[s, c, ih, iw] += every column entry that was read from it.
 
-    Entries are added in the fixed order of the column matrix, so results are deterministic.
+    cols is laid out as _im2col writes it, but with rows row_len >= batch*Ho*Wo apart (a row may
+    end in unused padding).  Entries are added in the fixed order of the column matrix, so
+    results are deterministic.
     """
     cdef Py_ssize_t plane = g.height * g.width, pixels = g.out_h * g.out_w
-    cdef Py_ssize_t row_len = batch * pixels
     cdef Py_ssize_t c, i, j, s, oh, ow, ih, first, last
     cdef floating *dst
     cdef const floating *src
@@ -168,7 +169,10 @@ cdef inline Py_ssize_t _end_column_on_image(const Geometry *g, Py_ssize_t j,
 
 
 cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    # C division truncates towards zero; this rounds up for either sign of a (b > 0).
+    # C division truncates towards zero; this rounds up for either sign of a (b > 0).  Stride 1
+    # skips the division, which im2col and col2im would otherwise pay per sample and tap.
+    if b == 1:
+        return a
     return -((-a) // b) if a < 0 else (a + b - 1) // b
 
 
@@ -353,57 +357,42 @@ cdef int _grad_w_direct(const floating *grad_y, const floating *x, floating *gra
     return 0
 
 
-cdef int _grad_x_direct(const floating *grad_y, const floating *w, floating *grad_x,
-                        Py_ssize_t batch, const Geometry *g, int level) noexcept nogil:
-    """Stride-1 input gradient on the gather kernel: the valid correlation of the output
-    gradient, padded by kernel - 1 - padding, with the kernels rotated by 180 degrees;
-    pixels = input positions, taps = (f, i, j), lanes = channels."""
-    cdef Py_ssize_t lanes = _round_up(g.channels, cn_gather_width(level, floating is double))
-    cdef Py_ssize_t taps = g.filters * g.kernel_h * g.kernel_w
-    cdef Py_ssize_t kernel_taps = g.kernel_h * g.kernel_w, out_pixels = g.out_h * g.out_w
-    cdef Py_ssize_t pixels = g.height * g.width
-    cdef Py_ssize_t grad_h = g.height + g.kernel_h - 1, grad_w = g.width + g.kernel_w - 1
+cdef int _grad_x_columns(const floating *grad_y, const floating *w, floating *grad_x,
+                         Py_ssize_t batch, const Geometry *g, int level) noexcept nogil:
+    """Input gradient on the gather kernel, one sample at a time: the sample's column matrix
+    w^T delta (pixels = kernel taps (c, i, j), taps = filters, lanes = output positions) is
+    computed into a buffer small enough to stay in cache, then folded back by col2im.  Any
+    stride and padding; the same products as im2col + gemm, so inf and NaN weights behave alike.
+    """
+    cdef Py_ssize_t positions = g.out_h * g.out_w
+    cdef Py_ssize_t lanes = _round_up(positions, cn_gather_width(level, floating is double))
+    cdef Py_ssize_t kernel_taps = g.channels * g.kernel_h * g.kernel_w
+    cdef Py_ssize_t x_sample = g.channels * g.height * g.width
     cdef Workspace ws
-    cdef Py_ssize_t s, f, p, t, c, i, j
-    cdef floating *dst
-    cdef floating *weights
-    cdef floating *product
-    if _allocate(&ws, taps, pixels, lanes, g.filters * grad_h * grad_w, sizeof(floating)) != 0:
+    cdef Py_ssize_t s, f, q
+    cdef const floating *delta
+    cdef floating *padded_delta
+    if _allocate(&ws, g.filters, kernel_taps, lanes, 0, sizeof(floating)) != 0:
         return -1
-    weights, product = <floating *> ws.weights, <floating *> ws.product
-    t = 0
+    padded_delta = <floating *> ws.weights
     for f in range(g.filters):
-        for i in range(g.kernel_h):
-            for j in range(g.kernel_w):
-                for c in range(g.channels):
-                    weights[t * lanes + c] = w[(f * g.channels + c) * kernel_taps
-                                               + (g.kernel_h - 1 - i) * g.kernel_w + g.kernel_w - 1 - j]
-                for c in range(g.channels, lanes):
-                    weights[t * lanes + c] = 0
-                t += 1
-    _window_offsets(ws.tap_offset, g.filters, g.kernel_h, g.kernel_w, grad_h * grad_w, grad_w)
-    for p in range(pixels):
-        ws.pixel_base[p] = (p // g.width) * grad_w + p % g.width
+        ws.tap_offset[f] = f * kernel_taps
+    for q in range(kernel_taps):
+        ws.pixel_base[q] = q
+    memset(grad_x, 0, batch * x_sample * sizeof(floating))
     for s in range(batch):
-        _shifted_copy(grad_y + s * g.filters * out_pixels, g.filters, g.out_h, g.out_w,
-                      <floating *> ws.buffer, grad_h, grad_w, g.kernel_h - 1 - g.pad_h,
-                      g.kernel_w - 1 - g.pad_w)
-        _gather(level, <floating *> ws.buffer, ws.pixel_base, pixels, ws.tap_offset, taps,
-                weights, lanes, product)
-        for c in range(g.channels):
-            dst = grad_x + (s * g.channels + c) * pixels
-            for p in range(pixels):
-                dst[p] = product[p * lanes + c]
+        delta = grad_y + s * g.filters * positions
+        if lanes != positions:
+            # Rows of whole vectors; the padding lanes' products are never read back.
+            for f in range(g.filters):
+                memcpy(padded_delta + f * lanes, delta + f * positions, positions * sizeof(floating))
+                memset(padded_delta + f * lanes + positions, 0, (lanes - positions) * sizeof(floating))
+            delta = padded_delta
+        _gather(level, w, ws.pixel_base, kernel_taps, ws.tap_offset, g.filters, delta, lanes,
+                <floating *> ws.product)
+        _col2im_add(<floating *> ws.product, 1, lanes, g, grad_x + s * x_sample)
     _release(&ws)
     return 0
-
-
-cdef bint _all_finite(const floating *values, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        if values[i] - values[i] != 0:  # NaN for inf and NaN, 0 otherwise
-            return False
-    return True
 
 
 cdef int _forward_chunk(const floating *x, const floating *w, const floating *bias,
@@ -425,20 +414,15 @@ cdef int _backward_chunk(const floating *grad_y, const floating *x, const floati
     """
     cdef int level = cn_simd_active()
     cdef bint weights_direct = _direct_pays(_lane_fraction(g.filters, level, floating is double), level)
-    # The direct input gradient correlates the whole zero-bordered output gradient: only
-    # Ho*Wo of its H*W positions' taps meet real values.
-    cdef double border_fraction = (g.out_h * g.out_w) / <double> (g.height * g.width)
-    # The border meets every weight, so one inf or NaN weight would turn positions it never
-    # reaches into NaN (inf * 0); im2col + gemm adds only the products that exist.
-    cdef bint input_direct = (grad_x != NULL and g.stride_h == 1 and g.stride_w == 1 and _direct_pays(
-        border_fraction * _lane_fraction(g.channels, level, floating is double), level)
-        and _all_finite(w, g.filters * g.channels * g.kernel_h * g.kernel_w))
+    # Lanes are the output positions of a sample, rounded up to whole vectors.
+    cdef bint input_direct = grad_x != NULL and _direct_pays(
+        _lane_fraction(g.out_h * g.out_w, level, floating is double), level)
     cdef int status = 0
     _sum_bias_gradient(grad_y, grad_b, batch, g)
     if weights_direct:
         status = _grad_w_direct(grad_y, x, grad_w, batch, g, level)
     if status == 0 and input_direct:
-        status = _grad_x_direct(grad_y, w, grad_x, batch, g, level)
+        status = _grad_x_columns(grad_y, w, grad_x, batch, g, level)
     if status == 0 and (not weights_direct or (grad_x != NULL and not input_direct)):
         status = _backward_gemm(grad_y, x, w, NULL if input_direct else grad_x,
                                 NULL if weights_direct else grad_w, batch, g)
@@ -503,7 +487,7 @@ cdef int _backward_gemm(const floating *grad_y, const floating *x, const floatin
         gemm_row_major(True, False, <int> taps, <int> columns, <int> g.filters, <floating> 1.0, w,
                        <int> taps, delta, <int> columns, <floating> 0.0, cols, <int> columns)
         memset(grad_x, 0, batch * g.channels * g.height * g.width * sizeof(floating))
-        _col2im_add(cols, batch, g, grad_x)
+        _col2im_add(cols, batch, columns, g, grad_x)
     free(cols)
     free(delta)
     return 0

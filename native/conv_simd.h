@@ -7,19 +7,29 @@
  * (filters).  One kernel serves all three convolution products of a layer:
  *   forward:  pixels = output positions, taps = (c, i, j), lanes = filters;
  *   grad_w:   pixels = (c, i, j), taps = (sample, output position), lanes = filters;
- *   grad_x:   pixels = input positions, taps = (f, i, j) over the padded output gradient,
- *             lanes = input channels (stride 1).
+ *   grad_x:   one sample's column matrix: pixels = (c, i, j) read from the weights, taps =
+ *             filters, lanes = output positions (the sample's output gradient, as it lies),
+ *             folded back into the image by col2im.
  * Unlike im2col + gemm, nothing is unrolled into memory: each image value is broadcast from
- * where it lies and multiplied into a register block of ROWS pixels x NV vectors of filters.
+ * where it lies and multiplied into a register block of ROWS pixels x NB vectors of lanes.
  *
  * lanes must be a multiple of the active variant's vector width (cn_gather_width); callers pad
  * the weights with zero lanes.  Every output element sums its taps in ascending order, so a
- * result depends only on the variant, never on threads or blocking.
+ * result depends only on the variant, never on threads or blocking.  The AVX2 and AVX-512
+ * variants use fused multiply-add, the others multiply then add, so the last bit of a result
+ * can differ between machines, never between runs or thread counts on one machine.
  */
 #ifndef CNNATIVE_CONV_SIMD_H
 #define CNNATIVE_CONV_SIMD_H
 
 #include "corr_simd.h"
+#if CN_X86_DISPATCH
+#include <immintrin.h>
+#endif
+#ifndef CN_G_R2
+#define CN_G_R2 4
+#define CN_G_R1 4
+#endif
 
 /* Taps are taken in tiles whose weight rows fit in a third of a 32 KiB L1 cache, so each tile
  * is read from L2 once rather than once per block of pixels; between tiles the partial sums
@@ -31,7 +41,7 @@ static cn_idx cn_gather_tap_tile(cn_idx lanes, cn_idx element_size)
     return tile < 16 ? 16 : tile;
 }
 
-#define CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB)                                 \
+#define CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS, NB)                               \
     do {                                                                                       \
         VT acc[ROWS][NB];                                                                      \
         const T *src[ROWS];                                                                    \
@@ -47,7 +57,7 @@ static cn_idx cn_gather_tap_tile(cn_idx lanes, cn_idx element_size)
             CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) wv[b_] = LOAD(w + b_ * (V));            \
             CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++) {                                    \
                 const T x = src[r_][o];                                                        \
-                CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) acc[r_][b_] = acc[r_][b_] + x * wv[b_]; \
+                CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) acc[r_][b_] = MADD(acc[r_][b_], x, wv[b_]); \
             }                                                                                  \
         }                                                                                      \
         CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++)                                          \
@@ -56,18 +66,18 @@ static cn_idx cn_gather_tap_tile(cn_idx lanes, cn_idx element_size)
     } while (0)
 
 /* All pixels for filter blocks of NB vectors starting at f, advancing f. */
-#define CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, ROWS, NB)                               \
+#define CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS, NB)                             \
     for (; f + (NB) * (V) <= lanes; f += (NB) * (V)) {                                         \
         cn_idx p = 0;                                                                          \
         for (; p + (ROWS) <= pixels; p += (ROWS))                                              \
-            CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB);                            \
+            CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS, NB);                            \
         for (; p < pixels; p++)                                                                \
-            CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, 1, NB);                               \
+            CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, MADD, 1, NB);                               \
     }
 
 /* NB3 selects whether three-vector blocks are used: only where registers allow 3 x ROWS
  * accumulators plus the weights. */
-#define CN_DEFINE_GATHER(NAME, T, VT, V, ROWS, NB3, ATTR, LOAD, STORE, ZERO)                   \
+#define CN_DEFINE_GATHER(NAME, T, VT, V, ROWS, ROWS1, NB3, ATTR, LOAD, STORE, ZERO, MADD)          \
     ATTR static void NAME(const T *image, const cn_idx *pixel_base, cn_idx pixels,             \
                           const cn_idx *tap_offset, cn_idx taps, const T *weights,             \
                           cn_idx lanes, T *out)                                                \
@@ -78,29 +88,52 @@ static cn_idx cn_gather_tap_tile(cn_idx lanes, cn_idx element_size)
             const cn_idx tap_stop = taps - tap_first < tile ? taps : tap_first + tile;          \
             cn_idx f = 0;                                                                      \
             if (NB3) {                                                                         \
-                CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, ROWS, 3)                        \
+                CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS, 3)                        \
             }                                                                                  \
-            CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, ROWS, 2)                            \
-            CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, ROWS, 1)                            \
+            CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS, 2)                            \
+            CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS1, 1)                            \
             tap_first = tap_stop;                                                              \
         } while (tap_first < taps);                                                            \
     }
 
-CN_DEFINE_GATHER(cn_gather_f32_scalar, float, float, 1, 4, 0, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
-CN_DEFINE_GATHER(cn_gather_f64_scalar, double, double, 1, 4, 0, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
+/* Multiply, then add (two roundings): the portable variants make no use of fused multiply-add,
+ * which not every target has. */
+#define CN_MUL_ADD(acc, x, w) ((acc) + (x) * (w))
+
+CN_DEFINE_GATHER(cn_gather_f32_scalar, float, float, 1, 4, 4, 0, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0, CN_MUL_ADD)
+CN_DEFINE_GATHER(cn_gather_f64_scalar, double, double, 1, 4, 4, 0, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0, CN_MUL_ADD)
 
 #if CN_HAVE_VECTOR_EXT
 /* 16 registers: 4 x 2 accumulators, 2 weights, the broadcast value. */
-CN_DEFINE_GATHER(cn_gather_f32_vec128, float, cn_f32x4, 4, 4, 0, , cn_f32x4_load, cn_f32x4_store, ((cn_f32x4){0}))
-CN_DEFINE_GATHER(cn_gather_f64_vec128, double, cn_f64x2, 2, 4, 0, , cn_f64x2_load, cn_f64x2_store, ((cn_f64x2){0}))
+CN_DEFINE_GATHER(cn_gather_f32_vec128, float, cn_f32x4, 4, 4, 4, 0, , cn_f32x4_load, cn_f32x4_store, ((cn_f32x4){0}), CN_MUL_ADD)
+CN_DEFINE_GATHER(cn_gather_f64_vec128, double, cn_f64x2, 2, 4, 4, 0, , cn_f64x2_load, cn_f64x2_store, ((cn_f64x2){0}), CN_MUL_ADD)
 #endif
 
 #if CN_X86_DISPATCH
-CN_DEFINE_GATHER(cn_gather_f32_avx2, float, cn_f32x8, 8, 4, 0, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}))
-CN_DEFINE_GATHER(cn_gather_f64_avx2, double, cn_f64x4, 4, 4, 0, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}))
+/* Fused multiply-add: half the instructions of a multiply and an add, and one rounding.  A
+ * layer's results need no bit-parity with scipy (only thread-independence), unlike corr_simd.h. */
+CN_AVX2 static inline cn_f32x8 cn_f32x8_madd(cn_f32x8 acc, float x, cn_f32x8 w)
+{
+    return _mm256_fmadd_ps(_mm256_set1_ps(x), w, acc);
+}
+CN_AVX2 static inline cn_f64x4 cn_f64x4_madd(cn_f64x4 acc, double x, cn_f64x4 w)
+{
+    return _mm256_fmadd_pd(_mm256_set1_pd(x), w, acc);
+}
+CN_AVX512 static inline cn_f32x16 cn_f32x16_madd(cn_f32x16 acc, float x, cn_f32x16 w)
+{
+    return _mm512_fmadd_ps(_mm512_set1_ps(x), w, acc);
+}
+CN_AVX512 static inline cn_f64x8 cn_f64x8_madd(cn_f64x8 acc, double x, cn_f64x8 w)
+{
+    return _mm512_fmadd_pd(_mm512_set1_pd(x), w, acc);
+}
+
+CN_DEFINE_GATHER(cn_gather_f32_avx2, float, cn_f32x8, 8, CN_G_R2, CN_G_R1, 0, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}), cn_f32x8_madd)
+CN_DEFINE_GATHER(cn_gather_f64_avx2, double, cn_f64x4, 4, CN_G_R2, CN_G_R1, 0, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}), cn_f64x4_madd)
 /* 32 registers: 8 x 3 accumulators, 3 weights, the broadcast value. */
-CN_DEFINE_GATHER(cn_gather_f32_avx512, float, cn_f32x16, 16, 8, 1, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}))
-CN_DEFINE_GATHER(cn_gather_f64_avx512, double, cn_f64x8, 8, 8, 1, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}))
+CN_DEFINE_GATHER(cn_gather_f32_avx512, float, cn_f32x16, 16, 8, 8, 1, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}), cn_f32x16_madd)
+CN_DEFINE_GATHER(cn_gather_f64_avx512, double, cn_f64x8, 8, 8, 8, 1, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}), cn_f64x8_madd)
 #endif
 
 /* Lanes per vector of the variant cn_gather_* uses at `level` (read once by the caller from

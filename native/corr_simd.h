@@ -195,7 +195,7 @@ CN_DEFINE_CORR(cn_corr_f64_vec128, double, cn_f64x2, 2, CN_VEC128_ROWS, CN_VEC12
 #endif
 
 #if CN_X86_DISPATCH
-#define CN_AVX2 __attribute__((target("avx2")))
+#define CN_AVX2 __attribute__((target("avx2,fma")))
 #define CN_AVX512 __attribute__((target("avx512f")))
 typedef float cn_f32x8 __attribute__((vector_size(32)));
 typedef double cn_f64x4 __attribute__((vector_size(32)));
@@ -233,11 +233,11 @@ static int cn_simd_level(void)
     if (level < 0) {
         int found = CN_HAVE_VECTOR_EXT ? CN_SIMD_VEC128 : CN_SIMD_SCALAR;
 #if CN_X86_DISPATCH && defined(__APPLE__)
-        if (cn_sysctl_flag("hw.optional.avx2_0")) found = CN_SIMD_AVX2;
+        if (cn_sysctl_flag("hw.optional.avx2_0") && cn_sysctl_flag("hw.optional.fma")) found = CN_SIMD_AVX2;
         if (cn_sysctl_flag("hw.optional.avx512f")) found = CN_SIMD_AVX512;
 #elif CN_X86_DISPATCH
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx2")) found = CN_SIMD_AVX2;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) found = CN_SIMD_AVX2;
         if (__builtin_cpu_supports("avx512f")) found = CN_SIMD_AVX512;
 #endif
         level = found;
