@@ -27,6 +27,13 @@ cdef extern from "conv_simd.h" nogil:
     void cn_gather_f64(int level, const double *image, const cn_idx *pixel_base, cn_idx pixels,
                        const cn_idx *tap_offset, cn_idx taps, const double *weights, cn_idx lanes,
                        double *out)
+    ctypedef struct cn_columns:
+        cn_idx batch, channels, height, width, kernel_h, kernel_w
+        cn_idx stride_h, stride_w, pad_h, pad_w, out_h, out_w, row_len
+    void cn_im2col_f32(const cn_columns *g, const float *x, float *cols)
+    void cn_im2col_f64(const cn_columns *g, const double *x, double *cols)
+    void cn_col2im_f32(int level, const cn_columns *g, const float *cols, float *grad)
+    void cn_col2im_f64(int level, const cn_columns *g, const double *cols, double *grad)
 
 # Algorithm choice: 0 picks per shape, 1 forces the direct kernels, 2 forces im2col + gemm.
 # Only tests and benchmarks change it, to check and time both paths.
@@ -82,98 +89,34 @@ cdef struct Geometry:
     Py_ssize_t stride_h, stride_w, pad_h, pad_w, out_h, out_w
 
 
-cdef void _im2col(const floating *x, Py_ssize_t batch, const Geometry *g,
-                  floating *cols) noexcept nogil:
-    """cols[(c*kh + i)*kw + j, s*P + oh*Wo + ow] = x[s, c, oh*sh + i - ph, ow*sw + j - pw], 0 off the image.
-
-    x holds `batch` samples (C, H, W); cols is (C*kh*kw, batch*P) with P = Wo*Ho.
-    """
-    cdef Py_ssize_t plane = g.height * g.width, pixels = g.out_h * g.out_w
-    cdef Py_ssize_t row_len = batch * pixels
-    cdef Py_ssize_t c, i, j, s, oh, ow, ih, first, last
-    cdef const floating *src
-    cdef floating *dst
-    for c in range(g.channels):
-        for i in range(g.kernel_h):
-            for j in range(g.kernel_w):
-                first = _first_column_on_image(g, j)
-                last = _end_column_on_image(g, j, first)
-                for s in range(batch):
-                    dst = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * row_len + s * pixels
-                    for oh in range(g.out_h):
-                        ih = oh * g.stride_h + i - g.pad_h
-                        if ih < 0 or ih >= g.height:
-                            memset(dst, 0, g.out_w * sizeof(floating))
-                        else:
-                            src = x + (s * g.channels + c) * plane + ih * g.width + j - g.pad_w
-                            for ow in range(first):
-                                dst[ow] = 0
-                            # Runs are one output row long (often under 32 elements), where a
-                            # loop the compiler vectorises beats a call to memcpy.
-                            if g.stride_w == 1:
-                                for ow in range(first, last):
-                                    dst[ow] = src[ow]
-                            else:
-                                for ow in range(first, last):
-                                    dst[ow] = src[ow * g.stride_w]
-                            for ow in range(last, g.out_w):
-                                dst[ow] = 0
-                        dst += g.out_w
+cdef cn_columns _columns(const Geometry *g, Py_ssize_t batch, Py_ssize_t row_len) noexcept nogil:
+    """The column-matrix shape of `batch` samples, rows row_len apart (see conv_simd.h)."""
+    cdef cn_columns c
+    c.batch, c.channels, c.height, c.width = batch, g.channels, g.height, g.width
+    c.kernel_h, c.kernel_w, c.stride_h, c.stride_w = g.kernel_h, g.kernel_w, g.stride_h, g.stride_w
+    c.pad_h, c.pad_w, c.out_h, c.out_w, c.row_len = g.pad_h, g.pad_w, g.out_h, g.out_w, row_len
+    return c
 
 
-cdef void _col2im_add(const floating *cols, Py_ssize_t batch, Py_ssize_t row_len,
-                      const Geometry *g, floating *grad_x) noexcept nogil:
-    """The adjoint of _im2col: grad_x[s, c, ih, iw] += every column entry that was read from it.
-
-    cols is laid out as _im2col writes it, but with rows row_len >= batch*Ho*Wo apart (a row may
-    end in unused padding).  Entries are added in the fixed order of the column matrix, so
-    results are deterministic.
-    """
-    cdef Py_ssize_t plane = g.height * g.width, pixels = g.out_h * g.out_w
-    cdef Py_ssize_t c, i, j, s, oh, ow, ih, first, last
-    cdef floating *dst
-    cdef const floating *src
-    for c in range(g.channels):
-        for i in range(g.kernel_h):
-            for j in range(g.kernel_w):
-                first = _first_column_on_image(g, j)
-                last = _end_column_on_image(g, j, first)
-                for s in range(batch):
-                    src = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * row_len + s * pixels
-                    for oh in range(g.out_h):
-                        ih = oh * g.stride_h + i - g.pad_h
-                        if 0 <= ih < g.height:
-                            dst = grad_x + (s * g.channels + c) * plane + ih * g.width + j - g.pad_w
-                            if g.stride_w == 1:
-                                for ow in range(first, last):
-                                    dst[ow] += src[ow]
-                            else:
-                                for ow in range(first, last):
-                                    dst[ow * g.stride_w] += src[ow]
-                        src += g.out_w
+cdef inline void _im2col(const floating *x, Py_ssize_t batch, const Geometry *g,
+                         floating *cols) noexcept nogil:
+    """cols (C*kh*kw, batch*Ho*Wo): the receptive fields of `batch` samples, zero off the image."""
+    cdef cn_columns shape = _columns(g, batch, batch * g.out_h * g.out_w)
+    if floating is float:
+        cn_im2col_f32(&shape, x, cols)
+    else:
+        cn_im2col_f64(&shape, x, cols)
 
 
-cdef inline Py_ssize_t _first_column_on_image(const Geometry *g, Py_ssize_t j) noexcept nogil:
-    """First output column whose input column ow*sw + j - pw for kernel column j is >= 0."""
-    cdef Py_ssize_t first = _ceil_div(g.pad_w - j, g.stride_w)
-    return first if first > 0 else 0
-
-
-cdef inline Py_ssize_t _end_column_on_image(const Geometry *g, Py_ssize_t j,
-                                            Py_ssize_t first) noexcept nogil:
-    """One past the last output column whose input column for kernel column j is < W (>= first)."""
-    cdef Py_ssize_t last = _ceil_div(g.width + g.pad_w - j, g.stride_w)
-    if last > g.out_w:
-        last = g.out_w
-    return last if last > first else first
-
-
-cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    # C division truncates towards zero; this rounds up for either sign of a (b > 0).  Stride 1
-    # skips the division, which im2col and col2im would otherwise pay per sample and tap.
-    if b == 1:
-        return a
-    return -((-a) // b) if a < 0 else (a + b - 1) // b
+cdef inline void _col2im_add(const floating *cols, Py_ssize_t batch, Py_ssize_t row_len,
+                             const Geometry *g, floating *grad_x) noexcept nogil:
+    """The adjoint of _im2col, for cols rows row_len apart: grad_x += every entry, where it was read."""
+    cdef cn_columns shape = _columns(g, batch, row_len)
+    cdef int level = cn_simd_active()
+    if floating is float:
+        cn_col2im_f32(level, &shape, cols, grad_x)
+    else:
+        cn_col2im_f64(level, &shape, cols, grad_x)
 
 
 cdef void _shifted_copy(const floating *src, Py_ssize_t planes, Py_ssize_t height,

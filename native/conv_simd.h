@@ -190,4 +190,137 @@ static cn_idx cn_gather_width(int level, int double_precision)
 CN_DEFINE_GATHER_DISPATCH(f32, float)
 CN_DEFINE_GATHER_DISPATCH(f64, double)
 
+/* ---- Column matrices: im2col and its adjoint ----
+ *
+ * A chunk of `batch` images (C, H, W) unrolls into cols, C*kh*kw rows of batch*Ho*Wo columns
+ * (rows row_len >= batch*Ho*Wo apart; the gather kernel's rows end in padding lanes):
+ *     cols[(c*kh + i)*kw + j][s*Ho*Wo + oh*Wo + ow] = x[s, c, oh*sh + i - ph, ow*sw + j - pw],
+ * 0 where that lies off the image.  col2im adds every entry back where it was read from, in
+ * the column matrix's order, so its sums are deterministic. */
+typedef struct {
+    cn_idx batch, channels, height, width, kernel_h, kernel_w;
+    cn_idx stride_h, stride_w, pad_h, pad_w, out_h, out_w, row_len;
+} cn_columns;
+
+/* Output rows or columns [*first, *last) of `out` whose input index o*stride + k - pad lies in
+ * [0, size), for kernel row or column k. */
+static void cn_on_image(cn_idx size, cn_idx pad, cn_idx stride, cn_idx out, cn_idx k,
+                        cn_idx *first, cn_idx *last)
+{
+    const cn_idx before = pad - k, until = size + pad - k;
+    /* Divisions rounded up, of non-negative numbers; stride 1 skips them. */
+    cn_idx lo = before <= 0 ? 0 : stride == 1 ? before : (before + stride - 1) / stride;
+    cn_idx hi = until <= 0 ? 0 : stride == 1 ? until : (until + stride - 1) / stride;
+    if (hi > out) hi = out;
+    if (hi < lo) hi = lo;
+    *first = lo;
+    *last = hi;
+}
+
+/* Runs BODY for each (j, c, i, s, oh) whose input row ih = oh*sh + i - ph lies on the image,
+ * with `column` the offset of its Wo entries in cols, of which [first, last) lie on the image,
+ * from offset `image_row` of the input on (valid only when first < last); OFF_IMAGE for the
+ * other rows.  Kernel columns come outermost: col2im's read-modify-writes for one kernel
+ * column overlap the next column's by all but one element, and are long done when those come.
+ * BODY may `continue`. */
+#define CN_FOR_COLUMN_ROWS(g, BODY, OFF_IMAGE)                                                 \
+    /* Sizes in locals: the vector stores below (memcpy) could alias *g, whose fields would    \
+     * then be reloaded for every row. */                                                     \
+    const cn_idx batch = (g)->batch, channels = (g)->channels, height = (g)->height;           \
+    const cn_idx width = (g)->width, kernel_h = (g)->kernel_h, kernel_w = (g)->kernel_w;       \
+    const cn_idx stride_h = (g)->stride_h, stride_w = (g)->stride_w, pad_h = (g)->pad_h;       \
+    const cn_idx pad_w = (g)->pad_w, out_h = (g)->out_h, out_w = (g)->out_w;                   \
+    const cn_idx row_len = (g)->row_len;                                                       \
+    for (cn_idx j = 0; j < kernel_w; j++) {                                                    \
+        cn_idx first, last;                                                                    \
+        cn_on_image(width, pad_w, stride_w, out_w, j, &first, &last);                          \
+        for (cn_idx c = 0; c < channels; c++)                                                  \
+        for (cn_idx i = 0; i < kernel_h; i++) {                                                \
+            cn_idx column = ((c * kernel_h + i) * kernel_w + j) * row_len;                     \
+            for (cn_idx s = 0; s < batch; s++) {                                               \
+                const cn_idx plane = (s * channels + c) * height * width                       \
+                                     + first * stride_w + j - pad_w;                           \
+                for (cn_idx oh = 0; oh < out_h; oh++, column += out_w) {                       \
+                    const cn_idx ih = oh * stride_h + i - pad_h;                               \
+                    if (ih < 0 || ih >= height) { OFF_IMAGE; continue; }                       \
+                    const cn_idx image_row = plane + ih * width;                               \
+                    BODY;                                                                      \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+#define CN_DEFINE_IM2COL(NAME, T)                                                              \
+    static void NAME(const cn_columns *g, const T *x, T *cols)                                 \
+    {                                                                                          \
+        CN_FOR_COLUMN_ROWS(g, {                                                                \
+            T *dst = cols + column;                                                            \
+            for (cn_idx ow = 0; ow < first; ow++) dst[ow] = 0;                                 \
+            if (last > first) {                                                                \
+                const T *src = x + image_row;                                                  \
+                if (stride_w == 1)                                                             \
+                    for (cn_idx ow = first; ow < last; ow++) dst[ow] = src[ow - first];        \
+                else                                                                           \
+                    for (cn_idx ow = first; ow < last; ow++) dst[ow] = src[(ow - first) * stride_w]; \
+            }                                                                                  \
+            for (cn_idx ow = last; ow < out_w; ow++) dst[ow] = 0;                              \
+        }, memset(cols + column, 0, out_w * sizeof(T)))                                       \
+    }
+
+CN_DEFINE_IM2COL(cn_im2col_f32, float)
+CN_DEFINE_IM2COL(cn_im2col_f64, double)
+
+/* Rows of a column matrix are one output row long (8 or 24 values in the MNIST network): a
+ * vector loop of the variant's own width adds them, where the portable loop added one or two
+ * 128-bit vectors per row behind run-time alias checks. */
+#define CN_DEFINE_COL2IM(NAME, T, VT, V, ATTR, LOAD, STORE)                                    \
+    ATTR static void NAME(const cn_columns *g, const T *cols, T *grad)                         \
+    {                                                                                          \
+        CN_FOR_COLUMN_ROWS(g, {                                                                \
+            const cn_idx n = last - first;                                                     \
+            if (n <= 0) continue;                                                              \
+            T *dst = grad + image_row;                                                         \
+            const T *src = cols + column + first;                                              \
+            if (stride_w == 1) {                                                            \
+                cn_idx k = 0;                                                                  \
+                for (; k + (V) <= n; k += (V)) STORE(dst + k, LOAD(dst + k) + LOAD(src + k));  \
+                for (; k < n; k++) dst[k] += src[k];                                           \
+            } else {                                                                           \
+                for (cn_idx k = 0; k < n; k++) dst[k * stride_w] += src[k];                 \
+            }                                                                                  \
+        }, (void) 0)                                                                           \
+    }
+
+CN_DEFINE_COL2IM(cn_col2im_f32_scalar, float, float, 1, , CN_SCALAR_LOAD, CN_SCALAR_STORE)
+CN_DEFINE_COL2IM(cn_col2im_f64_scalar, double, double, 1, , CN_SCALAR_LOAD, CN_SCALAR_STORE)
+#if CN_HAVE_VECTOR_EXT
+CN_DEFINE_COL2IM(cn_col2im_f32_vec128, float, cn_f32x4, 4, , cn_f32x4_load, cn_f32x4_store)
+CN_DEFINE_COL2IM(cn_col2im_f64_vec128, double, cn_f64x2, 2, , cn_f64x2_load, cn_f64x2_store)
+#endif
+#if CN_X86_DISPATCH
+/* AVX-512 machines take this one too: rows are rarely 16 floats long. */
+CN_DEFINE_COL2IM(cn_col2im_f32_avx2, float, cn_f32x8, 8, CN_AVX2, cn_f32x8_load, cn_f32x8_store)
+CN_DEFINE_COL2IM(cn_col2im_f64_avx2, double, cn_f64x4, 4, CN_AVX2, cn_f64x4_load, cn_f64x4_store)
+#endif
+
+#define CN_DEFINE_COL2IM_DISPATCH(T, CT)                                                       \
+    static void cn_col2im_##T(int level, const cn_columns *g, const CT *cols, CT *grad)       \
+    {                                                                                          \
+        CN_COL2IM_X86(T)                                                                       \
+        CN_COL2IM_VEC128(T)                                                                    \
+        cn_col2im_##T##_scalar(g, cols, grad);                                                 \
+    }
+#if CN_X86_DISPATCH
+#define CN_COL2IM_X86(T) if (level >= CN_SIMD_AVX2) { cn_col2im_##T##_avx2(g, cols, grad); return; }
+#else
+#define CN_COL2IM_X86(T)
+#endif
+#if CN_HAVE_VECTOR_EXT
+#define CN_COL2IM_VEC128(T) if (level >= CN_SIMD_VEC128) { cn_col2im_##T##_vec128(g, cols, grad); return; }
+#else
+#define CN_COL2IM_VEC128(T)
+#endif
+CN_DEFINE_COL2IM_DISPATCH(f32, float)
+CN_DEFINE_COL2IM_DISPATCH(f64, double)
+
 #endif /* CNNATIVE_CONV_SIMD_H */
