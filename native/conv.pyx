@@ -152,16 +152,31 @@ cdef void _shifted_copy(const floating *src, Py_ssize_t planes, Py_ssize_t heigh
 
 cdef void _sum_bias_gradient(const floating *grad_y, floating *grad_b, Py_ssize_t batch,
                              const Geometry *g) noexcept nogil:
-    """grad_b[f] = grad_y[:, f] summed, samples in order, positions in order within each."""
-    cdef Py_ssize_t pixels = g.out_h * g.out_w, s, f, p
+    """grad_b[f] = grad_y[:, f] summed in a fixed order: position p of every sample goes to
+    partial sum p % 8 (samples in order, positions in order), then the eight are added in order.
+
+    One running sum made each add wait for the previous one; eight independent ones keep the
+    adder busy, and the order is still the same on every machine and for every thread count.
+    """
+    cdef Py_ssize_t pixels = g.out_h * g.out_w, s, f, p, k
     cdef const floating *row
+    cdef floating partial[8]
     cdef floating total
     for f in range(g.filters):
-        total = 0
+        for k in range(8):
+            partial[k] = 0
         for s in range(batch):
             row = grad_y + (s * g.filters + f) * pixels
-            for p in range(pixels):
-                total += row[p]
+            p = 0
+            while p + 8 <= pixels:
+                for k in range(8):
+                    partial[k] = partial[k] + row[p + k]
+                p += 8
+            for k in range(pixels - p):
+                partial[k] = partial[k] + row[p + k]
+        total = partial[0]
+        for k in range(1, 8):
+            total = total + partial[k]
         grad_b[f] = total
 
 
