@@ -25,6 +25,20 @@ CALLS = {
 def test_two_threads_calls_overlap(name):
     call = CALLS[name]
     call()  # warm-up: first-call costs (page faults, BLAS start-up) are not the kernel
+    # A kernel holding the GIL never overlaps; one that releases it can still be kept from
+    # overlapping once by a busy machine (this one runs other jobs on its two CPUs), so the
+    # test takes the best of a few tries.
+    tries = []
+    for _ in range(5):
+        overlap, shorter = _overlap_of_two_calls(call)
+        tries.append(f"{overlap:.4f}s of {shorter:.4f}s")
+        if overlap > 0.5 * shorter:
+            return
+    pytest.fail(f"{name}: the calls overlapped only " + ", ".join(tries))
+
+
+def _overlap_of_two_calls(call):
+    """(seconds during which two threads' calls both ran, duration of the shorter call)."""
     start = threading.Barrier(2)
     spans = {}
 
@@ -41,6 +55,4 @@ def test_two_threads_calls_overlap(name):
         thread.join()
     (begin0, end0), (begin1, end1) = spans[0], spans[1]
     # Holding the GIL through the kernel, one call could only begin once the other had ended.
-    overlap = min(end0, end1) - max(begin0, begin1)
-    shorter = min(end0 - begin0, end1 - begin1)
-    assert overlap > 0.5 * shorter, f"{name}: calls overlapped {overlap:.4f}s of {shorter:.4f}s"
+    return min(end0, end1) - max(begin0, begin1), min(end0 - begin0, end1 - begin1)
