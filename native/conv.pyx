@@ -4,8 +4,8 @@
 Each call handles samples [start, stop) of a batch.  A product runs on the direct gather kernel
 (conv_simd.h) when its lanes are mostly useful, or else the samples' receptive fields are
 unrolled into one column matrix (im2col) so that the whole chunk is one BLAS product, and
-gradients for the input are folded back (col2im).  The validating wrappers live in ``cnnative.conv``; every
-precondition memory safety depends on is checked again here.
+gradients for the input are folded back (col2im).  The validating wrappers live in
+``cnnative.conv``; every precondition memory safety depends on is checked again here.
 """
 cimport numpy as cnp
 from libc.stdlib cimport free, malloc
@@ -55,9 +55,10 @@ cdef bint _direct_pays(double useful_fraction, int level) noexcept nogil:
     """Whether a product should run on the direct kernel rather than im2col + gemm.
 
     useful_fraction is the share of the direct kernel's multiply-adds that are not spent on
-    padding lanes (filters, or a sample's output positions, rounded up to whole vectors).  Measured on Zen 4 with the MNIST layers: with most lanes useful the direct
-    kernel is 1.6-1.8x faster than im2col + gemm; at 62% (20 filters in 32 float32 lanes) the two
-    tie, and lower fractions favour BLAS.  Vectors narrower than AVX2 always favour BLAS.
+    padding lanes (filters, or a sample's output positions, rounded up to whole vectors).
+    Measured on Zen 4 with the MNIST layers: with most lanes useful the direct kernel is
+    1.6-1.8x faster than im2col + gemm; at 62% (20 filters in 32 float32 lanes) the two tie,
+    and lower fractions favour BLAS.  Vectors narrower than AVX2 always favour BLAS.
     """
     if _algorithm != 0:
         return _algorithm == 1
@@ -343,8 +344,10 @@ cdef int _grad_x_columns(const floating *grad_y, const floating *w, floating *gr
         if lanes != positions:
             # Rows of whole vectors; the padding lanes' products are never read back.
             for f in range(g.filters):
-                memcpy(padded_delta + f * lanes, delta + f * positions, positions * sizeof(floating))
-                memset(padded_delta + f * lanes + positions, 0, (lanes - positions) * sizeof(floating))
+                memcpy(padded_delta + f * lanes, delta + f * positions,
+                       positions * sizeof(floating))
+                memset(padded_delta + f * lanes + positions, 0,
+                       (lanes - positions) * sizeof(floating))
             delta = padded_delta
         _gather(level, w, ws.pixel_base, kernel_taps, ws.tap_offset, g.filters, delta, lanes,
                 <floating *> ws.product)

@@ -195,6 +195,8 @@ CN_DEFINE_CORR(cn_corr_f64_vec128, double, cn_f64x2, 2, CN_VEC128_ROWS, CN_VEC12
 #endif
 
 #if CN_X86_DISPATCH
+/* The AVX2 level includes FMA (every AVX2 CPU has it): conv_simd.h's gather kernels use it.
+ * Nothing here is contracted into FMA, since the files build with -ffp-contract=off. */
 #define CN_AVX2 __attribute__((target("avx2,fma")))
 #define CN_AVX512 __attribute__((target("avx512f")))
 typedef float cn_f32x8 __attribute__((vector_size(32)));
