@@ -43,6 +43,10 @@ def pooled(x, *args, **kwargs):
     result = cnnative.max_pool2d(x, *args, **kwargs)
     np.testing.assert_array_equal(x, before)  # input untouched
     assert not any(np.shares_memory(out, x) for out in result)
+    # The two outputs are carved from one allocation: they must still be apart and usable.
+    assert not np.shares_memory(*result)
+    assert all(out.flags.writeable and out.flags.c_contiguous and out.flags.aligned
+               for out in result)
     return result
 
 
