@@ -41,11 +41,11 @@ EOF
 cat > "$work/apple.c" <<'EOF'
 #include <string.h>
 #include "conv_simd.h"
-/* A Mac with AVX2 but without AVX-512. */
+/* A Mac with AVX2 and FMA but without AVX-512. */
 int sysctlbyname(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
 {
     (void)newp; (void)newlen;
-    *(int *)oldp = strcmp(name, "hw.optional.avx2_0") == 0;
+    *(int *)oldp = strcmp(name, "hw.optional.avx2_0") == 0 || strcmp(name, "hw.optional.fma") == 0;
     *oldlenp = sizeof(int);
     return 0;
 }
