@@ -10,8 +10,9 @@
  *   grad_x:   one sample's column matrix: pixels = (c, i, j) read from the weights, taps =
  *             filters, lanes = output positions (the sample's output gradient, as it lies),
  *             folded back into the image by col2im.
- * Unlike im2col + gemm, nothing is unrolled into memory: each image value is broadcast from
- * where it lies and multiplied into a register block of ROWS pixels x NB vectors of lanes.
+ * Unlike im2col + gemm, the image is never unrolled into memory: each image value is broadcast
+ * from where it lies and multiplied into a register block of ROWS pixels x NB vectors of lanes
+ * (only grad_x writes a column matrix, one sample's, which col2im then folds back).
  *
  * lanes must be a multiple of the active variant's vector width (cn_gather_width); callers pad
  * the weights with zero lanes.  Every output element sums its taps in ascending order, so a
@@ -196,8 +197,8 @@ CN_DEFINE_GATHER_DISPATCH(f64, double)
  * A chunk of `batch` images (C, H, W) unrolls into cols, C*kh*kw rows of batch*Ho*Wo columns
  * (rows row_len >= batch*Ho*Wo apart; the gather kernel's rows end in padding lanes):
  *     cols[(c*kh + i)*kw + j][s*Ho*Wo + oh*Wo + ow] = x[s, c, oh*sh + i - ph, ow*sw + j - pw],
- * 0 where that lies off the image.  col2im adds every entry back where it was read from, in
- * the column matrix's order, so its sums are deterministic. */
+ * 0 where that lies off the image.  col2im adds every entry back where it was read from, in a
+ * fixed order (CN_FOR_COLUMN_ROWS's), so its sums are deterministic. */
 typedef struct {
     cn_idx batch, channels, height, width, kernel_h, kernel_w;
     cn_idx stride_h, stride_w, pad_h, pad_w, out_h, out_w, row_len;
@@ -212,6 +213,8 @@ static void cn_on_image(cn_idx size, cn_idx pad, cn_idx stride, cn_idx out, cn_i
     /* Divisions rounded up, of non-negative numbers; stride 1 skips them. */
     cn_idx lo = before <= 0 ? 0 : stride == 1 ? before : (before + stride - 1) / stride;
     cn_idx hi = until <= 0 ? 0 : stride == 1 ? until : (until + stride - 1) / stride;
+    /* Both within [0, out]: callers zero [0, first) and [last, out) of a row of out entries. */
+    if (lo > out) lo = out;
     if (hi > out) hi = out;
     if (hi < lo) hi = lo;
     *first = lo;

@@ -235,12 +235,15 @@ static int cn_simd_level(void)
     if (level < 0) {
         int found = CN_HAVE_VECTOR_EXT ? CN_SIMD_VEC128 : CN_SIMD_SCALAR;
 #if CN_X86_DISPATCH && defined(__APPLE__)
-        if (cn_sysctl_flag("hw.optional.avx2_0") && cn_sysctl_flag("hw.optional.fma")) found = CN_SIMD_AVX2;
-        if (cn_sysctl_flag("hw.optional.avx512f")) found = CN_SIMD_AVX512;
+        if (cn_sysctl_flag("hw.optional.avx2_0") && cn_sysctl_flag("hw.optional.fma"))
+            found = CN_SIMD_AVX2;
+        if (found == CN_SIMD_AVX2 && cn_sysctl_flag("hw.optional.avx512f"))
+            found = CN_SIMD_AVX512;
 #elif CN_X86_DISPATCH
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) found = CN_SIMD_AVX2;
-        if (__builtin_cpu_supports("avx512f")) found = CN_SIMD_AVX512;
+        /* The AVX-512 level also runs AVX2 + FMA code (col2im, correlation tails). */
+        if (found == CN_SIMD_AVX2 && __builtin_cpu_supports("avx512f")) found = CN_SIMD_AVX512;
 #endif
         level = found;
     }
