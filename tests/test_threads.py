@@ -52,3 +52,22 @@ def test_blas_threads_are_left_alone_for_kernels_without_blas(threads):
         with_blas = _threads.run_chunks(lambda start, stop: get_blas_threads(), 4, 1, threads)
         assert with_blas == [1] * 4
     assert get_blas_threads() == before
+
+
+@pytest.mark.skipif(_threads.blas_control() is None, reason="BLAS thread count not settable")
+def test_single_threaded_blas_nests_and_restores_after_an_exception():
+    get_blas_threads, set_blas_threads = _threads.blas_control()
+    before = get_blas_threads()
+    set_blas_threads(2)
+    try:
+        with pytest.raises(KeyError):
+            with _threads.single_threaded_blas():
+                assert get_blas_threads() == 1
+                with _threads.single_threaded_blas():
+                    assert get_blas_threads() == 1
+                # The inner exit must not restore while the outer use is still under way.
+                assert get_blas_threads() == 1
+                raise KeyError("inside")
+        assert get_blas_threads() == 2
+    finally:
+        set_blas_threads(before)
