@@ -17,7 +17,10 @@ else:
     # No -march=native: wheels must run on any CPU of the architecture; the kernels pick
     # AVX2/AVX-512 variants at run time instead.
     # CNNATIVE_OPT replaces -O3, which comes after CFLAGS: tools/sanitize.sh builds with -O1.
-    COMPILE_ARGS = [os.environ.get("CNNATIVE_OPT", "-O3"), "-ffp-contract=off", "-fno-math-errno"]
+    # Loops start on 64-byte lines: on Zen 3 the gather kernel's inner loop ran 10-17% slower
+    # when an unrelated edit elsewhere in the module left it starting 8 bytes short of a line.
+    COMPILE_ARGS = [os.environ.get("CNNATIVE_OPT", "-O3"), "-ffp-contract=off", "-fno-math-errno",
+                    "-falign-loops=64"]
 
 extensions = [
     Extension(

@@ -288,7 +288,10 @@ CN_DEFINE_IM2COL(cn_im2col_f64, double)
             if (n <= 0) continue;                                                              \
             T *dst = grad + image_row;                                                         \
             const T *src = cols + column + first;                                              \
-            if (stride_w == 1) {                                                            \
+            if (stride_w == 1 && n == (V)) {                                                \
+                /* One vector (8-float rows of the second MNIST layer): no loop bookkeeping. */ \
+                STORE(dst, LOAD(dst) + LOAD(src));                                             \
+            } else if (stride_w == 1) {                                                     \
                 cn_idx k = 0;                                                                  \
                 for (; k + (V) <= n; k += (V)) STORE(dst + k, LOAD(dst + k) + LOAD(src + k));  \
                 for (; k < n; k++) dst[k] += src[k];                                           \
