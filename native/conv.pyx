@@ -4,8 +4,9 @@
 Each call handles samples [start, stop) of a batch.  A product runs on the direct gather kernel
 (conv_simd.h) when its lanes are mostly useful, or else the samples' receptive fields are
 unrolled into one column matrix (im2col) so that the whole chunk is one BLAS product.  Either
-way, input gradients are computed as column matrices and folded back (col2im).  The validating wrappers live in
-``cnnative.conv``; every precondition memory safety depends on is checked again here.
+way, input gradients are computed as column matrices and folded back (col2im).  The validating
+wrappers live in ``cnnative.conv``; every precondition memory safety depends on is checked
+again here.
 """
 cimport numpy as cnp
 from libc.stdlib cimport free, malloc
@@ -323,8 +324,8 @@ cdef int _grad_x_columns(const floating *grad_y, const floating *w, floating *gr
     """Input gradient on the gather kernel, one sample at a time: the sample's column matrix
     w^T delta (pixels = kernel taps (c, i, j), taps = filters, lanes = output positions) is
     computed into a buffer (C*kh*kw x Ho*Wo, 128 KB for the MNIST network's second layer in
-    float32, so it stays in cache there), then folded back by col2im.  Any
-    stride and padding; the same products as im2col + gemm, so inf and NaN weights behave alike.
+    float32, so it stays in cache there), then folded back by col2im.  Any stride and padding;
+    the same products as im2col + gemm, so inf and NaN weights behave alike.
     """
     cdef Py_ssize_t positions = g.out_h * g.out_w
     cdef Py_ssize_t lanes = _round_up(positions, cn_gather_width(level, floating is double))
@@ -336,6 +337,8 @@ cdef int _grad_x_columns(const floating *grad_y, const floating *w, floating *gr
     cdef floating *padded_delta
     if _allocate(&ws, g.filters, kernel_taps, lanes, 0, sizeof(floating)) != 0:
         return -1
+    # The workspace's weight buffer (taps x lanes = filters x lanes) holds the output gradient
+    # when its rows need padding to whole vectors; this product reads its weights from w.
     padded_delta = <floating *> ws.weights
     for f in range(g.filters):
         ws.tap_offset[f] = f * kernel_taps

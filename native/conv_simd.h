@@ -38,7 +38,7 @@ static cn_idx cn_gather_tap_tile(cn_idx lanes, cn_idx element_size)
     return tile < 16 ? 16 : tile;
 }
 
-#define CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS, NB)                               \
+#define CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS, NB)                           \
     do {                                                                                       \
         VT acc[ROWS][NB];                                                                      \
         const T *src[ROWS];                                                                    \
@@ -51,7 +51,7 @@ static cn_idx cn_gather_tap_tile(cn_idx lanes, cn_idx element_size)
         for (cn_idx t_ = tap_first; t_ < tap_stop; t_++, w += lanes) {                         \
             const cn_idx o = tap_offset[t_];                                                   \
             VT wv[NB];                                                                         \
-            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) wv[b_] = LOAD(w + b_ * (V));            \
+            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) wv[b_] = LOAD(w + b_ * (V));           \
             CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++) {                                    \
                 const T x = src[r_][o];                                                        \
                 CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) acc[r_][b_] = MADD(acc[r_][b_], x, wv[b_]); \
@@ -63,19 +63,19 @@ static cn_idx cn_gather_tap_tile(cn_idx lanes, cn_idx element_size)
     } while (0)
 
 /* All pixels for filter blocks of NB vectors starting at f, advancing f. */
-#define CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS, NB)                             \
+#define CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS, NB)                         \
     for (; f + (NB) * (V) <= lanes; f += (NB) * (V)) {                                         \
         cn_idx p = 0;                                                                          \
         for (; p + (ROWS) <= pixels; p += (ROWS))                                              \
-            CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS, NB);                            \
+            CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS, NB);                      \
         for (; p < pixels; p++)                                                                \
-            CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, MADD, 1, NB);                               \
+            CN_GATHER_BLOCK(T, VT, V, LOAD, STORE, ZERO, MADD, 1, NB);                         \
     }
 
 /* Blocks of two (or, with NB3, three) vectors span ROWS pixels; blocks of one vector, for the
  * last lanes, span ROWS1.  NB3 is set only where registers allow 3 x ROWS accumulators plus
  * the weights. */
-#define CN_DEFINE_GATHER(NAME, T, VT, V, ROWS, ROWS1, NB3, ATTR, LOAD, STORE, ZERO, MADD)          \
+#define CN_DEFINE_GATHER(NAME, T, VT, V, ROWS, ROWS1, NB3, ATTR, LOAD, STORE, ZERO, MADD)      \
     ATTR static void NAME(const T *image, const cn_idx *pixel_base, cn_idx pixels,             \
                           const cn_idx *tap_offset, cn_idx taps, const T *weights,             \
                           cn_idx lanes, T *out)                                                \
@@ -83,13 +83,13 @@ static cn_idx cn_gather_tap_tile(cn_idx lanes, cn_idx element_size)
         const cn_idx tile = cn_gather_tap_tile(lanes, sizeof(T));                              \
         cn_idx tap_first = 0;                                                                  \
         do {                                                                                   \
-            const cn_idx tap_stop = taps - tap_first < tile ? taps : tap_first + tile;          \
+            const cn_idx tap_stop = taps - tap_first < tile ? taps : tap_first + tile;         \
             cn_idx f = 0;                                                                      \
             if (NB3) {                                                                         \
-                CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS, 3)                        \
+                CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS, 3)                  \
             }                                                                                  \
-            CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS, 2)                            \
-            CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS1, 1)                            \
+            CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS, 2)                      \
+            CN_GATHER_COLUMNS(T, VT, V, LOAD, STORE, ZERO, MADD, ROWS1, 1)                     \
             tap_first = tap_stop;                                                              \
         } while (tap_first < taps);                                                            \
     }
@@ -272,7 +272,7 @@ static void cn_on_image(cn_idx size, cn_idx pad, cn_idx stride, cn_idx out, cn_i
                     for (cn_idx ow = first; ow < last; ow++) dst[ow] = src[(ow - first) * stride_w]; \
             }                                                                                  \
             for (cn_idx ow = last; ow < out_w; ow++) dst[ow] = 0;                              \
-        }, memset(cols + column, 0, out_w * sizeof(T)))                                       \
+        }, memset(cols + column, 0, out_w * sizeof(T)))                                        \
     }
 
 CN_DEFINE_IM2COL(cn_im2col_f32, float)
@@ -289,15 +289,15 @@ CN_DEFINE_IM2COL(cn_im2col_f64, double)
             if (n <= 0) continue;                                                              \
             T *dst = grad + image_row;                                                         \
             const T *src = cols + column + first;                                              \
-            if (stride_w == 1 && n == (V)) {                                                \
+            if (stride_w == 1 && n == (V)) {                                                   \
                 /* One vector (8-float rows of the second MNIST layer): no loop bookkeeping. */ \
                 STORE(dst, LOAD(dst) + LOAD(src));                                             \
-            } else if (stride_w == 1) {                                                     \
+            } else if (stride_w == 1) {                                                        \
                 cn_idx k = 0;                                                                  \
                 for (; k + (V) <= n; k += (V)) STORE(dst + k, LOAD(dst + k) + LOAD(src + k));  \
                 for (; k < n; k++) dst[k] += src[k];                                           \
             } else {                                                                           \
-                for (cn_idx k = 0; k < n; k++) dst[k * stride_w] += src[k];                 \
+                for (cn_idx k = 0; k < n; k++) dst[k * stride_w] += src[k];                    \
             }                                                                                  \
         }, (void) 0)                                                                           \
     }
@@ -315,7 +315,7 @@ CN_DEFINE_COL2IM(cn_col2im_f64_avx2, double, cn_f64x4, 4, CN_AVX2, cn_f64x4_load
 #endif
 
 #define CN_DEFINE_COL2IM_DISPATCH(T, CT)                                                       \
-    static void cn_col2im_##T(int level, const cn_columns *g, const CT *cols, CT *grad)       \
+    static void cn_col2im_##T(int level, const cn_columns *g, const CT *cols, CT *grad)        \
     {                                                                                          \
         CN_COL2IM_X86(T)                                                                       \
         CN_COL2IM_VEC128(T)                                                                    \
