@@ -17,8 +17,8 @@ else:
     # No -march=native: wheels must run on any CPU of the architecture; the kernels pick
     # AVX2/AVX-512 variants at run time instead.
     # CNNATIVE_OPT replaces -O3, which comes after CFLAGS: tools/sanitize.sh builds with -O1.
-    # Loops start on 64-byte lines: on Zen 3 the gather kernel's inner loop ran 10-17% slower
-    # when an unrelated edit elsewhere in the module left it starting 8 bytes short of a line.
+    # Loops start on 64-byte lines: loop alignment made the gather kernel's speed depend on
+    # unrelated edits.
     COMPILE_ARGS = [os.environ.get("CNNATIVE_OPT", "-O3"), "-ffp-contract=off", "-fno-math-errno",
                     "-falign-loops=64"]
 
@@ -37,6 +37,8 @@ setup(
     ext_modules=cythonize(
         extensions,
         include_path=[NATIVE_DIR],
-        compiler_directives={"language_level": 3},
+        # No __test__ dict of docstrings for doctest: nothing uses it, and the typed stubs
+        # (src/cnnative/_native/*.pyi) would have to list it for mypy.stubtest.
+        compiler_directives={"language_level": 3, "autotestdict": False},
     ),
 )

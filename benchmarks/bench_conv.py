@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from cnnative import _timing
+from cnnative.bench import timing
 
 SHAPES = [  # (channels, size, filters, need_grad_x)
     (1, 28, 20, False),
@@ -30,16 +30,16 @@ def main():
     args = parser.parse_args()
 
     # BLAS inside cnnative runs one thread per worker; torch's intra-op pool is set per cell.
-    _timing.configure_threads(1)
+    timing.configure_threads(1)
     import numpy as np
 
     import cnnative
 
-    torch, torch_missing = _timing.optional_import("torch")
+    torch, torch_missing = timing.optional_import("torch")
     if torch is None:
         print(f"torch not available ({torch_missing}); timing cnnative only", file=sys.stderr)
     cells = [(t, d, s) for t in args.threads for d in args.dtypes for s in SHAPES]
-    budget = _timing.Budget(args.budget, len(cells))
+    budget = timing.Budget(args.budget, len(cells))
     rows, results = [], []
     rng = np.random.default_rng(0)
     for threads, dtype_name, (channels, size, filters, need_grad_x) in cells:
@@ -66,21 +66,21 @@ def main():
                 torch.nn.functional.conv2d(tx, tw, tb).backward(tgy)
 
             contenders["torch"] = theirs
-        timings = _timing.time_interleaved(contenders, budget.for_next_cell(), min_repeats=5)
+        timings = timing.time_interleaved(contenders, budget.for_next_cell(), min_repeats=5)
         budget.cell_done()
         ours_s = timings["cnnative"].median
         torch_s = timings["torch"].median if "torch" in timings else float("nan")
         label = f"({channels}, {size}x{size}) -> {filters}" + ("" if need_grad_x else ", no grad_x")
-        rows.append([label, dtype_name, str(threads), _timing.format_us(ours_s),
-                     _timing.format_us(torch_s), _timing.format_ratio(torch_s / ours_s)])
+        rows.append([label, dtype_name, str(threads), timing.format_us(ours_s),
+                     timing.format_us(torch_s), timing.format_ratio(torch_s / ours_s)])
         results.append({"layer": label, "dtype": dtype_name, "threads": threads,
                         **{name: t.as_dict() for name, t in timings.items()}})
         print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
 
-    print(_timing.markdown_table(
+    print(timing.markdown_table(
         ["layer (batch 64, 5x5)", "dtype", "threads", "cnnative fwd+bwd µs", "torch fwd+bwd µs",
          "torch / cnnative"], rows))
-    _timing.write_json(args.json, {"environment": _timing.environment(), "results": results})
+    timing.write_json(args.json, {"environment": timing.environment(), "results": results})
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, os.pardir, "tests"))  # the reference formulas
-from cnnative import _timing  # noqa: E402
+from cnnative.bench import timing  # noqa: E402
 
 SIZE, OVERLAY, POOL, STEP = 28, (5, 5), (2, 2), 0.1
 
@@ -26,11 +26,11 @@ def main():
     parser.add_argument("--json", default=os.path.join(HERE, "results", "primer.json"))
     args = parser.parse_args()
 
-    _timing.configure_threads(1)
+    timing.configure_threads(1)
     import numpy as np
 
     import cnnative
-    import primer_reference as ref
+    from cnnative.testing import primer as ref
     from cnnative import primer
 
     image = np.random.default_rng(0).standard_normal((SIZE, SIZE))
@@ -66,14 +66,14 @@ def main():
         "cnnative.primer": native,
         "cnnative.primer + max_positions": lambda: native(True),
     }
-    timings = _timing.time_interleaved(contenders, args.budget, min_repeats=5)
+    timings = timing.time_interleaved(contenders, args.budget, min_repeats=5)
     base = timings["scipy + loops"].median
-    rows = [[name, _timing.format_us(t.median), _timing.format_ratio(base / t.median)]
+    rows = [[name, timing.format_us(t.median), timing.format_ratio(base / t.median)]
             for name, t in timings.items()]
     print(f"28x28 input, 5x5 feature map, 2x2 stride-1 max pooling, forward + backward, 1 thread; "
-          f"spread {_timing.median_spread(timings.values()):.1%}\n")
-    print(_timing.markdown_table(["contender", "µs per step", "scipy + loops / contender"], rows))
-    _timing.write_json(args.json, {"environment": _timing.environment(),
+          f"spread {timing.median_spread(timings.values()):.1%}\n")
+    print(timing.markdown_table(["contender", "µs per step", "scipy + loops / contender"], rows))
+    timing.write_json(args.json, {"environment": timing.environment(),
                                    "results": {n: t.as_dict() for n, t in timings.items()}})
 
 

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from cnnative import _timing
+from cnnative.bench import timing
 
 BATCH, LR, MOMENTUM = 64, 0.01, 0.9
 
@@ -150,8 +150,8 @@ def main():
                                                        "train.json"))
     args = parser.parse_args()
 
-    _timing.configure_threads(1)
-    torch, torch_missing = _timing.optional_import("torch")
+    timing.configure_threads(1)
+    torch, torch_missing = timing.optional_import("torch")
     if torch is None:
         print(f"torch not available ({torch_missing}); timing cnnative only", file=sys.stderr)
     x, y, source = load_images()
@@ -164,17 +164,17 @@ def main():
             if torch is not None:
                 contenders["torch"] = torch_epoch(torch, x, y, dtype, threads)
             # One epoch is seconds long: repeats, not the budget, decide the sample count.
-            timings = _timing.time_interleaved(contenders, 0.0, min_sample_s=0.0,
+            timings = timing.time_interleaved(contenders, 0.0, min_sample_s=0.0,
                                                min_repeats=args.repeats)
             ours = timings["cnnative"].median
             theirs = timings["torch"].median if "torch" in timings else float("nan")
             rows.append([str(threads), dtype, f"{ours:.2f}", f"{theirs:.2f}",
-                         _timing.format_ratio(theirs / ours),
+                         timing.format_ratio(theirs / ours),
                          f"{timings['cnnative'].spread:.0%}"])
             results.append({"threads": threads, "dtype": dtype,
                             **{name: t.as_dict() for name, t in timings.items()}})
             print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
-    print(_timing.markdown_table(
+    print(timing.markdown_table(
         ["threads", "dtype", "cnnative s/epoch", "torch s/epoch", "torch / cnnative",
          "cnnative IQR/median"], rows))
 
@@ -190,7 +190,7 @@ def main():
               f"images); cnnative ({args.dtypes[0]}, 1 thread) is "
               f"{per_image * len(x) / ours_1:.0f}x faster")
         results.append({"primer_seconds_per_image": per_image})
-    _timing.write_json(args.json, {"environment": _timing.environment(), "data": source,
+    timing.write_json(args.json, {"environment": timing.environment(), "data": source,
                                    "results": results})
 
 

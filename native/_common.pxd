@@ -1,6 +1,9 @@
-# Shared declarations for every cnnative kernel module: the fused float type and the small
-# index helpers more than one kernel needs.  Only ctypedefs and inline functions live here, so
-# cimporting it creates no runtime module dependency.
+# Shared declarations for every cnnative kernel module: the fused float type, the one argument
+# check every entry point runs, and the small index helpers more than one kernel needs.  Only
+# ctypedefs, enums and inline functions live here, so cimporting it creates no runtime module
+# dependency.
+
+cimport numpy as cnp
 
 ctypedef fused floating:
     float
@@ -34,3 +37,53 @@ cdef inline Py_ssize_t element_step(Py_ssize_t stride, Py_ssize_t itemsize,
             return 1
         raise ValueError("array strides must be multiples of the item size")
     return stride // itemsize
+
+
+# What check_array requires beyond ndim, dtype, byte order and alignment: flags to combine with
+# |.  Without a layout flag any strides pass (the kernel steps through them, see element_step).
+cdef enum:
+    C_ORDER = 1         # C-contiguous
+    C_OR_F_ORDER = 2    # C- or Fortran-contiguous (BLAS takes either)
+    NONEMPTY = 4        # no dimension of length 0
+    WRITEABLE = 8       # an output: a read-only array may sit on read-only memory
+
+# check_array's typenum for "float32 or float64", whichever the caller then dispatches on.
+cdef enum:
+    ANY_FLOAT = -1
+
+
+cdef inline int check_array(cnp.ndarray a, str name, int ndim, int typenum, int flags=0,
+                            tuple shape=None) except -1:
+    """Raises unless ``a`` is fit for a kernel to read (and, with WRITEABLE, write) directly.
+
+    Checks, in this order: ndim, dtype (``typenum``, or ANY_FLOAT), native byte order,
+    alignment, the layout flag, ``shape`` (if given), NONEMPTY, WRITEABLE.  TypeError for the
+    dtype and byte order, ValueError for everything else; every message starts with ``name``.
+    """
+    cdef int d
+    if cnp.PyArray_NDIM(a) != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got ndim={cnp.PyArray_NDIM(a)}")
+    if typenum == ANY_FLOAT:
+        if cnp.PyArray_TYPE(a) != cnp.NPY_FLOAT32 and cnp.PyArray_TYPE(a) != cnp.NPY_FLOAT64:
+            raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
+    elif cnp.PyArray_TYPE(a) != typenum:
+        raise TypeError(f"{name} must have the dtype of the other arrays "
+                        f"({cnp.PyArray_DescrFromType(typenum)}), got {a.dtype}")
+    if not cnp.PyArray_ISNOTSWAPPED(a):
+        raise TypeError(f"{name} must be in native byte order")
+    if not cnp.PyArray_ISALIGNED(a):
+        raise ValueError(f"{name} must be aligned (data and strides multiples of the item size)")
+    if flags & C_ORDER and not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        raise ValueError(f"{name} must be C-contiguous")
+    if flags & C_OR_F_ORDER and not (cnp.PyArray_IS_C_CONTIGUOUS(a)
+                                     or cnp.PyArray_IS_F_CONTIGUOUS(a)):
+        raise ValueError(f"{name} must be C- or Fortran-contiguous")
+    if shape is not None and (<object> a).shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {(<object> a).shape}")
+    if flags & NONEMPTY:
+        for d in range(ndim):
+            if cnp.PyArray_DIM(a, d) < 1:
+                raise ValueError(f"{name} must be non-empty, got shape {(<object> a).shape}")
+    if flags & WRITEABLE and not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{name} must be writeable")
+    return 0

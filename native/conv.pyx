@@ -9,18 +9,17 @@ wrappers live in ``cnnative.conv``; every precondition memory safety depends on 
 again here.
 """
 cimport numpy as cnp
+from libc.limits cimport INT_MAX
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from _blas cimport gemm_row_major
-from _common cimport floating
+from _common cimport ANY_FLOAT, C_ORDER, WRITEABLE, check_array, floating
+from _simd cimport CN_SIMD_AVX2, cn_idx, cn_simd_active, set_simd_cap_of_module, simd_info_of_module
 
 cnp.import_array()
 
 cdef extern from "conv_simd.h" nogil:
-    ctypedef Py_ssize_t cn_idx
-    int CN_SIMD_AVX2
-    int cn_simd_active()
     cn_idx cn_gather_width(int level, int double_precision)
     void cn_gather_f32(int level, const float *image, const cn_idx *pixel_base, cn_idx pixels,
                        const cn_idx *tap_offset, cn_idx taps, const float *weights, cn_idx lanes,
@@ -52,16 +51,29 @@ def set_algorithm(name):
     return previous
 
 
+def simd_info():
+    """(detected, active) instruction-set names of the convolution kernels."""
+    return simd_info_of_module()
+
+
+def set_simd_cap(int level):
+    """Limit the kernels to the variants up to ``level`` (0 scalar .. 3 avx512f); returns the old cap.
+
+    This module's own cap (each kernel module has one).  Exists so tests can check every
+    compiled variant of the gather and col2im kernels; below 2 (avx2) the automatic choice
+    always takes im2col + gemm, so tests pair it with set_algorithm("direct").
+    """
+    return set_simd_cap_of_module(level)
+
+
 cdef bint _direct_pays(double useful_fraction, int level) noexcept nogil:
     """Whether a product should run on the direct kernel rather than im2col + gemm.
 
     useful_fraction is the share of the direct kernel's multiply-adds that are not spent on
-    padding lanes (filters, or a sample's output positions, rounded up to whole vectors).
-    Measured on Zen 4 with the MNIST layers: with most lanes useful the direct kernel is
-    1.6-1.8x faster than im2col + gemm; at 62% (20 filters in 32 float32 lanes) the two tie,
-    and lower fractions favour BLAS.  Vectors narrower than AVX2 always favour BLAS.  The input
-    gradient's column matrix (lanes = output positions) takes the same rule: with all lanes
-    useful it ran 10-20% faster than im2col + gemm on Zen 3.
+    padding lanes (filters, or a sample's output positions, rounded up to whole vectors).  With
+    most lanes useful the direct kernel beats im2col + gemm; below about two thirds BLAS wins,
+    and vectors narrower than AVX2 always favour BLAS.  The input gradient's column matrix
+    (lanes = output positions) takes the same rule.
     """
     if _algorithm != 0:
         return _algorithm == 1
@@ -84,8 +96,6 @@ cdef inline void _gather(int level, const floating *image, const cn_idx *pixel_b
 
 cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t multiple) noexcept nogil:
     return (n + multiple - 1) // multiple * multiple
-
-cdef int INT_MAX = 2147483647
 
 
 cdef struct Geometry:
@@ -460,13 +470,14 @@ cdef int _backward_gemm(const floating *grad_y, const floating *x, const floatin
     return 0
 
 
-cdef Geometry _geometry(cnp.ndarray x, cnp.ndarray w, int stride_h, int stride_w, int pad_h,
-                        int pad_w) except *:
-    """Checks the arrays and hyper-parameters the kernels rely on and derives the output size."""
+cdef Geometry _geometry(cnp.ndarray x, cnp.ndarray w, (int, int) stride,
+                        (int, int) padding) except *:
+    """Checks x, w and the hyper-parameters the kernels rely on and derives the output size."""
     cdef Geometry g
     cdef Py_ssize_t padded_h, padded_w
-    if cnp.PyArray_NDIM(x) != 4 or cnp.PyArray_NDIM(w) != 4:
-        raise ValueError("x and w must be 4-D")
+    cdef int stride_h = stride[0], stride_w = stride[1], pad_h = padding[0], pad_w = padding[1]
+    check_array(x, "x", 4, ANY_FLOAT, C_ORDER)
+    check_array(w, "w", 4, cnp.PyArray_TYPE(x), C_ORDER)
     if stride_h < 1 or stride_w < 1 or pad_h < 0 or pad_w < 0:
         raise ValueError("stride must be >= 1 and padding >= 0")
     g.channels, g.height, g.width = x.shape[1], x.shape[2], x.shape[3]
@@ -486,20 +497,6 @@ cdef Geometry _geometry(cnp.ndarray x, cnp.ndarray w, int stride_h, int stride_w
     return g
 
 
-cdef void _check_array(cnp.ndarray a, int typenum, tuple shape, str name,
-                       bint output=False) except *:
-    """a must be C-contiguous, of dtype typenum in native byte order, and of the given shape;
-    an output must be writeable too (a read-only array may sit on read-only memory)."""
-    if cnp.PyArray_TYPE(a) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISNOTSWAPPED(a):
-        raise TypeError(f"{name} must be a C-contiguous array of the same float dtype as x")
-    if not cnp.PyArray_ISALIGNED(a):
-        raise ValueError(f"{name} must be aligned")
-    if output and not cnp.PyArray_ISWRITEABLE(a):
-        raise ValueError(f"{name} must be writeable")
-    if shape is not None and (<object> a).shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {(<object> a).shape}")
-
-
 cdef void _check_chunk(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t n, Py_ssize_t columns,
                        Py_ssize_t rows) except *:
     if not 0 <= start <= stop <= n:
@@ -509,26 +506,22 @@ cdef void _check_chunk(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t n, Py_ssize
         raise ValueError("matrix dimension above 2**31 - 1; use smaller chunks")
 
 
-def forward(cnp.ndarray x not None, cnp.ndarray w not None, bias, cnp.ndarray y not None,
-            int stride_h, int stride_w, int pad_h, int pad_w, Py_ssize_t start, Py_ssize_t stop):
+def forward(cnp.ndarray x not None, cnp.ndarray w not None, cnp.ndarray bias,
+            cnp.ndarray y not None, (int, int) stride, (int, int) padding, Py_ssize_t start,
+            Py_ssize_t stop):
     """Writes y[start:stop] = conv2d(x[start:stop], w) + bias.
 
     x (N, C, H, W), w (F, C, kh, kw), bias (F,) or None, y (N, F, Ho, Wo): C-contiguous, one of
-    float32/float64.
+    float32/float64.  stride and padding are (h, w) pairs.
     """
-    cdef Geometry g = _geometry(x, w, stride_h, stride_w, pad_h, pad_w)
+    cdef Geometry g = _geometry(x, w, stride, padding)
     cdef int typenum = cnp.PyArray_TYPE(x)
-    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
-        raise TypeError("x must be float32 or float64")
-    _check_array(x, typenum, None, "x")
-    _check_array(w, typenum, None, "w")
-    _check_array(y, typenum, ((<object> x).shape[0], g.filters, g.out_h, g.out_w), "y", True)
-    cdef cnp.ndarray bias_array
+    check_array(y, "y", 4, typenum, C_ORDER | WRITEABLE,
+                ((<object> x).shape[0], g.filters, g.out_h, g.out_w))
     cdef const char *bias_data = NULL
     if bias is not None:
-        bias_array = bias
-        _check_array(bias_array, typenum, (g.filters,), "bias")
-        bias_data = <const char *> cnp.PyArray_DATA(bias_array)
+        check_array(bias, "bias", 1, typenum, C_ORDER, (g.filters,))
+        bias_data = <const char *> cnp.PyArray_DATA(bias)
     _check_chunk(start, stop, x.shape[0], g.out_h * g.out_w,
                  max(g.channels * g.kernel_h * g.kernel_w, g.filters))
     cdef Py_ssize_t x_sample = g.channels * g.height * g.width
@@ -553,34 +546,29 @@ def forward(cnp.ndarray x not None, cnp.ndarray w not None, bias, cnp.ndarray y 
 
 
 def backward(cnp.ndarray grad_y not None, cnp.ndarray x not None, cnp.ndarray w not None,
-             grad_x, cnp.ndarray grad_w not None, cnp.ndarray grad_b not None,
-             int stride_h, int stride_w, int pad_h, int pad_w, Py_ssize_t start, Py_ssize_t stop):
-    """Gradients of samples [start, stop).
+             cnp.ndarray grad_x, cnp.ndarray grad_w not None, cnp.ndarray grad_b not None,
+             (int, int) stride, (int, int) padding, Py_ssize_t start, Py_ssize_t stop):
+    """Gradients of samples [start, stop); stride and padding are (h, w) pairs.
 
     grad_x[start:stop] (N, C, H, W) is overwritten unless grad_x is None; grad_w (F, C, kh, kw)
     and grad_b (F,) receive this chunk's sums only (the caller adds chunks up in order).
     """
-    cdef Geometry g = _geometry(x, w, stride_h, stride_w, pad_h, pad_w)
+    cdef Geometry g = _geometry(x, w, stride, padding)
     cdef int typenum = cnp.PyArray_TYPE(x)
-    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
-        raise TypeError("x must be float32 or float64")
-    _check_array(x, typenum, None, "x")
-    _check_array(w, typenum, None, "w")
-    _check_array(grad_y, typenum, ((<object> x).shape[0], g.filters, g.out_h, g.out_w), "grad_y")
-    _check_array(grad_w, typenum, (<object> w).shape, "grad_w", True)
-    _check_array(grad_b, typenum, (g.filters,), "grad_b", True)
-    cdef cnp.ndarray grad_x_array
+    check_array(grad_y, "grad_y", 4, typenum, C_ORDER,
+                ((<object> x).shape[0], g.filters, g.out_h, g.out_w))
+    check_array(grad_w, "grad_w", 4, typenum, C_ORDER | WRITEABLE, (<object> w).shape)
+    check_array(grad_b, "grad_b", 1, typenum, C_ORDER | WRITEABLE, (g.filters,))
     cdef char *grad_x_data = NULL
     cdef Py_ssize_t x_sample = g.channels * g.height * g.width
     if grad_x is not None:
-        grad_x_array = grad_x
-        _check_array(grad_x_array, typenum, (<object> x).shape, "grad_x", True)
+        check_array(grad_x, "grad_x", 4, typenum, C_ORDER | WRITEABLE, (<object> x).shape)
     _check_chunk(start, stop, x.shape[0], g.out_h * g.out_w,
                  max(g.channels * g.kernel_h * g.kernel_w, g.filters))
     # Only once start is known to lie in the batch: before, a start far outside it overflowed
     # start * x_sample * itemsize (undefined behaviour, found by tools/sanitize.sh).
     if grad_x is not None:
-        grad_x_data = <char *> cnp.PyArray_DATA(grad_x_array) + start * x_sample * cnp.PyArray_ITEMSIZE(x)
+        grad_x_data = <char *> cnp.PyArray_DATA(grad_x) + start * x_sample * cnp.PyArray_ITEMSIZE(x)
     cdef Py_ssize_t y_sample = g.filters * g.out_h * g.out_w
     cdef int status = 0
     if stop == start:

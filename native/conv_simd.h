@@ -23,7 +23,7 @@
 #ifndef CNNATIVE_CONV_SIMD_H
 #define CNNATIVE_CONV_SIMD_H
 
-#include "corr_simd.h"
+#include "simd_dispatch.h"
 #if CN_X86_DISPATCH
 #include <immintrin.h>
 #endif
@@ -131,10 +131,7 @@ CN_AVX512 static inline cn_f64x8 cn_f64x8_madd(cn_f64x8 acc, double x, cn_f64x8 
  * take the last lanes).  With fused multiply-adds of 4 cycles' latency, two a cycle, a block
  * needs at least 8 independent accumulators: one-vector blocks of 4 rows left half the units
  * idle.  Three-vector blocks also load less per multiply-add (8 loads for 12, against 7 for 8),
- * which counts most where loads are dear: on the Zen 3 development VM, whose cores have slow
- * phases in which a loop of loads and FMAs loses a quarter of its speed (FMAs alone lose
- * nothing), they made the MNIST layers' direct products 5-20% faster than 4 x 2 blocks, except
- * the float64 second layer's forward pass, 2-6% slower in fast phases. */
+ * which counts most on cores where loads, not multiply-adds, limit the loop. */
 CN_DEFINE_GATHER(cn_gather_f32_avx2, float, cn_f32x8, 8, 4, 8, 1, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}), cn_f32x8_madd)
 CN_DEFINE_GATHER(cn_gather_f64_avx2, double, cn_f64x4, 4, 4, 8, 1, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}), cn_f64x4_madd)
 /* 32 registers: 8 x 3 accumulators, 3 weights, the broadcast value. */

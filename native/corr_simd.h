@@ -12,33 +12,15 @@
  * SIMD lane performs the scalar sequence above unchanged.  The file must be compiled without
  * floating-point contraction (-ffp-contract=off): a fused multiply-add would round differently.
  *
- * Several instruction-set variants are compiled side by side and chosen at run time: the widest
- * one the CPU supports whose vector fits in an output row computes the whole output; a row's last
- * partial vector is recomputed as a whole vector overlapping its neighbour.
+ * Several instruction-set variants are compiled side by side and chosen at run time
+ * (simd_dispatch.h): the widest one the CPU supports whose vector fits in an output row computes
+ * the whole output; a row's last partial vector is recomputed as a whole vector overlapping its
+ * neighbour.
  */
 #ifndef CNNATIVE_CORR_SIMD_H
 #define CNNATIVE_CORR_SIMD_H
 
-#include <stddef.h>
-#include <string.h>
-
-typedef ptrdiff_t cn_idx;
-
-#if defined(__GNUC__) || defined(__clang__)
-#define CN_HAVE_VECTOR_EXT 1
-#define CN_UNROLL _Pragma("GCC unroll 16")
-#else
-#define CN_HAVE_VECTOR_EXT 0
-#define CN_UNROLL
-#endif
-
-#if CN_HAVE_VECTOR_EXT && (defined(__x86_64__) || defined(__i386__)) && !defined(CN_NO_X86_DISPATCH)
-#define CN_X86_DISPATCH 1
-#else
-#define CN_X86_DISPATCH 0
-#endif
-
-enum cn_simd_level { CN_SIMD_SCALAR = 0, CN_SIMD_VEC128 = 1, CN_SIMD_AVX2 = 2, CN_SIMD_AVX512 = 3 };
+#include "simd_dispatch.h"
 
 /* Output block of ROWS rows x NB vectors starting at (m, n); variables come from the enclosing
  * kernel function.  ROWS and NB are compile-time constants so the accumulators live in
@@ -154,18 +136,14 @@ enum cn_simd_level { CN_SIMD_SCALAR = 0, CN_SIMD_VEC128 = 1, CN_SIMD_AVX2 = 2, C
     }
 
 /* Scalar variant: the portable fallback and the last few columns of each row. */
-#define CN_SCALAR_LOAD(p) (*(p))
-#define CN_SCALAR_STORE(p, v) (*(p) = (v))
 CN_DEFINE_CORR(cn_corr_f32_scalar, float, float, 1, 4, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
 CN_DEFINE_CORR(cn_corr_f64_scalar, double, double, 1, 4, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
 
-/* Block shapes (rows x vectors per row), measured on Zen 4; overridable for tuning experiments.
- * A step of the walk keeps the block's 4 * NB loaded vectors live while each row adds its
- * products, so the shape is bounded by that plus ROWS * NB accumulators: with 32 zmm registers
- * 2 x 2 ran fastest on a quiet Zen 4 (4 x 2 and 3 x 2 lose at small kernels, where a walk of
- * ROWS + J - 1 steps over a J-row kernel leaves rows idle in most steps: 28x28 with 3x3 took
- * 3.2 us at 4 x 2 and 2.5 us at 2 x 2; 1024x1024 with 15x15 was no slower); with 16 ymm
- * registers 3 x 2 (larger shapes spill accumulators to the stack). */
+/* Block shapes (rows x vectors per row); overridable for tuning experiments.  A step of the
+ * walk keeps the block's 4 * NB loaded vectors live while each row adds its products, so the
+ * shape is bounded by that plus ROWS * NB accumulators.  Taller blocks lose at small kernels,
+ * where a walk of ROWS + J - 1 steps over a J-row kernel leaves rows idle in most steps; with
+ * 16 ymm registers larger shapes than 3 x 2 spill accumulators to the stack. */
 #ifndef CN_VEC128_ROWS
 #define CN_VEC128_ROWS 2
 #define CN_VEC128_NB 2
@@ -180,98 +158,16 @@ CN_DEFINE_CORR(cn_corr_f64_scalar, double, double, 1, 4, 4, , CN_SCALAR_LOAD, CN
 #endif
 
 #if CN_HAVE_VECTOR_EXT
-/* Vector helpers: memcpy keeps loads unaligned-safe and free of aliasing assumptions; the
- * compiler turns each into a single vector move. */
-#define CN_DEFINE_VEC_HELPERS(PREFIX, T, VT, ATTR)                                          \
-    ATTR static inline VT PREFIX##_load(const T *p) { VT v; memcpy(&v, p, sizeof v); return v; } \
-    ATTR static inline void PREFIX##_store(T *p, VT v) { memcpy(p, &v, sizeof v); }
-
-typedef float cn_f32x4 __attribute__((vector_size(16)));
-typedef double cn_f64x2 __attribute__((vector_size(16)));
-CN_DEFINE_VEC_HELPERS(cn_f32x4, float, cn_f32x4, )
-CN_DEFINE_VEC_HELPERS(cn_f64x2, double, cn_f64x2, )
 CN_DEFINE_CORR(cn_corr_f32_vec128, float, cn_f32x4, 4, CN_VEC128_ROWS, CN_VEC128_NB, , cn_f32x4_load, cn_f32x4_store, ((cn_f32x4){0}))
 CN_DEFINE_CORR(cn_corr_f64_vec128, double, cn_f64x2, 2, CN_VEC128_ROWS, CN_VEC128_NB, , cn_f64x2_load, cn_f64x2_store, ((cn_f64x2){0}))
 #endif
 
 #if CN_X86_DISPATCH
-/* The AVX2 level includes FMA (every AVX2 CPU has it): conv_simd.h's gather kernels use it.
- * Nothing here is contracted into FMA, since the files build with -ffp-contract=off. */
-#define CN_AVX2 __attribute__((target("avx2,fma")))
-#define CN_AVX512 __attribute__((target("avx512f")))
-typedef float cn_f32x8 __attribute__((vector_size(32)));
-typedef double cn_f64x4 __attribute__((vector_size(32)));
-typedef float cn_f32x16 __attribute__((vector_size(64)));
-typedef double cn_f64x8 __attribute__((vector_size(64)));
-CN_DEFINE_VEC_HELPERS(cn_f32x8, float, cn_f32x8, CN_AVX2)
-CN_DEFINE_VEC_HELPERS(cn_f64x4, double, cn_f64x4, CN_AVX2)
-CN_DEFINE_VEC_HELPERS(cn_f32x16, float, cn_f32x16, CN_AVX512)
-CN_DEFINE_VEC_HELPERS(cn_f64x8, double, cn_f64x8, CN_AVX512)
 CN_DEFINE_CORR(cn_corr_f32_avx2, float, cn_f32x8, 8, CN_AVX2_ROWS, CN_AVX2_NB, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}))
 CN_DEFINE_CORR(cn_corr_f64_avx2, double, cn_f64x4, 4, CN_AVX2_ROWS, CN_AVX2_NB, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}))
 CN_DEFINE_CORR(cn_corr_f32_avx512, float, cn_f32x16, 16, CN_AVX512_ROWS, CN_AVX512_NB, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}))
 CN_DEFINE_CORR(cn_corr_f64_avx512, double, cn_f64x8, 8, CN_AVX512_ROWS, CN_AVX512_NB, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}))
 #endif
-
-#if CN_X86_DISPATCH && defined(__APPLE__)
-#include <sys/sysctl.h>
-/* macOS answers through sysctl, its documented interface.  __builtin_cpu_supports is avoided
- * there: it needs a runtime symbol (__cpu_model) that Apple's toolchain does not reliably
- * provide, and macOS enables AVX-512 register state only on first use, so a check of the OS's
- * enabled state (XCR0) can report AVX-512 missing on a CPU that has it. */
-static int cn_sysctl_flag(const char *name)
-{
-    int value = 0;
-    size_t size = sizeof value;
-    return sysctlbyname(name, &value, &size, NULL, 0) == 0 && value != 0;
-}
-#endif
-
-/* The widest instruction set this CPU and OS support, detected once.  The race on first use is
- * benign: every thread computes and stores the same value. */
-static int cn_simd_level(void)
-{
-    static volatile int level = -1;
-    if (level < 0) {
-        int found = CN_HAVE_VECTOR_EXT ? CN_SIMD_VEC128 : CN_SIMD_SCALAR;
-#if CN_X86_DISPATCH && defined(__APPLE__)
-        if (cn_sysctl_flag("hw.optional.avx2_0") && cn_sysctl_flag("hw.optional.fma"))
-            found = CN_SIMD_AVX2;
-        if (found == CN_SIMD_AVX2 && cn_sysctl_flag("hw.optional.avx512f"))
-            found = CN_SIMD_AVX512;
-#elif CN_X86_DISPATCH
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) found = CN_SIMD_AVX2;
-        /* The AVX-512 level also runs AVX2 + FMA code (col2im, correlation tails). */
-        if (found == CN_SIMD_AVX2 && __builtin_cpu_supports("avx512f")) found = CN_SIMD_AVX512;
-#endif
-        level = found;
-    }
-    return level;
-}
-
-/* Highest level the dispatcher may use; lowered by tests to exercise every variant. */
-static volatile int cn_simd_cap = CN_SIMD_AVX512;
-
-static int cn_simd_active(void)
-{
-    int level = cn_simd_level();
-    return level < cn_simd_cap ? level : cn_simd_cap;
-}
-
-static const char *cn_simd_name(int level)
-{
-    switch (level) {
-    case CN_SIMD_AVX512: return "avx512f";
-    case CN_SIMD_AVX2: return "avx2";
-#if defined(__aarch64__) || defined(__arm__)
-    case CN_SIMD_VEC128: return "neon";
-#else
-    case CN_SIMD_VEC128: return "sse2";
-#endif
-    default: return "scalar";
-    }
-}
 
 #define CN_CORR_ARGS image, image_stride, out, out_stride, out_rows, col, out_cols, coef, coloff, \
                      kernel_rows, taps_per_row, flip

@@ -13,17 +13,13 @@ from libc.math cimport fabs
 from libc.string cimport memcpy
 from libc.stdint cimport SIZE_MAX
 
-from _common cimport element_step, floating, symmetric_index, wrap_index
+from _common cimport ANY_FLOAT, NONEMPTY, check_array, element_step, floating, symmetric_index, wrap_index
+from _simd cimport (CN_SIMD_AVX2, CN_SIMD_AVX512, CN_SIMD_SCALAR, CN_SIMD_VEC128, cn_idx,
+                    cn_simd_name, set_simd_cap_of_module, simd_info_of_module)
 
 cnp.import_array()
 
 cdef extern from "corr_simd.h" nogil:
-    ctypedef Py_ssize_t cn_idx
-    int CN_SIMD_SCALAR, CN_SIMD_VEC128, CN_SIMD_AVX2, CN_SIMD_AVX512
-    int cn_simd_level()
-    int cn_simd_active()
-    const char *cn_simd_name(int level)
-    int cn_simd_cap
     void cn_corr_f32(const float *image, cn_idx image_stride, float *out, cn_idx out_stride,
                      cn_idx out_rows, cn_idx out_cols, const float *coef, const cn_idx *coloff,
                      cn_idx kernel_rows, cn_idx taps_per_row, int flip)
@@ -31,9 +27,20 @@ cdef extern from "corr_simd.h" nogil:
                      cn_idx out_rows, cn_idx out_cols, const double *coef, const cn_idx *coloff,
                      cn_idx kernel_rows, cn_idx taps_per_row, int flip)
 
-# Codes shared with cnnative.signal.
-MODE_VALID, MODE_SAME, MODE_FULL = 0, 1, 2
-BOUNDARY_FILL, BOUNDARY_SYMM, BOUNDARY_WRAP = 0, 1, 2
+
+# Output size of correlate_direct (cnnative.signal maps scipy's names to these).
+cpdef enum Mode:
+    MODE_VALID = 0
+    MODE_SAME = 1
+    MODE_FULL = 2
+
+
+# How correlate_direct extends the image beyond its edges.
+cpdef enum Boundary:
+    BOUNDARY_FILL = 0
+    BOUNDARY_SYMM = 1
+    BOUNDARY_WRAP = 2
+
 
 SIMD_LEVEL_NAMES = {CN_SIMD_SCALAR: "scalar", CN_SIMD_VEC128: cn_simd_name(CN_SIMD_VEC128).decode(),
                     CN_SIMD_AVX2: "avx2", CN_SIMD_AVX512: "avx512f"}
@@ -41,20 +48,16 @@ SIMD_LEVEL_NAMES = {CN_SIMD_SCALAR: "scalar", CN_SIMD_VEC128: cn_simd_name(CN_SI
 
 def simd_info():
     """(detected, active) instruction-set names of the correlation kernels."""
-    return cn_simd_name(cn_simd_level()).decode(), cn_simd_name(cn_simd_active()).decode()
+    return simd_info_of_module()
 
 
 def set_simd_cap(int level):
     """Limit the kernels to the variants up to ``level`` (0 scalar .. 3 avx512f); returns the old cap.
 
-    Exists so tests can check that every compiled variant gives identical results.
+    This module's own cap (each kernel module has one).  Exists so tests can check that every
+    compiled variant gives identical results.
     """
-    global cn_simd_cap
-    if not CN_SIMD_SCALAR <= level <= CN_SIMD_AVX512:
-        raise ValueError(f"level must be in [0, 3], got {level}")
-    old = cn_simd_cap
-    cn_simd_cap = level
-    return old
+    return set_simd_cap_of_module(level)
 
 
 cdef int _pad_and_correlate(floating *image, Py_ssize_t height, Py_ssize_t width,
@@ -121,7 +124,7 @@ cdef void _fill_padded(const floating *image, Py_ssize_t height, Py_ssize_t widt
                        Py_ssize_t padded_rows, Py_ssize_t padded_cols, Py_ssize_t top,
                        Py_ssize_t left, int boundary, floating fillvalue,
                        Py_ssize_t *col_source) noexcept nogil:
-    """Copies image into the padded frame, extending it per boundary (0 fill, 1 symm, 2 wrap).
+    """Copies image into the padded frame, extending it per boundary.
 
     col_source is scratch space for padded_cols entries.
     """
@@ -133,9 +136,9 @@ cdef void _fill_padded(const floating *image, Py_ssize_t height, Py_ssize_t widt
         k = j - left
         if 0 <= k < width:
             col_source[j] = k
-        elif boundary == 1:
+        elif boundary == BOUNDARY_SYMM:
             col_source[j] = symmetric_index(k, width)
-        elif boundary == 2:
+        elif boundary == BOUNDARY_WRAP:
             col_source[j] = wrap_index(k, width)
         else:
             col_source[j] = -1
@@ -143,9 +146,9 @@ cdef void _fill_padded(const floating *image, Py_ssize_t height, Py_ssize_t widt
         dst = padded + i * padded_cols
         src_row = i - top
         if not 0 <= src_row < height:
-            if boundary == 1:
+            if boundary == BOUNDARY_SYMM:
                 src_row = symmetric_index(src_row, height)
-            elif boundary == 2:
+            elif boundary == BOUNDARY_WRAP:
                 src_row = wrap_index(src_row, height)
             else:
                 for j in range(padded_cols):
@@ -180,33 +183,25 @@ def correlate_direct(cnp.ndarray image not None, cnp.ndarray kernel not None, bi
 
     image, kernel: 2-D, non-empty, both float32 or both float64, any strides.
     fillvalue: converted to the arrays' dtype as NumPy converts (out-of-range becomes inf).
-    mode: 0 valid, 1 same, 2 full.  boundary: 0 fill, 1 symm, 2 wrap.  In valid mode the
+    mode: a Mode, boundary: a Boundary (or their int values).  In valid mode the
     kernel must fit inside the image (the caller swaps the inputs as scipy does).
     Returns a new C-contiguous array of the inputs' dtype.
     """
+    check_array(image, "image", 2, ANY_FLOAT, NONEMPTY)
     cdef int typenum = cnp.PyArray_TYPE(image)
-    if cnp.PyArray_NDIM(image) != 2 or cnp.PyArray_NDIM(kernel) != 2:
-        raise ValueError("image and kernel must be 2-D")
-    if typenum != cnp.PyArray_TYPE(kernel) or typenum not in (cnp.NPY_FLOAT32, cnp.NPY_FLOAT64):
-        raise TypeError("image and kernel must both be float32 or both float64")
-    if not cnp.PyArray_ISNOTSWAPPED(image) or not cnp.PyArray_ISNOTSWAPPED(kernel):
-        raise TypeError("image and kernel must be in native byte order")
-    if not cnp.PyArray_ISALIGNED(image) or not cnp.PyArray_ISALIGNED(kernel):
-        raise ValueError("image and kernel must be aligned (data and strides multiples of the item size)")
-    if mode not in (0, 1, 2) or boundary not in (0, 1, 2):
+    check_array(kernel, "kernel", 2, typenum, NONEMPTY)
+    if (mode != MODE_VALID and mode != MODE_SAME and mode != MODE_FULL) or (
+            boundary != BOUNDARY_FILL and boundary != BOUNDARY_SYMM and boundary != BOUNDARY_WRAP):
         raise ValueError("unknown mode or boundary code")
-
     cdef Py_ssize_t height = cnp.PyArray_DIM(image, 0), width = cnp.PyArray_DIM(image, 1)
     cdef Py_ssize_t kernel_rows = cnp.PyArray_DIM(kernel, 0), kernel_cols = cnp.PyArray_DIM(kernel, 1)
-    if height < 1 or width < 1 or kernel_rows < 1 or kernel_cols < 1:
-        raise ValueError("image and kernel must be non-empty")
 
     cdef Py_ssize_t out_rows, out_cols, top, left
-    if mode == 0:
+    if mode == MODE_VALID:
         if kernel_rows > height or kernel_cols > width:
             raise ValueError("in valid mode the kernel must fit inside the image")
         out_rows, out_cols, top, left = height - kernel_rows + 1, width - kernel_cols + 1, 0, 0
-    elif mode == 1:
+    elif mode == MODE_SAME:
         out_rows, out_cols = height, width
         # 'same' is centred on 'full': correlation starts at K//2, convolution at (K-1)//2,
         # which puts the image (K-1)//2 resp. K//2 into the padded frame.
@@ -227,7 +222,7 @@ def correlate_direct(cnp.ndarray image not None, cnp.ndarray kernel not None, bi
         raise MemoryError("padded image too large")
     # Valid mode reads the caller's rows in place when each row is contiguous: every read stays
     # on an element of the array, whatever the row step.
-    cdef bint direct_image = (mode == 0 and col_step == 1)
+    cdef bint direct_image = (mode == MODE_VALID and col_step == 1)
 
     cdef cnp.npy_intp out_shape[2]
     out_shape[0], out_shape[1] = out_rows, out_cols

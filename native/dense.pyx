@@ -10,26 +10,16 @@ from libc.limits cimport INT_MAX
 from libc.string cimport memcpy
 
 from _blas cimport gemm_row_major
-from _common cimport floating
+from _common cimport ANY_FLOAT, C_OR_F_ORDER, NONEMPTY, check_array, floating
 
 cnp.import_array()
 
 cdef int _check_operand(cnp.ndarray a, str name, int ndim, int typenum) except -1:
-    """Raises unless ``a`` is ``ndim``-D, non-empty, of dtype ``typenum`` in native byte order,
-    aligned, C- or Fortran-contiguous, and every dimension fits BLAS's int."""
+    """check_array for a BLAS operand (C- or Fortran-contiguous, non-empty), and every
+    dimension must fit BLAS's int."""
     cdef int d
-    if cnp.PyArray_NDIM(a) != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got ndim={cnp.PyArray_NDIM(a)}")
-    if cnp.PyArray_TYPE(a) != typenum:
-        raise TypeError(f"{name} must have the dtype of the other operands (float32 or float64), "
-                        f"got {a.dtype}")
-    if not cnp.PyArray_ISNOTSWAPPED(a) or not cnp.PyArray_ISALIGNED(a):
-        raise ValueError(f"{name} must be aligned and in native byte order")
-    if not (cnp.PyArray_IS_C_CONTIGUOUS(a) or cnp.PyArray_IS_F_CONTIGUOUS(a)):
-        raise ValueError(f"{name} must be C- or Fortran-contiguous")
+    check_array(a, name, ndim, typenum, C_OR_F_ORDER | NONEMPTY)
     for d in range(ndim):
-        if cnp.PyArray_DIM(a, d) < 1:
-            raise ValueError(f"{name} must be non-empty, got shape {(<object> a).shape}")
         if cnp.PyArray_DIM(a, d) > INT_MAX:
             raise ValueError(f"{name} has a dimension above 2**31 - 1, more than BLAS can index: "
                              f"shape {(<object> a).shape}")
@@ -59,10 +49,8 @@ def matmul(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray bias=None
     bias : (N,) contiguous, of the same dtype, or None.
     Returns a new C-contiguous (M, N) array; the GIL is released during the product.
     """
+    _check_operand(a, "a", 2, ANY_FLOAT)
     cdef int typenum = cnp.PyArray_TYPE(a)
-    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
-        raise TypeError(f"a must be float32 or float64, got {a.dtype}")
-    _check_operand(a, "a", 2, typenum)
     _check_operand(b, "b", 2, typenum)
     cdef Py_ssize_t m = cnp.PyArray_DIM(a, 0), k = cnp.PyArray_DIM(a, 1), n = cnp.PyArray_DIM(b, 1)
     if cnp.PyArray_DIM(b, 0) != k:
@@ -120,10 +108,8 @@ def column_sums(cnp.ndarray a not None):
     a : (M, N) float32 or float64, C- or Fortran-contiguous, aligned, native byte order,
         non-empty.  Returns a new (N,) array of a's dtype, accumulated in that dtype.
     """
+    _check_operand(a, "a", 2, ANY_FLOAT)
     cdef int typenum = cnp.PyArray_TYPE(a)
-    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
-        raise TypeError(f"a must be float32 or float64, got {a.dtype}")
-    _check_operand(a, "a", 2, typenum)
     cdef Py_ssize_t rows = cnp.PyArray_DIM(a, 0), cols = cnp.PyArray_DIM(a, 1)
     cdef bint fortran = not cnp.PyArray_IS_C_CONTIGUOUS(a)
     cdef cnp.npy_intp shape[1]

@@ -12,12 +12,14 @@ out of bounds.  They work on planes ``[start, stop)`` of a (P, H, W) stack so th
 """
 cimport numpy as cnp
 import numpy as np
-from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint64_t
+from libc.limits cimport INT_MAX
 from libc.math cimport INFINITY
+from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from _common cimport element_step, floating
+from _common cimport ANY_FLOAT, C_ORDER, NONEMPTY, WRITEABLE, check_array, element_step, floating
+from _simd cimport cn_idx, set_simd_cap_of_module, simd_info_of_module
 
 cnp.import_array()
 
@@ -25,12 +27,6 @@ cdef extern from "claim.h" nogil:
     int64_t cn_claim(int64_t *counter, int64_t n)
 
 cdef extern from "pool_simd.h" nogil:
-    ctypedef Py_ssize_t cn_idx
-    int CN_SIMD_SCALAR, CN_SIMD_AVX512
-    int cn_simd_level()
-    int cn_simd_active()
-    const char *cn_simd_name(int level)
-    int cn_simd_cap
     int cn_pool2x2_f32(const float *plane, cn_idx row_step, cn_idx width, float *y,
                        int64_t *indices, cn_idx out_cols, cn_idx row_first, cn_idx row_stop,
                        cn_idx col_first, cn_idx col_stop, cn_idx stride_h, cn_idx pad_h,
@@ -43,7 +39,7 @@ cdef extern from "pool_simd.h" nogil:
 
 def simd_info():
     """(detected, active) instruction-set names of the pooling kernels."""
-    return cn_simd_name(cn_simd_level()).decode(), cn_simd_name(cn_simd_active()).decode()
+    return simd_info_of_module()
 
 
 def set_simd_cap(int level):
@@ -52,18 +48,22 @@ def set_simd_cap(int level):
     This module's own cap (each kernel module has one).  Exists so tests can check that every
     compiled variant gives identical results; below 2 (avx2) the portable loops run.
     """
-    global cn_simd_cap
-    if not CN_SIMD_SCALAR <= level <= CN_SIMD_AVX512:
-        raise ValueError(f"level must be in [0, 3], got {level}")
-    old = cn_simd_cap
-    cn_simd_cap = level
-    return old
+    return set_simd_cap_of_module(level)
 
-# Status codes of max_pool2d_backward_planes.
-cdef enum:
-    STATUS_OK_C = 0
-    STATUS_BAD_INDEX_C = 1
-STATUS_OK, STATUS_BAD_INDEX = STATUS_OK_C, STATUS_BAD_INDEX_C
+
+# What max_pool2d_backward_planes returns.
+cpdef enum Status:
+    STATUS_OK = 0
+    STATUS_BAD_INDEX = 1
+
+
+cdef struct Geometry:
+    # A pooling problem's shape: input planes (height, width), output planes (out_rows,
+    # out_cols), the window and its stride and padding.  Hot functions copy the fields they use
+    # into locals first: stores through the output pointers could alias *g as far as the
+    # compiler knows, which would reload every field in the inner loops.
+    Py_ssize_t height, width, out_rows, out_cols
+    Py_ssize_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w
 
 
 ctypedef fused position:
@@ -118,11 +118,9 @@ cdef inline void _pool_row_interior(const floating *row, Py_ssize_t row_step, Py
         corner += <position> stride_w
 
 
-cdef void _pool_row(const floating *src, Py_ssize_t height, Py_ssize_t width,
-                    Py_ssize_t row_step, floating *y_row, position *pos, Py_ssize_t oh,
-                    Py_ssize_t col_first, Py_ssize_t col_stop, Py_ssize_t kernel_h,
-                    Py_ssize_t kernel_w, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                    Py_ssize_t pad_h, Py_ssize_t pad_w) noexcept nogil:
+cdef void _pool_row(const floating *src, Py_ssize_t row_step, floating *y_row, position *pos,
+                    Py_ssize_t oh, Py_ssize_t col_first, Py_ssize_t col_stop,
+                    const Geometry *g) noexcept nogil:
     """Output columns [col_first, col_stop) of row ``oh``, any window, stride and padding.
 
     ``src`` is the plane (height, width).  y_row and pos hold the running (max, argmax) and the
@@ -131,6 +129,9 @@ cdef void _pool_row(const floating *src, Py_ssize_t height, Py_ssize_t width,
     compare-and-blend in every lane.  Padding taps are skipped by clipping each tap's column
     range rather than by tests inside the loop.
     """
+    cdef Py_ssize_t height = g.height, width = g.width, kernel_h = g.kernel_h
+    cdef Py_ssize_t kernel_w = g.kernel_w, stride_h = g.stride_h, stride_w = g.stride_w
+    cdef Py_ssize_t pad_h = g.pad_h, pad_w = g.pad_w
     cdef Py_ssize_t ow, ih, kj, offset, first, stop, limit, kj_first, kj_stop
     cdef Py_ssize_t ih_first = oh * stride_h - pad_h
     cdef Py_ssize_t ih_stop = ih_first + kernel_h
@@ -298,11 +299,9 @@ cdef inline void _runs_down(const floating *vals, const position *at, Py_ssize_t
             _fold_pairs(vals + t * step, at + t * step, best, where, n)
 
 
-cdef void _pool_plane_separable(const floating *plane, Py_ssize_t height, Py_ssize_t width,
-                                floating *y, int64_t *indices, Py_ssize_t out_rows,
-                                Py_ssize_t out_cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
-                                Py_ssize_t stride_h, Py_ssize_t pad_h, floating *row_best,
-                                position *row_where, floating *col_best, position *col_where,
+cdef void _pool_plane_separable(const floating *plane, floating *y, int64_t *indices,
+                                const Geometry *g, floating *row_best, position *row_where,
+                                floating *col_best, position *col_where,
                                 position *pos) noexcept nogil:
     """Horizontal stride 1 and no horizontal padding, on a C-contiguous plane (height, width).
 
@@ -314,6 +313,9 @@ cdef void _pool_plane_separable(const floating *plane, Py_ssize_t height, Py_ssi
     computed but never read), and so does the vertical one when stride_h is 1 and pad_h 0
     (into col_best/col_where, out_rows*width entries).  pos is scratch for out_cols positions.
     """
+    cdef Py_ssize_t height = g.height, width = g.width, out_rows = g.out_rows
+    cdef Py_ssize_t out_cols = g.out_cols, kernel_h = g.kernel_h, kernel_w = g.kernel_w
+    cdef Py_ssize_t stride_h = g.stride_h, pad_h = g.pad_h
     cdef Py_ssize_t i, oh, ow, ki, ih, ih_first, ih_stop
     cdef Py_ssize_t n_runs = height * width - (kernel_w - 1)
     cdef Py_ssize_t n_cols
@@ -357,17 +359,17 @@ cdef enum:
     WINDOW_3X3_S2 = 2
 
 
-cdef void _pool_rows(const floating *plane, Py_ssize_t height, Py_ssize_t width,
-                     Py_ssize_t row_step, floating *y, int64_t *indices, position *pos,
-                     Py_ssize_t out_cols, Py_ssize_t oh_first, Py_ssize_t oh_stop, int window,
+cdef void _pool_rows(const floating *plane, Py_ssize_t row_step, floating *y, int64_t *indices,
+                     position *pos, Py_ssize_t oh_first, Py_ssize_t oh_stop, int window,
                      bint borders_only, Py_ssize_t inner_first, Py_ssize_t inner_stop,
-                     Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride_h,
-                     Py_ssize_t stride_w, Py_ssize_t pad_h, Py_ssize_t pad_w) noexcept nogil:
+                     const Geometry *g) noexcept nogil:
     """Output rows [oh_first, oh_stop) of a plane whose outputs are y and indices.
 
     Columns [inner_first, inner_stop) are those whose windows need no horizontal padding;
     borders_only says they are done already.  pos is scratch for out_cols positions.
     """
+    cdef Py_ssize_t height = g.height, width = g.width, out_cols = g.out_cols
+    cdef Py_ssize_t kernel_h = g.kernel_h, stride_h = g.stride_h, pad_h = g.pad_h, pad_w = g.pad_w
     cdef Py_ssize_t oh, ow, ih_first
     cdef const floating *row
     cdef floating *y_row
@@ -377,21 +379,17 @@ cdef void _pool_rows(const floating *plane, Py_ssize_t height, Py_ssize_t width,
         i_row = indices + oh * out_cols
         ih_first = oh * stride_h - pad_h
         if borders_only:
-            _pool_row(plane, height, width, row_step, y_row, pos, oh, 0, inner_first,
-                      kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
-            _pool_row(plane, height, width, row_step, y_row, pos, oh, inner_stop, out_cols,
-                      kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+            _pool_row(plane, row_step, y_row, pos, oh, 0, inner_first, g)
+            _pool_row(plane, row_step, y_row, pos, oh, inner_stop, out_cols, g)
             for ow in range(inner_first):
                 i_row[ow] = pos[ow]
             for ow in range(inner_stop, out_cols):
                 i_row[ow] = pos[ow]
             continue
         if window == WINDOW_GENERIC or ih_first < 0 or ih_first + kernel_h > height:
-            _pool_row(plane, height, width, row_step, y_row, pos, oh, 0, out_cols,
-                      kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+            _pool_row(plane, row_step, y_row, pos, oh, 0, out_cols, g)
         else:
-            _pool_row(plane, height, width, row_step, y_row, pos, oh, 0, inner_first,
-                      kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+            _pool_row(plane, row_step, y_row, pos, oh, 0, inner_first, g)
             row = plane + ih_first * row_step
             if window == WINDOW_2X2_S2:
                 _pool_row_interior(row, row_step, width, pad_w, <position> (ih_first * width),
@@ -399,22 +397,21 @@ cdef void _pool_rows(const floating *plane, Py_ssize_t height, Py_ssize_t width,
             else:
                 _pool_row_interior(row, row_step, width, pad_w, <position> (ih_first * width),
                                    y_row, pos, inner_first, inner_stop, 3, 3, 2)
-            _pool_row(plane, height, width, row_step, y_row, pos, oh, inner_stop, out_cols,
-                      kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+            _pool_row(plane, row_step, y_row, pos, oh, inner_stop, out_cols, g)
         for ow in range(out_cols):
             i_row[ow] = pos[ow]
 
 
 cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_step,
-                      Py_ssize_t col_step, Py_ssize_t height, Py_ssize_t width,
-                      floating *y, int64_t *indices, Py_ssize_t out_rows, Py_ssize_t out_cols,
-                      Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride_h,
-                      Py_ssize_t stride_w, Py_ssize_t pad_h, Py_ssize_t pad_w,
+                      Py_ssize_t col_step, floating *y, int64_t *indices, const Geometry *g,
                       Py_ssize_t start, Py_ssize_t stop, position *pos) noexcept nogil:
     """Pools planes [start, stop); steps are in elements; pos is scratch for out_cols positions.
 
     Returns 0, or -1 when memory ran out.
     """
+    cdef Py_ssize_t height = g.height, width = g.width, out_rows = g.out_rows
+    cdef Py_ssize_t out_cols = g.out_cols, kernel_h = g.kernel_h, kernel_w = g.kernel_w
+    cdef Py_ssize_t stride_h = g.stride_h, stride_w = g.stride_w, pad_h = g.pad_h, pad_w = g.pad_w
     cdef Py_ssize_t p, i, j, src_row_step = row_step
     cdef Py_ssize_t n_out = out_rows * out_cols
     cdef Py_ssize_t inner_first, inner_stop, inner_row_first, inner_row_stop
@@ -474,9 +471,8 @@ cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_s
                     dense[j] = plane[i * row_step + j * col_step]
             plane = gathered
         if separable:
-            _pool_plane_separable(plane, height, width, y + p * n_out, indices + p * n_out,
-                                  out_rows, out_cols, kernel_h, kernel_w, stride_h, pad_h,
-                                  row_best, row_where, col_best, col_where, pos)
+            _pool_plane_separable(plane, y + p * n_out, indices + p * n_out, g, row_best,
+                                  row_where, col_best, col_where, pos)
             continue
         y_plane = y + p * n_out
         i_plane = indices + p * n_out
@@ -492,20 +488,16 @@ cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_s
                                            out_cols, inner_row_first, inner_row_stop,
                                            inner_first, inner_stop, stride_h, pad_h, pad_w)
         if simd_done:
-            _pool_rows(plane, height, width, src_row_step, y_plane, i_plane, pos, out_cols, 0,
-                       inner_row_first, window, False, inner_first, inner_stop, kernel_h,
-                       kernel_w, stride_h, stride_w, pad_h, pad_w)
+            _pool_rows(plane, src_row_step, y_plane, i_plane, pos, 0, inner_row_first, window,
+                       False, inner_first, inner_stop, g)
             if inner_first > 0 or inner_stop < out_cols:
-                _pool_rows(plane, height, width, src_row_step, y_plane, i_plane, pos, out_cols,
-                           inner_row_first, inner_row_stop, window, True, inner_first,
-                           inner_stop, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
-            _pool_rows(plane, height, width, src_row_step, y_plane, i_plane, pos, out_cols,
-                       inner_row_stop, out_rows, window, False, inner_first, inner_stop,
-                       kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+                _pool_rows(plane, src_row_step, y_plane, i_plane, pos, inner_row_first,
+                           inner_row_stop, window, True, inner_first, inner_stop, g)
+            _pool_rows(plane, src_row_step, y_plane, i_plane, pos, inner_row_stop, out_rows,
+                       window, False, inner_first, inner_stop, g)
         else:
-            _pool_rows(plane, height, width, src_row_step, y_plane, i_plane, pos, out_cols, 0,
-                       out_rows, window, False, inner_first, inner_stop, kernel_h, kernel_w,
-                       stride_h, stride_w, pad_h, pad_w)
+            _pool_rows(plane, src_row_step, y_plane, i_plane, pos, 0, out_rows, window, False,
+                       inner_first, inner_stop, g)
     free(gathered)
     free(row_best)
     free(row_where)
@@ -515,38 +507,33 @@ cdef int _pool_planes(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_s
 
 
 cdef int _pool_planes_dispatch(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_step,
-                               Py_ssize_t col_step, Py_ssize_t height, Py_ssize_t width,
-                               floating *y, int64_t *indices, Py_ssize_t out_rows,
-                               Py_ssize_t out_cols, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
-                               Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_h,
-                               Py_ssize_t pad_w, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+                               Py_ssize_t col_step, floating *y, int64_t *indices,
+                               const Geometry *g, Py_ssize_t start,
+                               Py_ssize_t stop) noexcept nogil:
     """_pool_planes with int32 positions when every plane position fits, else int64."""
     cdef int status = -1
     cdef int32_t *pos32
     cdef int64_t *pos64
-    if height * width <= INT32_MAX:
-        pos32 = <int32_t *> malloc(out_cols * sizeof(int32_t))
+    # INT32_MAX, not INT_MAX: the bound is the int32 position type's, whatever C's int is.
+    if g.height * g.width <= INT32_MAX:
+        pos32 = <int32_t *> malloc(g.out_cols * sizeof(int32_t))
         if pos32 != NULL:
-            status = _pool_planes(x, plane_step, row_step, col_step, height, width, y, indices,
-                                  out_rows, out_cols, kernel_h, kernel_w, stride_h, stride_w,
-                                  pad_h, pad_w, start, stop, pos32)
+            status = _pool_planes(x, plane_step, row_step, col_step, y, indices, g, start, stop,
+                                  pos32)
         free(pos32)
     else:
-        pos64 = <int64_t *> malloc(out_cols * sizeof(int64_t))
+        pos64 = <int64_t *> malloc(g.out_cols * sizeof(int64_t))
         if pos64 != NULL:
-            status = _pool_planes(x, plane_step, row_step, col_step, height, width, y, indices,
-                                  out_rows, out_cols, kernel_h, kernel_w, stride_h, stride_w,
-                                  pad_h, pad_w, start, stop, pos64)
+            status = _pool_planes(x, plane_step, row_step, col_step, y, indices, g, start, stop,
+                                  pos64)
         free(pos64)
     return status
 
 
 cdef int _pool_claimed(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_step,
-                       Py_ssize_t col_step, Py_ssize_t height, Py_ssize_t width, floating *y,
-                       int64_t *indices, Py_ssize_t out_rows, Py_ssize_t out_cols,
-                       Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride_h,
-                       Py_ssize_t stride_w, Py_ssize_t pad_h, Py_ssize_t pad_w, Py_ssize_t start,
-                       Py_ssize_t stop, int64_t *counter, Py_ssize_t claim) noexcept nogil:
+                       Py_ssize_t col_step, floating *y, int64_t *indices, const Geometry *g,
+                       Py_ssize_t start, Py_ssize_t stop, int64_t *counter,
+                       Py_ssize_t claim) noexcept nogil:
     """_pool_planes_dispatch on pieces of [start, stop) claimed from counter until none is left."""
     cdef Py_ssize_t first, last
     cdef int64_t taken
@@ -558,9 +545,8 @@ cdef int _pool_claimed(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_
             return 0
         first = start + taken
         last = first + claim if stop - first > claim else stop
-        status = _pool_planes_dispatch(x, plane_step, row_step, col_step, height, width, y,
-                                       indices, out_rows, out_cols, kernel_h, kernel_w,
-                                       stride_h, stride_w, pad_h, pad_w, first, last)
+        status = _pool_planes_dispatch(x, plane_step, row_step, col_step, y, indices, g, first,
+                                       last)
         if status != 0:
             return status
 
@@ -575,11 +561,11 @@ cdef int _scatter_claimed(const floating *grad_y, const int64_t *indices, floati
     while True:
         taken = cn_claim(counter, claim)
         if taken < 0 or taken >= stop - start:
-            return STATUS_OK_C
+            return STATUS_OK
         first = start + taken
         last = first + claim if stop - first > claim else stop
         status = _scatter_planes(grad_y, indices, grad_x, n_out, plane_size, first, last)
-        if status != STATUS_OK_C:
+        if status != STATUS_OK:
             return status
 
 
@@ -607,30 +593,9 @@ cdef int _scatter_planes(const floating *grad_y, const int64_t *indices, floatin
             target = idx[o]
             # One unsigned comparison covers both negative and too-large indices.
             if <uint64_t> target >= <uint64_t> plane_size:
-                return 1
+                return STATUS_BAD_INDEX
             out[target] += g[o]
-    return 0
-
-
-cdef _check_output(cnp.ndarray a, str name, int typenum, Py_ssize_t planes, Py_ssize_t rows,
-                   Py_ssize_t cols):
-    if (cnp.PyArray_NDIM(a) != 3 or cnp.PyArray_TYPE(a) != typenum
-            or not cnp.PyArray_ISNOTSWAPPED(a)):
-        raise TypeError(f"{name} must be a 3-D array of the matching native dtype")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISWRITEABLE(a) or not cnp.PyArray_ISALIGNED(a):
-        raise ValueError(f"{name} must be C-contiguous, aligned and writeable")
-    if (cnp.PyArray_DIM(a, 0) != planes or cnp.PyArray_DIM(a, 1) != rows
-            or cnp.PyArray_DIM(a, 2) != cols):
-        raise ValueError(f"{name} must have shape ({planes}, {rows}, {cols})")
-
-
-cdef _check_float_stack(cnp.ndarray a, str name):
-    if cnp.PyArray_NDIM(a) != 3:
-        raise ValueError(f"{name} must be 3-D")
-    if cnp.PyArray_TYPE(a) not in (cnp.NPY_FLOAT32, cnp.NPY_FLOAT64) or not cnp.PyArray_ISNOTSWAPPED(a):
-        raise TypeError(f"{name} must be native float32 or float64")
-    if not cnp.PyArray_ISALIGNED(a):
-        raise ValueError(f"{name} must be aligned (data and strides multiples of the item size)")
+    return STATUS_OK
 
 
 cdef _check_range(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t planes):
@@ -646,22 +611,16 @@ cdef int64_t *_claim_counter(object counter, Py_ssize_t claim) except? NULL:
     if not isinstance(counter, cnp.ndarray):
         raise TypeError("counter must be a numpy array")
     a = <cnp.ndarray> counter
-    if (cnp.PyArray_NDIM(a) != 1 or cnp.PyArray_TYPE(a) != cnp.NPY_INT64
-            or not cnp.PyArray_ISNOTSWAPPED(a)):
-        raise TypeError("counter must be a 1-D native int64 array")
-    if (cnp.PyArray_DIM(a, 0) < 1 or not cnp.PyArray_ISWRITEABLE(a)
-            or not cnp.PyArray_ISALIGNED(a)):
-        raise ValueError("counter must be non-empty, aligned and writeable")
+    check_array(a, "counter", 1, cnp.NPY_INT64, NONEMPTY | WRITEABLE)
     if claim < 1:
         raise ValueError("claim must be >= 1")
     return <int64_t *> cnp.PyArray_DATA(a)
 
 
 def max_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
-                      cnp.ndarray indices not None, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
-                      Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_h,
-                      Py_ssize_t pad_w, Py_ssize_t start, Py_ssize_t stop,
-                      object counter=None, Py_ssize_t claim=1):
+                      cnp.ndarray indices not None, (Py_ssize_t, Py_ssize_t) kernel_size,
+                      (Py_ssize_t, Py_ssize_t) stride, (Py_ssize_t, Py_ssize_t) padding,
+                      Py_ssize_t start, Py_ssize_t stop, object counter=None, Py_ssize_t claim=1):
     """Max-pools planes [start, stop) of x into y and indices, in place.
 
     With ``counter`` (a 1-D int64 array shared by the threads of one call, counter[0] = 0 at
@@ -669,39 +628,45 @@ def max_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
     from counter[0] until none is left, so threads that start late simply find less to do.
 
     x: (P, H, W) float32/float64, H, W >= 1, any strides; y: (P, Ho, Wo) of x's dtype and
-    indices: (P, Ho, Wo) int64, both C-contiguous and writeable, with
-    Ho = (H + 2*pad_h - kernel_h) // stride_h + 1 (likewise Wo).  kernel >= 1, stride >= 1,
-    0 <= pad <= kernel // 2 and the kernel must fit in the padded plane.  Releases the GIL.
+    indices: (P, Ho, Wo) int64, both C-contiguous and writeable.  kernel_size, stride and
+    padding are (h, w) pairs, with Ho = (H + 2*pad_h - kernel_h) // stride_h + 1 (likewise Wo).
+    kernel >= 1, stride >= 1, 0 <= pad <= kernel // 2 and the kernel must fit in the padded
+    plane.  Releases the GIL.
     """
-    _check_float_stack(x, "x")
+    check_array(x, "x", 3, ANY_FLOAT)
     cdef int typenum = cnp.PyArray_TYPE(x)
     cdef Py_ssize_t planes = cnp.PyArray_DIM(x, 0)
-    cdef Py_ssize_t height = cnp.PyArray_DIM(x, 1), width = cnp.PyArray_DIM(x, 2)
-    if height < 1 or width < 1:
+    cdef Geometry g
+    g.height, g.width = cnp.PyArray_DIM(x, 1), cnp.PyArray_DIM(x, 2)
+    g.kernel_h, g.kernel_w = kernel_size
+    g.stride_h, g.stride_w = stride
+    g.pad_h, g.pad_w = padding
+    if g.height < 1 or g.width < 1:
         raise ValueError("x planes must be non-empty")
-    if kernel_h < 1 or kernel_w < 1 or stride_h < 1 or stride_w < 1:
+    if g.kernel_h < 1 or g.kernel_w < 1 or g.stride_h < 1 or g.stride_w < 1:
         raise ValueError("kernel and stride must be >= 1")
     # Bounded so that window arithmetic (corners, clipped tap ranges) cannot overflow.
-    if max(kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w) > INT32_MAX:
+    if max(g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w) > INT_MAX:
         raise ValueError("kernel, stride and padding must be at most 2**31 - 1")
     # The bound on padding is what makes every window contain a real element, which the
     # kernels use as its initial argmax.
-    if not (0 <= pad_h <= kernel_h // 2 and 0 <= pad_w <= kernel_w // 2):
+    if not (0 <= g.pad_h <= g.kernel_h // 2 and 0 <= g.pad_w <= g.kernel_w // 2):
         raise ValueError("padding must be in [0, kernel // 2]")
     # 2 * pad <= kernel here; the comparison is the same as kernel > height + 2 * pad.
-    if kernel_h - 2 * pad_h > height or kernel_w - 2 * pad_w > width:
+    if g.kernel_h - 2 * g.pad_h > g.height or g.kernel_w - 2 * g.pad_w > g.width:
         raise ValueError("kernel larger than the padded input")
-    cdef Py_ssize_t out_rows = (height - (kernel_h - 2 * pad_h)) // stride_h + 1
-    cdef Py_ssize_t out_cols = (width - (kernel_w - 2 * pad_w)) // stride_w + 1
-    _check_output(y, "y", typenum, planes, out_rows, out_cols)
-    _check_output(indices, "indices", cnp.NPY_INT64, planes, out_rows, out_cols)
+    g.out_rows = (g.height - (g.kernel_h - 2 * g.pad_h)) // g.stride_h + 1
+    g.out_cols = (g.width - (g.kernel_w - 2 * g.pad_w)) // g.stride_w + 1
+    check_array(y, "y", 3, typenum, C_ORDER | WRITEABLE, (planes, g.out_rows, g.out_cols))
+    check_array(indices, "indices", 3, cnp.NPY_INT64, C_ORDER | WRITEABLE,
+                (planes, g.out_rows, g.out_cols))
     _check_range(start, stop, planes)
 
     cdef int64_t unshared = 0
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
     cdef Py_ssize_t plane_step = element_step(cnp.PyArray_STRIDE(x, 0), itemsize, planes)
-    cdef Py_ssize_t row_step = element_step(cnp.PyArray_STRIDE(x, 1), itemsize, height)
-    cdef Py_ssize_t col_step = element_step(cnp.PyArray_STRIDE(x, 2), itemsize, width)
+    cdef Py_ssize_t row_step = element_step(cnp.PyArray_STRIDE(x, 1), itemsize, g.height)
+    cdef Py_ssize_t col_step = element_step(cnp.PyArray_STRIDE(x, 2), itemsize, g.width)
     cdef int64_t *shared = _claim_counter(counter, claim)
     cdef int status
     if shared == NULL:
@@ -710,17 +675,15 @@ def max_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
     if typenum == cnp.NPY_FLOAT32:
         with nogil:
             status = _pool_claimed(<const float *> cnp.PyArray_DATA(x), plane_step, row_step,
-                                   col_step, height, width, <float *> cnp.PyArray_DATA(y),
-                                   <int64_t *> cnp.PyArray_DATA(indices), out_rows, out_cols,
-                                   kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
-                                   start, stop, shared, claim)
+                                   col_step, <float *> cnp.PyArray_DATA(y),
+                                   <int64_t *> cnp.PyArray_DATA(indices), &g, start, stop,
+                                   shared, claim)
     else:
         with nogil:
             status = _pool_claimed(<const double *> cnp.PyArray_DATA(x), plane_step, row_step,
-                                   col_step, height, width, <double *> cnp.PyArray_DATA(y),
-                                   <int64_t *> cnp.PyArray_DATA(indices), out_rows, out_cols,
-                                   kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
-                                   start, stop, shared, claim)
+                                   col_step, <double *> cnp.PyArray_DATA(y),
+                                   <int64_t *> cnp.PyArray_DATA(indices), &g, start, stop,
+                                   shared, claim)
     if status != 0:
         raise MemoryError("out of memory in max_pool2d_planes")
 
@@ -738,26 +701,16 @@ def max_pool2d_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray indices 
     STATUS_BAD_INDEX when an index lies outside [0, H*W): nothing is written for it and the
     remaining planes of the range are left untouched.  Releases the GIL.
     """
-    _check_float_stack(grad_y, "grad_y")
+    check_array(grad_y, "grad_y", 3, ANY_FLOAT, C_ORDER)
     cdef int typenum = cnp.PyArray_TYPE(grad_y)
     cdef Py_ssize_t planes = cnp.PyArray_DIM(grad_y, 0)
     cdef Py_ssize_t out_rows = cnp.PyArray_DIM(grad_y, 1), out_cols = cnp.PyArray_DIM(grad_y, 2)
-    if not cnp.PyArray_IS_C_CONTIGUOUS(grad_y) or not cnp.PyArray_ISALIGNED(grad_y):
-        raise ValueError("grad_y must be C-contiguous and aligned")
-    if (cnp.PyArray_NDIM(indices) != 3 or cnp.PyArray_TYPE(indices) != cnp.NPY_INT64
-            or not cnp.PyArray_ISNOTSWAPPED(indices)):
-        raise TypeError("indices must be a 3-D native int64 array")
     # Aligned too: the scatter loads int64 indices directly (a misaligned view slipped through,
     # found by tools/sanitize.sh).
-    if not cnp.PyArray_IS_C_CONTIGUOUS(indices) or not cnp.PyArray_ISALIGNED(indices):
-        raise ValueError("indices must be C-contiguous and aligned")
-    if (cnp.PyArray_DIM(indices, 0) != planes or cnp.PyArray_DIM(indices, 1) != out_rows
-            or cnp.PyArray_DIM(indices, 2) != out_cols):
-        raise ValueError("indices must have grad_y's shape")
-    if cnp.PyArray_NDIM(grad_x) != 3:
-        raise TypeError("grad_x must be 3-D")
-    _check_output(grad_x, "grad_x", typenum, planes, cnp.PyArray_DIM(grad_x, 1),
-                  cnp.PyArray_DIM(grad_x, 2))
+    check_array(indices, "indices", 3, cnp.NPY_INT64, C_ORDER, (<object> grad_y).shape)
+    check_array(grad_x, "grad_x", 3, typenum, C_ORDER | WRITEABLE)
+    if cnp.PyArray_DIM(grad_x, 0) != planes:
+        raise ValueError(f"grad_x must have {planes} planes, got shape {(<object> grad_x).shape}")
     _check_range(start, stop, planes)
 
     cdef Py_ssize_t n_out = out_rows * out_cols

@@ -1,7 +1,7 @@
 /*
  * 2x2 max pooling with horizontal stride 2 (any vertical stride) over windows that lie wholly
  * inside a plane, in AVX2 and AVX-512 variants chosen at run time (the dispatch machinery and
- * the per-module cap are corr_simd.h's).  The portable build has no such variant: its callers
+ * the per-module cap are simd_dispatch.h's).  The portable build has no such variant: its callers
  * keep their own loops for everything a variant leaves undone.
  *
  * Each output's window is scanned row-major (a = top left, b = top right, c, d below) and an
@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-#include "corr_simd.h"
+#include "simd_dispatch.h"
 
 /* Arguments of every variant: output rows [row_first, row_stop) and columns
  * [col_first, col_stop) of a plane whose rows are row_step elements apart (unit stride within

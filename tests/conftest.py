@@ -4,6 +4,7 @@ from pathlib import Path
 
 import hypothesis
 import numpy
+import numpy as np
 import pytest
 import scipy
 
@@ -44,3 +45,53 @@ def pytest_report_header(config):
     return [f"cnnative {cnnative.__version__} from {Path(cnnative.__file__).parent}",
             f"simd: {detected} detected, {active} active; "
             f"numpy {numpy.__version__}, scipy {scipy.__version__}"]
+
+
+# -- memory layouts -----------------------------------------------------------------------------
+
+#: Every layout with_layout makes; a kernel must give the C-contiguous result for each.
+LAYOUTS = ["C", "F", "strided", "reversed", "transposed", "rows", "misaligned", "packed",
+           "byteswapped", "readonly", "broadcast", "list"]
+
+
+def with_layout(array, kind):
+    """``array``'s values in another memory layout (or as nested lists); never sharing its memory."""
+    if array.ndim == 0:
+        return array.item() if kind == "list" else array.copy()
+    if kind == "F":
+        return np.asfortranarray(array)
+    if kind == "strided":
+        big = np.zeros(tuple(2 * n + 1 for n in array.shape), array.dtype)
+        index = tuple(slice(1, None, 2) for _ in array.shape)
+        big[index] = array
+        return big[index]
+    if kind == "reversed":
+        return np.flip(np.flip(array).copy())
+    if kind == "transposed":
+        return np.ascontiguousarray(array.T).T
+    if kind == "misaligned" and array.dtype.itemsize > 1 and array.dtype.kind != "O":
+        raw = np.zeros(array.nbytes + 1, np.uint8)
+        out = raw[1:].view(array.dtype).reshape(array.shape)
+        out[...] = array
+        return out
+    if kind == "packed" and array.dtype.kind != "O":
+        record = np.zeros(array.shape, [("value", array.dtype), ("tag", "u1")])
+        record["value"] = array
+        return record["value"]
+    if kind == "byteswapped" and array.dtype.itemsize > 1 and array.dtype.kind not in "OUSM":
+        return array.astype(array.dtype.newbyteorder())
+    if kind == "readonly":
+        out = array.copy()
+        out.flags.writeable = False
+        return out
+    if kind == "rows" and array.ndim:
+        # Unit steps inside rows, gaps between them.
+        big = np.full(array.shape[:-1] + (array.shape[-1] + 5,), 99, array.dtype)
+        big[..., :array.shape[-1]] = array
+        return big[..., :array.shape[-1]]
+    if kind == "broadcast" and array.ndim and array.shape[-1] > 1:
+        # A zero stride along the last axis: every row repeats its first element.
+        return np.broadcast_to(array[..., :1].copy(), array.shape)
+    if kind == "list" and array.dtype.kind in "fiub" and array.size <= 400:
+        return array.tolist()
+    return array.copy()

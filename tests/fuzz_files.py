@@ -42,8 +42,8 @@ from typing import Any, Callable
 import numpy as np
 
 import cnnative
-from cnnative import datasets, model_io, models
-from cnnative.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh
+from cnnative import datasets, io as model_io, models
+from cnnative.nn import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh
 from fuzz_support import (ERROR, FLOATS, LAYOUTS, Value, assert_same_array, chance, describe,
                           integer, pick, size, values, with_layout)
 
@@ -421,7 +421,7 @@ def model_call(rng):
     directory = scratch_directory()
     try:
         path = os.path.join(directory, "model.npz")
-        network.save(path)
+        cnnative.save(network, path)
         with open(path, "rb") as file:
             data = file.read()
     finally:
@@ -450,7 +450,7 @@ def model_call(rng):
             expect = ERROR if damaged else ValueOrError(expect.check)
     if isinstance(expect, Model):
         expect = Value(expect.check)
-    return FileCall("load", pick(rng, [cnnative.load, cnnative.Network.load]), data,
+    return FileCall("load", pick(rng, [cnnative.load, cnnative.io.load]), data,
                     pick(rng, ["model.npz", "model", "m.zip"]), spoils, as_path=chance(rng, 0.3),
                     expect=expect)
 

@@ -4,8 +4,8 @@ Calls are mostly valid (so results get checked) with random shapes including 0 a
 dtype, non-contiguous, misaligned, byte-swapped, read-only and zero-stride layouts, NaN and inf;
 many break one rule or several.  Whether a call is valid is decided by each target's ``spec``
 from the documented rules, not by running the wrapper's own checks; a valid call must match
-scipy.signal (correlate2d/convolve2d), tests/reference.py (conv2d), tests/pool_reference.py
-(pooling) or NumPy (dense), bit for bit where the function promises it.  The oracle itself is
+scipy.signal (correlate2d/convolve2d), cnnative.testing (conv2d and
+pooling) or NumPy (dense), bit for bit where the function promises it.  The oracle itself is
 in tests/fuzz_support.py; the raw kernels' targets are in tests/fuzz_native.py, the file
 readers' (read_idx, load) in tests/fuzz_files.py.
 
@@ -18,12 +18,11 @@ import numbers
 import warnings
 
 import numpy as np
+from cnnative import testing
 import scipy.signal
 
 import fuzz_files
 import fuzz_native
-import pool_reference
-import reference
 from fuzz_support import (BAD_SCALARS, BIG_BYTES, FLOATS, LAYOUTS, SEEDS, TOO_BIG, Call, Invalid,  # noqa: F401 (SEEDS: for the runners)
                           Target, Value, array_arg, as_array, assert_same_array,
                           assert_sums_close, bound_arguments, chance, float_array,
@@ -238,8 +237,8 @@ def conv2d_spec(call):
         return TOO_BIG
     dtype = w.dtype.newbyteorder("=")
     with np.errstate(all="ignore"):
-        expected = reference.conv2d(x4, w, b, stride, padding)
-        scale = reference.conv2d(np.abs(x4), np.abs(w), None if b is None else np.abs(b), stride,
+        expected = testing.conv2d(x4, w, b, stride, padding)
+        scale = testing.conv2d(np.abs(x4), np.abs(w), None if b is None else np.abs(b), stride,
                                  padding)
     terms = w.shape[1] * w.shape[2] * w.shape[3] + 1
 
@@ -259,8 +258,8 @@ def conv2d_backward_spec(call):
         raise Invalid
     dtype = w.dtype.newbyteorder("=")
     with np.errstate(all="ignore"):
-        expected = reference.conv2d_backward(g4, x4, w, stride, padding)
-        scales = reference.conv2d_backward(np.abs(g4), np.abs(x4), np.abs(w), stride, padding)
+        expected = testing.conv2d_backward(g4, x4, w, stride, padding)
+        scales = testing.conv2d_backward(np.abs(g4), np.abs(x4), np.abs(w), stride, padding)
     batch_terms = x4.shape[0] * out[0] * out[1]
     terms = (w.shape[0] * w.shape[2] * w.shape[3], batch_terms, batch_terms)
     need_grad_x = arguments["need_grad_x"]
@@ -342,7 +341,7 @@ def max_pool2d_spec(call):
         raise Invalid
     if kernel[0] > x.shape[-2] + 2 * padding[0] or kernel[1] > x.shape[-1] + 2 * padding[1]:
         raise Invalid
-    y, indices = pool_reference.max_pool2d(x, kernel, stride, padding)
+    y, indices = testing.max_pool2d(x, kernel, stride, padding)
     y = _native(y)
 
     def check_result(result):
@@ -365,7 +364,7 @@ def max_pool2d_backward_call(rng):
             p = (k[0] // 2, k[1] // 2)
         s = (integer(rng, 1, 3), integer(rng, 1, 3))
         source = values(rng, (*lead, height, width), dtype, pool=POOL_VALUES)
-        indices = pool_reference.max_pool2d(source, k, s, p)[1]
+        indices = testing.max_pool2d(source, k, s, p)[1]
     else:
         out = (size(rng, 6, 0.02), size(rng, 6, 0.02))
         indices = rng.integers(0, max(1, height * width), (*lead, *out))
@@ -416,7 +415,7 @@ def max_pool2d_backward_spec(call):
     if indices.min() < 0 or indices.max() >= input_shape[-2] * input_shape[-1]:
         raise Invalid
     with np.errstate(all="ignore"):
-        expected = _native(pool_reference.max_pool2d_backward(grad_y, indices, input_shape))
+        expected = _native(testing.max_pool2d_backward(grad_y, indices, input_shape))
     return Value(functools.partial(assert_same_array, expected=expected))
 
 

@@ -1,4 +1,6 @@
 """conv2d / conv2d_backward against a NumPy reference, finite differences and the primer's scipy loops."""
+import warnings
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -6,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cnnative
-import reference
 from cnnative._native import conv as native_conv
+from cnnative import _threads, testing
 
 TOLERANCE = {np.float64: 1e-11, np.float32: 2e-4}
 
@@ -50,10 +52,10 @@ def algorithm(request):
 def test_forward_and_backward_match_reference(algorithm, layer):
     x, w, b, stride, padding, dtype = layer
     y = cnnative.conv2d(x, w, b, stride, padding)
-    assert_close(y, reference.conv2d(x, w, b, stride, padding), dtype)
+    assert_close(y, testing.conv2d(x, w, b, stride, padding), dtype)
     grad_y = np.random.default_rng(0).standard_normal(y.shape).astype(dtype)
     grad_x, grad_w, grad_b = cnnative.conv2d_backward(grad_y, x, w, stride, padding)
-    expected = reference.conv2d_backward(grad_y, x, w, stride, padding)
+    expected = testing.conv2d_backward(grad_y, x, w, stride, padding)
     for actual, wanted in zip((grad_x, grad_w, grad_b), expected):
         assert_close(actual, wanted, dtype)
 
@@ -111,7 +113,7 @@ def test_single_image_and_no_bias():
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((2, 9, 9)), rng.standard_normal((3, 2, 3, 3))
     y = cnnative.conv2d(x, w)
-    np.testing.assert_allclose(y, reference.conv2d(x[None], w)[0], atol=1e-12)
+    np.testing.assert_allclose(y, testing.conv2d(x[None], w)[0], atol=1e-12)
     grad_x, grad_w, grad_b = cnnative.conv2d_backward(np.ones_like(y), x, w)
     assert grad_x.shape == x.shape and grad_w.shape == w.shape and grad_b.shape == (3,)
     assert cnnative.conv2d_backward(np.ones_like(y), x, w, need_grad_x=False)[0] is None
@@ -176,14 +178,102 @@ def test_native_entry_points_check_their_own_preconditions():
     x, w = np.ones((2, 3, 8, 8)), np.ones((4, 3, 3, 3))
     y = np.empty((2, 4, 6, 6))
     with pytest.raises(ValueError):
-        native.forward(x, w, None, y, 1, 1, 0, 0, 0, 3)  # chunk beyond the batch
+        native.forward(x, w, None, y, (1, 1), (0, 0), 0, 3)  # chunk beyond the batch
     with pytest.raises(ValueError):
-        native.forward(x, w, None, np.empty((2, 4, 5, 5)), 1, 1, 0, 0, 0, 2)  # wrong output shape
-    with pytest.raises(TypeError):
-        native.forward(x, w, None, np.empty((2, 4, 6, 6), order="F"), 1, 1, 0, 0, 0, 2)
+        native.forward(x, w, None, np.empty((2, 4, 5, 5)), (1, 1), (0, 0), 0, 2)  # wrong output shape
     with pytest.raises(ValueError):
-        native.forward(x, np.ones((4, 2, 3, 3)), None, y, 1, 1, 0, 0, 0, 2)
+        native.forward(x, w, None, np.empty((2, 4, 6, 6), order="F"), (1, 1), (0, 0), 0, 2)
     with pytest.raises(ValueError):
-        native.forward(x, w, None, y, 0, 1, 0, 0, 0, 2)
+        native.forward(x, np.ones((4, 2, 3, 3)), None, y, (1, 1), (0, 0), 0, 2)
     with pytest.raises(ValueError):
-        native.forward(x, w, np.ones(3), y, 1, 1, 0, 0, 0, 2)
+        native.forward(x, w, None, y, (0, 1), (0, 0), 0, 2)
+    with pytest.raises(ValueError):
+        native.forward(x, w, np.ones(3), y, (1, 1), (0, 0), 0, 2)
+
+
+def test_float32_gemm_path_is_bit_identical_across_thread_counts_and_restores_blas():
+    """Chunks used to toggle scipy's (process-wide) BLAS thread count against each other."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((37, 3, 28, 28)).astype(np.float32)
+    w = rng.standard_normal((20, 3, 5, 5)).astype(np.float32)
+    grad_y = rng.standard_normal((37, 20, 28, 28)).astype(np.float32)
+    control = _threads.blas_control()
+    before = control[0]() if control else None
+    previous = native_conv.set_algorithm("gemm")
+    try:
+        reference = cnnative.conv2d_backward(grad_y, x, w, padding=2, num_threads=1)
+        for _ in range(6):
+            for a, b in zip(reference, cnnative.conv2d_backward(grad_y, x, w, padding=2, num_threads=2)):
+                assert np.array_equal(a, b)
+    finally:
+        native_conv.set_algorithm(previous)
+    if before is not None:
+        assert control[0]() == before
+
+
+def test_native_conv_geometry_does_not_overflow_int():
+    x, w = np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3))
+    with pytest.raises(ValueError):
+        native_conv.forward(x, w, None, np.empty((1, 1, 1, 3)), (1, 1), (2**31 - 1, 0), 0, 1)
+
+
+def test_strided_bias_and_equal_but_distinct_dtype_objects_are_accepted():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.dtype("f4").newbyteorder("="))
+    b = np.ones(8, np.float32)[::2]
+    np.testing.assert_array_equal(cnnative.conv2d(x, w, b), cnnative.conv2d(x, w.astype(np.float32), b.copy()))
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "gemm"])
+def test_non_finite_weight_does_not_reach_input_positions_it_never_touches(algorithm):
+    # The direct input gradient used to multiply every weight by the zero border of grad_y, so
+    # an inf weight put NaN (inf * 0) at positions whose gradient has no term with that weight.
+    x = np.ones((1, 1, 1, 6))
+    w = np.array([np.inf, 2.0, 3.0]).reshape(1, 1, 1, 3)
+    grad_y = np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 1, 4)
+    previous = native_conv.set_algorithm(algorithm)
+    try:
+        grad_x, _, _ = cnnative.conv2d_backward(grad_y, x, w)
+    finally:
+        native_conv.set_algorithm(previous)
+    # grad_x[j] = sum over k of grad_y[j - k] * w[k]; w[0] is in the terms of j = 0..3 only.
+    np.testing.assert_array_equal(grad_x.ravel(), [np.inf] * 4 + [4 * 2 + 3 * 3, 4 * 3])
+
+
+def test_chunk_sums_of_opposite_infinities_are_quiet_nan():
+    # Batches above 8 samples are summed chunk by chunk in Python; inf + -inf warned there
+    # (an error under -W error) while the same sum inside one chunk is a quiet NaN.
+    x = np.ones((32, 1, 4, 4))
+    x[0], x[20] = np.inf, -np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, grad_w, _ = cnnative.conv2d_backward(np.ones((32, 1, 4, 4)), x, np.ones((1, 1, 1, 1)))
+    assert np.isnan(grad_w).all()
+
+
+@pytest.mark.parametrize("output", ["y", "grad_x", "grad_w", "grad_b"])
+def test_conv_kernels_refuse_read_only_outputs(output):
+    # A read-only array may sit on read-only memory (np.frombuffer of bytes, a read-only mmap);
+    # the pooling kernels refused it, the conv kernels wrote through it.
+    x, w = np.ones((2, 3, 8, 8)), np.ones((4, 3, 3, 3))
+    arrays = {"y": np.zeros((2, 4, 6, 6)), "grad_x": np.zeros_like(x), "grad_w": np.zeros_like(w),
+              "grad_b": np.zeros(4)}
+    arrays[output].flags.writeable = False
+    with pytest.raises(ValueError, match=f"{output} must be writeable"):
+        if output == "y":
+            native_conv.forward(x, w, None, arrays["y"], (1, 1), (0, 0), 0, 2)
+        else:
+            native_conv.backward(np.ones((2, 4, 6, 6)), x, w, arrays["grad_x"], arrays["grad_w"],
+                                 arrays["grad_b"], (1, 1), (0, 0), 0, 2)
+    assert not any(a.any() for a in arrays.values())
+
+
+@pytest.mark.parametrize("start, stop", [(2**63 - 1, 2**63 - 1), (-(2**63), 1), (3, 3)])
+def test_native_conv_backward_checks_the_chunk_before_offsetting_grad_x(start, stop):
+    # grad_x's pointer was offset by start * sample bytes before start was range-checked: a
+    # start near +-2**63 overflowed Py_ssize_t (undefined behaviour) on the way to the ValueError.
+    x, w, grad_y = np.ones((2, 1, 4, 4)), np.ones((1, 1, 3, 3)), np.ones((2, 1, 2, 2))
+    with pytest.raises(ValueError, match="outside the batch"):
+        native_conv.backward(grad_y, x, w, np.empty_like(x), np.empty_like(w), np.empty(1),
+                             (1, 1), (0, 0), start, stop)

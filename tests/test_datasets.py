@@ -12,8 +12,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from cnnative import _idx, _mnist_files, datasets
+from cnnative import _files, datasets
+from cnnative.datasets import _mnist_files
 from cnnative.datasets import ChecksumError, IDXFormatError, read_idx, write_idx
+from conftest import with_layout as layout
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
@@ -42,21 +44,6 @@ def sample(dtype, shape, seed=0):
     return values
 
 
-def layout(array, kind):
-    if kind == "F":
-        return np.asfortranarray(array)
-    if kind == "strided":
-        big = np.zeros(tuple(2 * n for n in array.shape), array.dtype)
-        view = big[tuple(slice(None, None, 2) for _ in array.shape)]
-        view[...] = array
-        return view
-    if kind == "reversed":
-        return array[::-1].copy()[::-1]
-    if kind == "big-endian":
-        return array.astype(array.dtype.newbyteorder(">"))
-    return array.copy()
-
-
 def same_bits(a, b):
     assert a.dtype == b.dtype and a.shape == b.shape
     assert a.tobytes() == b.tobytes()  # NaN payloads and -0.0 included
@@ -73,7 +60,7 @@ def put(path, payload, compress=False):
 
 # --- IDX round trips and bytes on disk ---------------------------------------------------------
 
-@pytest.mark.parametrize("kind", ["C", "F", "strided", "reversed", "big-endian"])
+@pytest.mark.parametrize("kind", ["C", "F", "strided", "reversed", "byteswapped"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{len(s)}d")
 @pytest.mark.parametrize("suffix", ["", ".gz"])
 @pytest.mark.parametrize("dtype,code", IDX_TYPES)
@@ -266,7 +253,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     def fail(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(_idx.os, "replace", fail)
+    monkeypatch.setattr(_files.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
         write_idx(path, np.arange(9, dtype=np.uint8))
     assert path.read_bytes() == original
@@ -452,9 +439,9 @@ def test_download_mnist_argument_errors(tmp_path):
 
 @pytest.fixture
 def fresh_digits_cache():
-    datasets._digits_5k.cache_clear()
+    datasets.digits._digits_5k.cache_clear()
     yield
-    datasets._digits_5k.cache_clear()
+    datasets.digits._digits_5k.cache_clear()
 
 
 def image_keys(images):
@@ -475,7 +462,7 @@ def test_digits_5k_default_split():
 
 
 def test_digits_5k_contents():
-    images, labels = datasets._digits_5k()
+    images, labels = datasets.digits._digits_5k()
     assert images.shape == (5000, 28, 28) and len(image_keys(images)) == 5000
     np.testing.assert_array_equal(np.bincount(labels), [500] * 10)
     np.testing.assert_array_equal(labels[::500], np.arange(10))  # stored ordered by digit
@@ -564,20 +551,21 @@ def test_damaged_package_data_is_refused(monkeypatch, fresh_digits_cache):
     table = dict(datasets.DIGITS_5K_SHA256)
     name = datasets.DIGITS_5K_FILES[1]
     table[name] = ("0" * 64, table[name][1])
-    monkeypatch.setattr(datasets, "DIGITS_5K_SHA256", table)
+    monkeypatch.setattr(datasets.digits, "DIGITS_5K_SHA256", table)
     with pytest.raises(ChecksumError, match=f"{name}: package data has SHA-256 .* reinstall"):
         datasets.load_digits_5k()
 
 
 def test_package_data_is_declared_in_pyproject():
     tomllib = pytest.importorskip("tomllib")
-    data = REPO / "src" / "cnnative"
-    if not data.is_dir():
+    package = REPO / "src" / "cnnative"
+    if not package.is_dir():
         pytest.skip("needs the source tree (an installed wheel is checked by test_package_data_digests)")
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
     patterns = config["tool"]["setuptools"]["package-data"]["cnnative"]
     for name in list(datasets.DIGITS_5K_FILES) + ["NOTICE.txt"]:
-        assert any((data / "data" / name) in data.glob(pattern) for pattern in patterns), name
+        assert any((package / "datasets" / "data" / name) in package.glob(pattern)
+                   for pattern in patterns), name
 
 
 # --- tools/make_digits_5k.py, on a miniature wheel ---------------------------------------------

@@ -3,10 +3,9 @@ import numpy as np
 import pytest
 
 import cnnative
-import pool_reference
-import reference
-from cnnative.layers import (Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh,
-                             layer_from_config)
+from cnnative import testing
+from cnnative.nn import (Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh,
+                         layer_from_config)
 
 RNG = np.random.default_rng(20261122)
 
@@ -34,7 +33,7 @@ def gradcheck_cases():
 def test_gradcheck_every_layer(layer, shape):
     report = cnnative.gradcheck(layer, RNG.standard_normal(shape))
     assert report["ok"]
-    assert set(report) == {"x", *layer.params, "ok"}
+    assert set(report) == {"x", *layer.params, "ok", "kinks"}
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -46,13 +45,13 @@ def test_conv2d_layer_matches_reference(dtype, stride, padding):
     pair = cnnative._validation.int_pair
     geometry = (pair(stride, "", "", 1), pair(padding, "", "", 0))
     y = layer.forward(x)
-    expected = reference.conv2d(x, layer.params["w"], layer.params["b"], *geometry)
+    expected = testing.conv2d(x, layer.params["w"], layer.params["b"], *geometry)
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(y, expected, rtol=tolerance, atol=tolerance)
     assert y.dtype == dtype
     grad = RNG.standard_normal(y.shape).astype(dtype)
     grad_x = layer.backward(grad)
-    ref_x, ref_w, ref_b = reference.conv2d_backward(grad, x, layer.params["w"], *geometry)
+    ref_x, ref_w, ref_b = testing.conv2d_backward(grad, x, layer.params["w"], *geometry)
     for actual, wanted in [(grad_x, ref_x), (layer.grads["w"], ref_w), (layer.grads["b"], ref_b)]:
         np.testing.assert_allclose(actual, wanted, rtol=tolerance * 10, atol=tolerance * 10)
 
@@ -73,11 +72,11 @@ def test_max_pool_layer_matches_pytorch_rule_and_accumulates_overlaps():
     x = RNG.integers(0, 3, (2, 3, 6, 7)).astype(np.float32)  # many ties
     layer = MaxPool2D(3, stride=1, padding=1)
     y = layer.forward(x)
-    expected_y, expected_indices = pool_reference.max_pool2d(x, 3, 1, 1)
+    expected_y, expected_indices = testing.max_pool2d(x, 3, 1, 1)
     np.testing.assert_array_equal(y, expected_y)
     grad = RNG.standard_normal(y.shape).astype(np.float32)
     np.testing.assert_allclose(layer.backward(grad),
-                               pool_reference.max_pool2d_backward(grad, expected_indices, x.shape),
+                               testing.max_pool2d_backward(grad, expected_indices, x.shape),
                                rtol=1e-6)
 
 
@@ -194,3 +193,25 @@ def test_gradcheck_catches_a_wrong_gradient_and_needs_float64():
         cnnative.gradcheck(ReLU(), np.ones((2, 2), np.float32))
     with pytest.raises(TypeError, match="w must be float64"):
         cnnative.gradcheck(Dense(2, 2), np.ones((2, 2)))
+
+
+def test_gradcheck_skips_and_counts_kinks_but_not_wrong_gradients_beside_them():
+    # Inputs exactly at ReLU's kink (real digits' zero pixels, zero biases): the central
+    # difference is half the slope there, backward's (torch's) convention is 0.
+    x = np.zeros((2, 6))
+    x[:, 3:] = RNG.standard_normal((2, 3))
+    report = cnnative.gradcheck(ReLU(), x)
+    assert report["ok"] and report["kinks"] == 6
+
+    class Doubled(ReLU):
+        def backward(self, grad):
+            return 2 * super().backward(grad)
+
+    report = cnnative.gradcheck(Doubled(), x, raise_exception=False)
+    assert not report["ok"] and report["kinks"] == 6
+
+    # A kink just off the point (within the step but beyond half of it) is no kink at the
+    # point: the smaller step's central difference is the derivative, and it agrees.
+    near = np.array([[0.7e-6, -0.7e-6, 2.0]])
+    report = cnnative.gradcheck(ReLU(), near)
+    assert report["ok"] and report["kinks"] == 0

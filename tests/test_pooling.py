@@ -5,29 +5,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import cnnative
-import pool_reference as reference
+from cnnative import testing as reference
 from cnnative import pooling
 from cnnative._native import pool as native
+from conftest import with_layout as layout
 
 DTYPES = [np.float32, np.float64]
 NAN, INF = np.nan, np.inf
-
-
-def layout(array, kind):
-    """The same values as ``array`` in another memory layout (never sharing memory with it)."""
-    if kind == "F":
-        return np.asfortranarray(array)
-    if kind == "strided":
-        big = np.full(array.shape[:-2] + (array.shape[-2] * 2, array.shape[-1] * 3), 99, array.dtype)
-        big[..., ::2, ::3] = array
-        return big[..., ::2, ::3]
-    if kind == "reversed":
-        return array[..., ::-1, ::-1].copy()[..., ::-1, ::-1]
-    if kind == "rows":  # unit steps inside rows, gaps between rows
-        big = np.full(array.shape[:-1] + (array.shape[-1] + 5,), 99, array.dtype)
-        big[..., : array.shape[-1]] = array
-        return big[..., : array.shape[-1]]
-    return array.copy()
 
 
 def assert_same(ours, expected):
@@ -205,60 +189,6 @@ def test_positions_beyond_int32_on_huge_planes():
     assert indices.max() > 2**31
 
 
-# ---------------------------------------------------------------- instruction-set variants
-
-
-@pytest.fixture(params=[0, 1, 2, 3], ids=["scalar", "vec128", "avx2", "avx512f"])
-def simd_cap(request):
-    old = native.set_simd_cap(request.param)
-    yield request.param
-    native.set_simd_cap(old)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("stride_h,padding", [(2, 0), (2, 1), (1, 0), (3, (1, 0)), (2, (0, 1))])
-def test_every_simd_variant_of_2x2_stride_2_is_exact(simd_cap, dtype, stride_h, padding):
-    """Every width from narrower than any vector to several vectors plus a partial one."""
-    rng = np.random.default_rng(31)
-    pad_w = padding[1] if isinstance(padding, tuple) else padding
-    for width in range(max(1, 2 - 2 * pad_w), 42):
-        x = rng.integers(-2, 3, (3, 9, width)).astype(dtype)  # many ties
-        x[rng.random(x.shape) < 0.05] = NAN
-        x[rng.random(x.shape) < 0.05] = -INF
-        x[rng.random(x.shape) < 0.02] = INF
-        for kind in ("C", "rows"):
-            problem = (layout(x, kind), 2, (stride_h, 2), padding)
-            assert_same(pooled(*problem), reference.max_pool2d(*problem))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_simd_variants_stay_inside_the_window_columns(simd_cap, dtype):
-    # NaN right after each row's last column would win any window that read it, and guard
-    # planes around the outputs catch stray writes.
-    for width in (3, 9, 16, 17, 33, 40):
-        rows = np.full((2, 6, width + 1), NAN, dtype)
-        rows[..., :width] = np.random.default_rng(width).standard_normal((2, 6, width))
-        x = rows[..., :width]
-        out_w = width // 2
-        y_all = np.full((4, 3, out_w), 7, dtype)
-        i_all = np.full((4, 3, out_w), 7, np.int64)
-        native.max_pool2d_planes(x, y_all[1:3], i_all[1:3], 2, 2, 2, 2, 0, 0, 0, 2)
-        assert_same((y_all[1:3], i_all[1:3]), reference.max_pool2d(x, 2))
-        assert (y_all[[0, 3]] == 7).all() and (i_all[[0, 3]] == 7).all()
-
-
-def test_simd_info_and_cap():
-    detected, active = native.simd_info()
-    assert detected in ("scalar", "sse2", "neon", "avx2", "avx512f") and active == detected
-    old = native.set_simd_cap(2)
-    try:
-        assert native.simd_info()[1] == ("avx2" if detected == "avx512f" else detected)
-        with pytest.raises(ValueError, match="level must be in"):
-            native.set_simd_cap(4)
-    finally:
-        native.set_simd_cap(old)
-
-
 # ---------------------------------------------------------------- backward
 
 
@@ -406,20 +336,21 @@ def test_bad_backward_arguments(change, error, match):
 def test_forward_kernel_rechecks_its_preconditions():
     x = np.zeros((2, 6, 6))
     y, indices = np.empty((2, 3, 3)), np.empty((2, 3, 3), np.int64)
-    native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 0, 2)
+    native.max_pool2d_planes(x, y, indices, (2, 2), (2, 2), (0, 0), 0, 2)
     bad_calls = [
-        lambda: native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 0, 3),  # plane range
-        lambda: native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, -1, 2),
-        lambda: native.max_pool2d_planes(x, y, indices, 3, 3, 2, 2, 0, 0, 0, 2),  # y shape
-        lambda: native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 2, 0, 0, 2),  # padding
-        lambda: native.max_pool2d_planes(x, y, indices, 2, 2, 0, 2, 0, 0, 0, 2),  # stride
-        lambda: native.max_pool2d_planes(x, y, indices, 8, 8, 2, 2, 0, 0, 0, 2),  # kernel
-        lambda: native.max_pool2d_planes(x, y.astype(np.float32), indices, 2, 2, 2, 2, 0, 0, 0, 2),
-        lambda: native.max_pool2d_planes(x, y, indices.astype(np.int32), 2, 2, 2, 2, 0, 0, 0, 2),
+        lambda: native.max_pool2d_planes(x, y, indices, (2, 2), (2, 2), (0, 0), 0, 3),  # plane range
+        lambda: native.max_pool2d_planes(x, y, indices, (2, 2), (2, 2), (0, 0), -1, 2),
+        lambda: native.max_pool2d_planes(x, y, indices, (3, 3), (2, 2), (0, 0), 0, 2),  # y shape
+        lambda: native.max_pool2d_planes(x, y, indices, (2, 2), (2, 2), (2, 0), 0, 2),  # padding
+        lambda: native.max_pool2d_planes(x, y, indices, (2, 2), (0, 2), (0, 0), 0, 2),  # stride
+        lambda: native.max_pool2d_planes(x, y, indices, (8, 8), (2, 2), (0, 0), 0, 2),  # kernel
+        lambda: native.max_pool2d_planes(x, y.astype(np.float32), indices, (2, 2), (2, 2), (0, 0), 0, 2),
+        lambda: native.max_pool2d_planes(x, y, indices.astype(np.int32), (2, 2), (2, 2), (0, 0),
+                                         0, 2),
         lambda: native.max_pool2d_planes(x, np.empty((2, 3, 6))[:, :, ::2], indices,
-                                         2, 2, 2, 2, 0, 0, 0, 2),
-        lambda: native.max_pool2d_planes(x[0], y, indices, 2, 2, 2, 2, 0, 0, 0, 2),
-        lambda: native.max_pool2d_planes(x.astype(np.int64), y, indices, 2, 2, 2, 2, 0, 0, 0, 2),
+                                         (2, 2), (2, 2), (0, 0), 0, 2),
+        lambda: native.max_pool2d_planes(x[0], y, indices, (2, 2), (2, 2), (0, 0), 0, 2),
+        lambda: native.max_pool2d_planes(x.astype(np.int64), y, indices, (2, 2), (2, 2), (0, 0), 0, 2),
     ]
     for call in bad_calls:
         with pytest.raises((ValueError, TypeError)):
@@ -436,7 +367,7 @@ def test_backward_kernel_never_writes_outside_a_plane():
         indices = np.zeros((2, 2, 2), np.int64)
         indices[1, 1, 0] = bad
         status = native.max_pool2d_backward_planes(grad_y, indices, grad_x, 0, 2)
-        assert status == native.STATUS_BAD_INDEX
+        assert status == native.Status.STATUS_BAD_INDEX
         assert not guarded[0].any() and not guarded[3].any()
         assert not grad_x[1].ravel()[1:].any()
         grad_x[...] = 0
@@ -458,10 +389,10 @@ def test_kernels_share_planes_through_a_counter():
     y, indices = np.zeros((7, 3, 3)), np.zeros((7, 3, 3), np.int64)
     counter = np.zeros(1, np.int64)
     # Planes [1, 6) in pieces of 2: one call takes them all, a second finds none left.
-    native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 1, 6, counter, 2)
+    native.max_pool2d_planes(x, y, indices, (2, 2), (2, 2), (0, 0), 1, 6, counter, 2)
     assert counter[0] >= 5
     y_before = y.copy()
-    native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 1, 6, counter, 2)
+    native.max_pool2d_planes(x, y, indices, (2, 2), (2, 2), (0, 0), 1, 6, counter, 2)
     np.testing.assert_array_equal(y, y_before)
     assert_same((y[1:6], indices[1:6]), (expected[0][1:6], expected[1][1:6]))
     assert not y[0].any() and not y[6].any() and not indices[[0, 6]].any()
@@ -469,7 +400,7 @@ def test_kernels_share_planes_through_a_counter():
     grad_x = np.full((7, 6, 6), 5.0)
     counter[0] = 0
     status = native.max_pool2d_backward_planes(y, indices, grad_x, 2, 4, counter, 1)
-    assert status == native.STATUS_OK
+    assert status == native.Status.STATUS_OK
     np.testing.assert_array_equal(grad_x[2:4], reference.max_pool2d_backward(y[2:4], indices[2:4],
                                                                              (2, 6, 6)))
     assert (grad_x[[0, 1, 4, 5, 6]] == 5).all()
@@ -479,7 +410,7 @@ def test_kernels_share_planes_through_a_counter():
 def test_a_counter_out_of_range_claims_nothing(start_value):
     x = np.ones((5, 4, 4))
     y, indices = np.full((5, 2, 2), 3.0), np.full((5, 2, 2), 3, np.int64)
-    native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 0, 5,
+    native.max_pool2d_planes(x, y, indices, (2, 2), (2, 2), (0, 0), 0, 5,
                              np.array([start_value], np.int64), 2)
     assert (y == 3).all() and (indices == 3).all()
     grad_x = np.full((5, 4, 4), 3.0)
@@ -489,17 +420,50 @@ def test_a_counter_out_of_range_claims_nothing(start_value):
 
 
 @pytest.mark.parametrize("counter,claim,error", [
-    (np.zeros(1, np.int32), 1, TypeError), (np.zeros((1, 1), np.int64), 1, TypeError),
+    (np.zeros(1, np.int32), 1, TypeError), (np.zeros((1, 1), np.int64), 1, ValueError),
     ([0], 1, TypeError), (np.zeros(0, np.int64), 1, ValueError),
     (np.zeros(1, np.int64), 0, ValueError), (np.zeros(1, np.int64).view(">i8"), 1, TypeError),
 ])
 def test_kernels_check_the_counter(counter, claim, error):
     x, y, indices = np.ones((2, 4, 4)), np.empty((2, 2, 2)), np.empty((2, 2, 2), np.int64)
     with pytest.raises(error, match="counter|claim"):
-        native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 0, 2, counter, claim)
+        native.max_pool2d_planes(x, y, indices, (2, 2), (2, 2), (0, 0), 0, 2, counter, claim)
     with pytest.raises(error, match="counter|claim"):
         native.max_pool2d_backward_planes(y, indices, np.empty((2, 4, 4)), 0, 2, counter, claim)
     readonly = np.zeros(1, np.int64)
     readonly.flags.writeable = False
     with pytest.raises(ValueError, match="counter"):
-        native.max_pool2d_planes(x, y, indices, 2, 2, 2, 2, 0, 0, 0, 2, readonly, 1)
+        native.max_pool2d_planes(x, y, indices, (2, 2), (2, 2), (0, 0), 0, 2, readonly, 1)
+
+
+def test_window_far_wider_than_the_plane_does_not_loop_over_every_tap():
+    # Valid (padding is half the window) and used to take minutes: the kernel stepped through
+    # all 2**31 - 1 taps of each window row.
+    x = np.random.default_rng(4).standard_normal((2, 5, 7))
+    for kernel, stride, padding in [(2**31 - 1, 1, 2**30 - 1), ((3, 2**20 + 1), (1, 3), (1, 2**19))]:
+        y, indices = cnnative.max_pool2d(x, kernel, stride, padding)
+        y_ref, indices_ref = reference.max_pool2d(x, kernel, stride, padding)
+        assert np.array_equal(y, y_ref) and np.array_equal(indices, indices_ref)
+
+
+def test_huge_window_parameters_are_refused_by_the_pooling_kernel_too():
+    x = np.zeros((1, 5, 7))
+    y, indices = np.empty((1, 5, 7)), np.empty((1, 5, 7), np.int64)
+    with pytest.raises(ValueError, match=r"at most 2\*\*31 - 1"):
+        native.max_pool2d_planes(x, y, indices, (2**63 - 1, 2**63 - 1), (1, 1),
+                                 (2**62 - 1, 2**62 - 1), 0, 1)
+
+
+def test_native_pool_backward_refuses_misaligned_indices():
+    # The scatter loaded int64 indices from a misaligned (contiguous) view: undefined behaviour,
+    # and a fault on CPUs that trap misaligned loads.  The public function copies such views.
+    grad_y = np.random.default_rng(5).standard_normal((2, 3, 4))
+    indices = np.arange(24, dtype=np.int64).reshape(2, 3, 4) % 30
+    buffer = np.zeros(indices.nbytes + 1, np.uint8)
+    shifted = np.frombuffer(buffer.data, np.int64, count=indices.size, offset=1).reshape(indices.shape)
+    shifted[...] = indices
+    assert shifted.flags.c_contiguous and not shifted.flags.aligned
+    with pytest.raises(ValueError, match="indices must be aligned"):
+        native.max_pool2d_backward_planes(grad_y, shifted, np.empty((2, 5, 6)), 0, 2)
+    np.testing.assert_array_equal(cnnative.max_pool2d_backward(grad_y, shifted, (2, 5, 6)),
+                                  cnnative.max_pool2d_backward(grad_y, indices, (2, 5, 6)))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.signal
 
-import primer_reference as ref
-from reference import numeric_gradient
+from cnnative.testing import primer as ref
+from cnnative.testing import numeric_gradient
 from cnnative import primer
 from cnnative.primer import (ConvolutionalLayer, FeatureMap, FullyConnectedLayer, MaxPoolingMap,
                              sigmoid, sigmoid_prime)

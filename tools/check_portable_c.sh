@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Compile native/corr_simd.h and conv_simd.h the way compilers without GCC extensions (MSVC) see
-# them, and the macOS CPU-detection branch, then run both. Linux x86-64 with gcc or clang.
+# Compile the kernel headers (native/simd_dispatch.h and the corr, conv and pool headers built on
+# it) the way compilers without GCC extensions (MSVC) see them, and the macOS CPU-detection
+# branch, then run both. Linux x86-64 with gcc or clang.
 #  1. With __GNUC__/__clang__ undefined the headers must fall back to plain C: built as strict
 #     C99 (-pedantic-errors), any vector type, target attribute or builtin left outside the
 #     guards fails the compile. The scalar kernel must then compute a correlation correctly.
@@ -13,7 +14,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 cat > "$work/portable.c" <<'EOF'
+#include "corr_simd.h"
 #include "conv_simd.h"
+#include "pool_simd.h"
 #if CN_HAVE_VECTOR_EXT || CN_X86_DISPATCH
 #error "the portable path was not selected"
 #endif
@@ -40,7 +43,7 @@ int sysctlbyname(const char *name, void *oldp, size_t *oldlenp, void *newp, size
 EOF
 cat > "$work/apple.c" <<'EOF'
 #include <string.h>
-#include "conv_simd.h"
+#include "simd_dispatch.h"
 /* A Mac with AVX2 and FMA but without AVX-512. */
 int sysctlbyname(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
 {

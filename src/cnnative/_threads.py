@@ -5,19 +5,30 @@ batch.  Work is split into chunks whose boundaries do not depend on the thread c
 reduction over chunks is added up in chunk order by the caller, so results are bit-identical
 whatever the number of threads.
 """
+from __future__ import annotations
+
 import os
 import threading
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from . import _validation
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["get_num_threads", "set_num_threads", "run_chunks"]
 
 _lock = threading.Lock()
-_num_threads = None
-_executor = None
+_num_threads: int | None = None
+_executor: ThreadPoolExecutor | None = None
+
+_T = TypeVar("_T")
+
+#: (get, set) of a BLAS library's thread count.
+_BlasControl = tuple[Callable[[], int], Callable[[int], None]]
 
 
-def _default_threads():
+def _default_threads() -> int:
     value = os.environ.get("CNNATIVE_NUM_THREADS")
     if value:
         try:
@@ -34,7 +45,7 @@ def _default_threads():
         return max(1, os.cpu_count() or 1)
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Number of threads the kernels use (default: the CPUs available, or $CNNATIVE_NUM_THREADS)."""
     global _num_threads
     if _num_threads is None:
@@ -42,7 +53,7 @@ def get_num_threads():
     return _num_threads
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> int:
     """Set the number of threads the kernels use; returns the previous value."""
     global _num_threads
     n = _validation.positive_int(n, "n", "set_num_threads")
@@ -51,14 +62,14 @@ def set_num_threads(n):
     return old
 
 
-def thread_count(num_threads, func):
+def thread_count(num_threads: int | None, func: str) -> int:
     """A kernel's ``num_threads`` argument checked, or the global setting when it is None."""
     if num_threads is None:
         return get_num_threads()
     return _validation.positive_int(num_threads, "num_threads", func)
 
 
-def _pool(workers):
+def _pool(workers: int) -> ThreadPoolExecutor:
     # Imported here: concurrent.futures (with logging) is a tenth of `import cnnative`'s time,
     # and single-threaded use never needs it.
     from concurrent.futures import ThreadPoolExecutor
@@ -71,7 +82,7 @@ def _pool(workers):
         return _executor
 
 
-def _find_blas_thread_control():
+def _find_blas_thread_control() -> _BlasControl | None:
     """(get, set) for the thread count of the OpenBLAS scipy links, or None.
 
     Kernels call gemm from several threads of their own; each call must then use one BLAS
@@ -104,14 +115,14 @@ def _find_blas_thread_control():
 
 
 # Found on the first kernel call rather than at import: locating the library imports scipy.
-_blas_control = None
+_blas_control: _BlasControl | None = None
 _blas_searched = False
 _blas_lock = threading.Lock()
 _blas_users = 0
-_blas_saved_threads = None
+_blas_saved_threads: int | None = None
 
 
-def blas_control():
+def blas_control() -> _BlasControl | None:
     """(get, set) of scipy's BLAS thread count, or None (see _find_blas_thread_control)."""
     global _blas_control, _blas_searched
     if not _blas_searched:
@@ -123,13 +134,13 @@ def blas_control():
 
 
 class _SingleThreadedBlas:
-    """Context manager behind :func:`single_threaded_blas`.  A class rather than a generator
-    function: entering and leaving cost about 1 us instead of 3.5, which is 2% of a small dense
-    layer's forward pass.  Its state is module-wide, so one instance serves every caller."""
+    """Context manager behind :func:`single_threaded_blas`: a class, whose entry and exit cost
+    a fraction of a generator-based context manager's (dense layers enter it several times per
+    call).  Its state is module-wide, so one instance serves every caller."""
 
     __slots__ = ()
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         global _blas_users, _blas_saved_threads
         control = blas_control()
         if control is None:
@@ -142,7 +153,7 @@ class _SingleThreadedBlas:
                     set_threads(1)
             _blas_users += 1
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         global _blas_users
         control = blas_control()
         if control is None:
@@ -150,19 +161,20 @@ class _SingleThreadedBlas:
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0 and _blas_saved_threads != 1:
-                control[1](_blas_saved_threads)
+                control[1](_blas_saved_threads)  # type: ignore[arg-type]  # set by __enter__
 
 
 _SINGLE_THREADED_BLAS = _SingleThreadedBlas()
 
 
-def single_threaded_blas():
+def single_threaded_blas() -> _SingleThreadedBlas:
     """scipy's BLAS at one thread for the duration; nested and concurrent uses share one
     setting, restored when the last ends."""
     return _SINGLE_THREADED_BLAS
 
 
-def run_chunks(func, n_items, chunk_size, num_threads=None, *, calls_blas=True):
+def run_chunks(func: Callable[[int, int], _T], n_items: int, chunk_size: int,
+               num_threads: int | None = None, *, calls_blas: bool = True) -> list[_T]:
     """Call ``func(start, stop)`` for consecutive chunks of ``range(n_items)``; returns results in order.
 
     Chunk boundaries depend only on ``chunk_size``. ``func`` must release the GIL for the threads to
@@ -178,7 +190,8 @@ def run_chunks(func, n_items, chunk_size, num_threads=None, *, calls_blas=True):
         return _run(func, n_items, chunk_size, threads)
 
 
-def _run(func, n_items, chunk_size, threads):
+def _run(func: Callable[[int, int], _T], n_items: int, chunk_size: int,
+         threads: int) -> list[_T]:
     bounds = [(start, min(start + chunk_size, n_items)) for start in range(0, n_items, chunk_size)]
     if threads == 1 or len(bounds) <= 1:
         return [func(start, stop) for start, stop in bounds]
@@ -188,14 +201,14 @@ def _run(func, n_items, chunk_size, threads):
     # waits only for chunks still running, not for helpers to wake up: a helper that starts
     # after every chunk was claimed finds nothing to do, and on a busy machine waking it can
     # take longer than a small call's work.
-    results = [None] * len(bounds)
+    results: list[Any] = [None] * len(bounds)
     lock = threading.Lock()
     idle = threading.Condition(lock)
     unclaimed = iter(range(len(bounds)))
     running = 0
-    errors = []
+    errors: list[BaseException] = []
 
-    def drain():
+    def drain() -> None:
         nonlocal running
         while True:
             with lock:

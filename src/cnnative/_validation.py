@@ -1,6 +1,8 @@
 """Input checks shared by every public function.
 
-Each helper raises with a message that names the argument and says what was expected.
+Array arguments go through :func:`array`; the other helpers check scalars, options, shapes
+and dtype arguments.  Each raises with a message that names the argument and says what was
+expected.
 """
 import math
 import numbers
@@ -8,43 +10,130 @@ import numbers
 import numpy as np
 
 NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT32, _FLOAT64 = NATIVE_FLOATS
+_ndarray = np.ndarray
 
-# BLAS takes dimensions as C ints.
-BLAS_MAX_DIM = 2**31 - 1
-
-# Window sizes, strides and paddings reach the kernels as C ints.
-C_INT_MAX = 2**31 - 1
+# C's int: BLAS takes dimensions as ints, and window sizes, strides and paddings reach the
+# kernels as ints.
+INT_MAX = 2**31 - 1
 
 _MAX_BYTES = np.iinfo(np.intp).max
 
 
-def to_array(value, name, func):
-    """``np.asarray(value)``; what NumPy cannot convert (ragged nested lists) raises naming ``name``."""
+def array(value, name, func, *, ndim=None, min_ndim=None, floating=False, like=None,
+          layout=None, allow_empty=False):
+    """``value`` as an ndarray checked for one function argument: the package's one entry point.
+
+    Every array argument of a public function passes through here (or, on a measured hot path,
+    through attribute checks that fall back to it to raise).  Each failed check raises with a
+    message that starts with ``func``, names the argument and says what was expected.
+
+    Parameters
+    ----------
+    value : array_like
+        The argument; converted with ``np.asarray`` (an ndarray is taken as is).  What NumPy
+        cannot convert, such as a ragged nested list, raises the same exception type, naming
+        ``name``.
+    name : str
+        The argument's name in messages.
+    func : str
+        The public function's name in messages.
+    ndim : int or tuple of int, optional
+        The accepted number of dimensions; ValueError otherwise.
+    min_ndim : int, optional
+        The least number of dimensions, for arguments of shape (..., H, W); ValueError
+        otherwise.
+    floating : bool
+        The dtype must be float32 or float64, in either byte order; TypeError otherwise (other
+        dtypes are not converted: the kernels' dtype is the caller's choice).  The result is
+        in native byte order and aligned, copied if need be (e.g. a byte-swapped array or a
+        field of a packed record array), since the kernels read native, aligned elements.
+    like : (numpy.dtype, str), optional
+        ``(dtype, reference)``: implies ``floating`` and requires the float dtype of the
+        argument named ``reference``.  Mixed float32/float64 arguments raise TypeError rather
+        than being upcast: upcasting a float32 network's parameters would silently double
+        their memory and hide the mix-up.
+    layout : {None, 'C', 'blas'}
+        None keeps the memory layout.  'C': C-contiguous, aligned and in native byte order,
+        else a C-ordered copy.  'blas': an operand BLAS reads in place: ValueError for a
+        dimension above 2**31 - 1 (BLAS indexes with C ints), then the array itself if it is
+        C- or Fortran-contiguous (a Fortran array is passed as a transpose), aligned and
+        native, else a C-ordered copy.  Copies have the canonical float dtype with
+        ``floating`` or ``like``, else the argument's dtype in native byte order.
+    allow_empty : bool
+        False (the default) raises ValueError for an array with no elements.
+
+    Returns
+    -------
+    numpy.ndarray
+        The argument itself where the checks allow, otherwise a new array; never modified.
+
+    Raises
+    ------
+    ValueError
+        Unconvertible ``value`` (as NumPy raises), wrong ndim, an empty array, a dimension
+        beyond BLAS.
+    TypeError
+        Unconvertible ``value`` (as NumPy raises), a dtype other than float32/float64 with
+        ``floating`` or ``like``, or one that differs from ``like``'s.
+    """
+    if type(value) is not _ndarray:
+        value = _convert(value, name, func)
+    if ndim is not None and (value.ndim != ndim if type(ndim) is int else value.ndim not in ndim):
+        wanted = " or ".join(f"{n}-D" for n in ((ndim,) if type(ndim) is int else ndim))
+        raise ValueError(f"{func}: {name} must be a {wanted} array, got ndim={value.ndim}")
+    if min_ndim is not None and value.ndim < min_ndim:
+        axes = " (..., H, W)" if min_ndim == 2 else ""
+        raise ValueError(f"{func}: {name} must have at least {min_ndim} dimensions{axes}, "
+                         f"got ndim={value.ndim}")
+    if not allow_empty and value.size == 0:
+        raise ValueError(f"{func}: {name} must be non-empty, got shape {value.shape}")
+    dtype = value.dtype
+    native = dtype is _FLOAT32 or dtype is _FLOAT64
+    if floating or like is not None:
+        if not native:
+            dtype = _float_dtype(dtype, name, func)
+        if like is not None and dtype.itemsize != like[0].itemsize:
+            # The sizes alone tell float32 and float64 apart, whatever the byte order or the
+            # identity of the dtype objects.
+            raise TypeError(f"{func}: {name} has dtype {dtype} but {like[1]} has "
+                            f"{_float_dtype(like[0], like[1], func)}; all arguments must share "
+                            "one dtype (mixed float32/float64 is not upcast)")
+        if layout is None:
+            if (native or value.dtype.isnative) and value.flags.aligned:
+                return value
+            return value.astype(dtype)
+    elif layout is None:
+        return value
+    elif not native and not dtype.isnative:
+        dtype = dtype.newbyteorder("=")
+    if layout == "blas":
+        if value.ndim and max(value.shape) > INT_MAX:
+            raise ValueError(f"{func}: {name} has shape {value.shape}; dimensions above 2**31 - 1 "
+                             "are beyond BLAS's int indexing")
+        flags = value.flags
+        if ((flags.c_contiguous or flags.f_contiguous) and flags.aligned
+                and (native or value.dtype.isnative)):
+            return value
+    elif layout == "C":
+        flags = value.flags
+        if flags.c_contiguous and flags.aligned and (native or value.dtype.isnative):
+            return value
+    else:
+        raise ValueError(f"layout must be None, 'C' or 'blas', got {layout!r}")
+    # A forced copy: np.ascontiguousarray hands a misaligned contiguous array back unchanged.
+    return np.array(value, dtype=dtype, order="C", copy=True)
+
+
+def _convert(value, name, func):
     try:
         return np.asarray(value)
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"{func}: {name} could not be converted to an array: {exc}") from None
 
 
-def as_2d_array(value, name, func):
-    """``np.asarray(value)``, which must be 2-D and non-empty."""
-    return as_array(value, name, func, (2,))
-
-
-def as_array(value, name, func, ndims):
-    """``np.asarray(value)``, whose ndim must be one of ``ndims`` and which must be non-empty."""
-    array = to_array(value, name, func)
-    if array.ndim not in ndims:
-        wanted = " or ".join(f"{n}-D" for n in ndims)
-        raise ValueError(f"{func}: {name} must be a {wanted} array, got ndim={array.ndim}")
-    if array.size == 0:
-        raise ValueError(f"{func}: {name} must be non-empty, got shape {array.shape}")
-    return array
-
-
-def float_dtype(array, name, func):
-    """The canonical float32/float64 dtype of ``array`` (any byte order); TypeError otherwise."""
-    dtype = array.dtype
+def _float_dtype(dtype, name, func):
+    """float32 or float64 (the canonical instance) for a float dtype of either byte order."""
     if dtype.kind == "f" and dtype.itemsize in (4, 8):
         return NATIVE_FLOATS[dtype.itemsize == 8]
     raise TypeError(f"{func}: {name} must be float32 or float64, got dtype {dtype}")
@@ -64,52 +153,6 @@ def float_type(value, name, func):
     return dtype
 
 
-def same_float_dtype(array, name, dtype, reference, func):
-    """TypeError unless ``array`` is of ``dtype`` (float32/float64), the dtype of ``reference``.
-
-    Mixed float32/float64 arguments are refused rather than upcast: upcasting a float32
-    network's parameters would silently double their memory and hide the mix-up.
-    """
-    own = float_dtype(array, name, func)
-    # Both are float32 or float64 here; the size alone tells them apart, whatever the byte
-    # order or identity of the dtype objects.
-    if own.itemsize != dtype.itemsize:
-        raise TypeError(f"{func}: {name} has dtype {own} but {reference} has {float_dtype(np.empty(0, dtype), reference, func)}; all "
-                        "arguments must share one dtype (mixed float32/float64 is not upcast)")
-    return own
-
-
-def blas_dims(array, name, func):
-    """ValueError if a dimension of ``array`` is beyond what BLAS can index (2**31 - 1)."""
-    if max(array.shape) > BLAS_MAX_DIM:
-        raise ValueError(f"{func}: {name} has shape {array.shape}; dimensions above 2**31 - 1 "
-                         "are beyond BLAS's int indexing")
-
-
-def blas_operand(array, dtype):
-    """``array`` itself when BLAS can read it in place, else a C-contiguous copy of ``dtype``.
-
-    In place means C- or Fortran-contiguous (a Fortran array is passed as a transpose),
-    aligned and in native byte order.
-    """
-    flags = array.flags
-    if (flags.c_contiguous or flags.f_contiguous) and flags.aligned and array.dtype.isnative:
-        return array
-    # A forced copy: ascontiguousarray would hand back a misaligned C-contiguous array as is.
-    return np.array(array, dtype=dtype, order="C", copy=True)
-
-
-def c_contiguous(array):
-    """``array`` if the kernels can read it in place (C-contiguous and aligned), else a C copy.
-
-    ``np.ascontiguousarray`` is not enough: it returns a misaligned contiguous array unchanged.
-    """
-    flags = array.flags
-    if flags.c_contiguous and flags.aligned:
-        return array
-    return np.array(array, order="C", copy=True)
-
-
 def choice(value, options, name, func):
     """``options[value]`` for a string option; ValueError listing the accepted values."""
     try:
@@ -125,7 +168,7 @@ def real_scalar(value, name, func):
         return value
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"{func}: {name} must be a real number, got {value!r}")
-    array = to_array(value, name, func)
+    array = _convert(value, name, func)
     if array.size != 1:
         raise ValueError(f"{func}: {name} must be a scalar, got an array of shape {array.shape}")
     if array.dtype.kind == "c":
@@ -135,41 +178,7 @@ def real_scalar(value, name, func):
     return array.reshape(()).item()
 
 
-def float_array(value, name, func, ndim, dtype=None, reference=None):
-    """``value`` as a non-empty float32/float64 array in native byte order, ndim in ``ndim``.
-
-    ``ndim`` is an int or a tuple of accepted values.  With ``dtype`` given, the array must
-    already have it, as the argument named ``reference`` does (see same_float_dtype).
-    """
-    array = as_array(value, name, func, (ndim,) if isinstance(ndim, int) else ndim)
-    if dtype is not None:
-        same_float_dtype(array, name, dtype, reference, func)
-    return as_float_array(array, name, func)
-
-
-def as_float_array(value, name, func):
-    """``np.asarray(value)`` as an aligned, native-byte-order float32 or float64 array.
-
-    Other dtypes (integers, bool, float16, long double, complex, object) raise TypeError rather
-    than being converted silently: the kernels' dtype is the caller's choice.  Byte-swapped or
-    misaligned arrays (e.g. a field of a packed record array) are copied, since the kernels
-    read native, aligned elements.
-    """
-    array = to_array(value, name, func)
-    dtype = float_dtype(array, name, func)
-    return array if array.dtype.isnative and array.flags.aligned else array.astype(dtype)
-
-
-def check_spatial(array, name, func):
-    """``array`` must have at least two dimensions (..., H, W) and no empty axis."""
-    if array.ndim < 2:
-        raise ValueError(f"{func}: {name} must have at least 2 dimensions (..., H, W), "
-                         f"got ndim={array.ndim}")
-    if array.size == 0:
-        raise ValueError(f"{func}: {name} must be non-empty, got shape {array.shape}")
-
-
-def int_pair(value, name, func, minimum, maximum=C_INT_MAX):
+def int_pair(value, name, func, minimum, maximum=INT_MAX):
     """An int or a pair of ints, each in [``minimum``, ``maximum``], as a tuple (a, b)."""
     # Plain ints and tuples of them skip the generic checks, whose ABC isinstance calls cost
     # more than a small pooling call's kernel when the interpreter's caches are cold.

@@ -26,8 +26,8 @@ def main(argv=None):
     argv = sys.argv[1:] if command_line else list(argv)
     if argv[:1] == ["bench"]:
         # Every option belongs to the benchmark, which parses them itself.
-        from . import bench
-        return bench.main(argv[1:], reexec=command_line)
+        from .bench import main as bench_main
+        return bench_main(argv[1:], reexec=command_line)
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()
@@ -116,8 +116,9 @@ def _load_data(directory, holdout=None):
 
 
 def _train(args):
-    from . import augment as augmentation
     from . import models, optim
+    from .datasets import augment as augmentation
+    from .io import save
     from ._threads import get_num_threads, set_num_threads
 
     settings = dict(PRESETS[args.preset])
@@ -153,7 +154,7 @@ def _train(args):
         print(f"| {epoch + 1} | {history['loss'][epoch]:.4f} | {history['accuracy'][epoch]:.4f} "
               f"| {history['val_loss'][epoch]:.4f} | {history['val_accuracy'][epoch]:.4f} "
               f"| {history['seconds'][epoch]:.1f} |")
-    network.save(args.out)
+    save(network, args.out)
     print(f"\nvalidation accuracy {history['val_accuracy'][-1]:.2%} after "
           f"{len(history['loss'])} epochs, {elapsed:.0f} s of training; model saved to "
           f"{args.out}")
@@ -166,7 +167,7 @@ def _train(args):
 
 
 def _plot_history(history, path):
-    from ._timing import import_pyplot
+    from ._optional import import_pyplot
     pyplot, reason = import_pyplot()
     if pyplot is None:
         print(f"no learning-curve plot: matplotlib is not available ({reason}); "
@@ -190,12 +191,12 @@ def _plot_history(history, path):
 
 
 def _evaluate(args):
-    from . import model_io
     from ._threads import set_num_threads
+    from .io import load
 
     if args.threads is not None:
         set_num_threads(args.threads)
-    network = model_io.load(args.model)
+    network = load(args.model)
     _, (x, y), _, source = _load_data(args.data)
     loss, accuracy = network.evaluate(x, y)
     predicted = network.predict(x)

@@ -46,7 +46,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, num_threads=None):
     threads = _threads.thread_count(num_threads, "conv2d")
     dtype = x.dtype
     if b is not None:
-        b = _validation.c_contiguous(_validation.float_array(b, "b", "conv2d", 1, dtype, "w"))
+        b = _validation.array(b, "b", "conv2d", ndim=1, like=(dtype, "w"), layout="C")
         if b.shape != (w.shape[0],):
             raise ValueError(f"conv2d: b must have shape ({w.shape[0]},) to match w, got {b.shape}")
     n, out_h, out_w = x.shape[0], geometry[4], geometry[5]
@@ -55,7 +55,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, *, num_threads=None):
     y = np.empty(out_shape, dtype)
 
     def forward_chunk(start, stop):
-        _conv.forward(x, w, b, y, *geometry[:4], start, stop)
+        _conv.forward(x, w, b, y, geometry[0:2], geometry[2:4], start, stop)
 
     _threads.run_chunks(forward_chunk, n, _chunk_size(w, out_h, out_w), threads)
     return y[0] if single else y
@@ -85,19 +85,20 @@ def conv2d_backward(grad_y, x, w, stride=1, padding=0, *, need_grad_x=True, num_
     threads = _threads.thread_count(num_threads, "conv2d_backward")
     dtype = x.dtype
     n, out_h, out_w = x.shape[0], geometry[4], geometry[5]
-    grad_y = _validation.float_array(grad_y, "grad_y", "conv2d_backward", 3 if single else 4,
-                                     dtype, "x")
+    grad_y = _validation.array(grad_y, "grad_y", "conv2d_backward", ndim=3 if single else 4,
+                               like=(dtype, "x"), layout="C")
     expected = (w.shape[0], out_h, out_w) if single else (n, w.shape[0], out_h, out_w)
     if grad_y.shape != expected:
         raise ValueError(f"conv2d_backward: grad_y must have shape {expected} (the output of "
                          f"conv2d for these x, w, stride and padding), got {grad_y.shape}")
-    grad_y = _validation.c_contiguous(grad_y.reshape(n, *expected[-3:]))
+    grad_y = grad_y.reshape(n, *expected[-3:])
     grad_x = np.empty_like(x) if need_grad_x else None
 
     def backward_chunk(start, stop):
         grad_w = np.empty_like(w)
         grad_b = np.empty(w.shape[0], dtype)
-        _conv.backward(grad_y, x, w, grad_x, grad_w, grad_b, *geometry[:4], start, stop)
+        _conv.backward(grad_y, x, w, grad_x, grad_w, grad_b, geometry[0:2], geometry[2:4],
+                       start, stop)
         return grad_w, grad_b
 
     partials = _threads.run_chunks(backward_chunk, n, _chunk_size(w, out_h, out_w), threads)
@@ -119,8 +120,8 @@ def _chunk_size(w, out_h, out_w):
 def _prepare(func, x, w, stride, padding):
     """Validated C-contiguous (N, C, H, W) x and w, whether x was one image, and the geometry
     (stride_h, stride_w, pad_h, pad_w, out_h, out_w)."""
-    w = _validation.float_array(w, "w", func, 4)
-    x = _validation.float_array(x, "x", func, (3, 4), w.dtype, "w")
+    w = _validation.array(w, "w", func, ndim=4, floating=True, layout="C")
+    x = _validation.array(x, "x", func, ndim=(3, 4), like=(w.dtype, "w"), layout="C")
     single = x.ndim == 3
     if single:
         x = x[np.newaxis]
@@ -136,5 +137,4 @@ def _prepare(func, x, w, stride, padding):
                          f"{height}x{width} (x's height and width plus twice padding)")
     out_h = (height - kernel_h) // stride_h + 1
     out_w = (width - kernel_w) // stride_w + 1
-    return (_validation.c_contiguous(x), _validation.c_contiguous(w), single,
-            (stride_h, stride_w, pad_h, pad_w, out_h, out_w))
+    return x, w, single, (stride_h, stride_w, pad_h, pad_w, out_h, out_w)

@@ -44,8 +44,8 @@ def _row_chunked_matmul(a, b, bias, num_threads):
         with _threads.single_threaded_blas():
             return _dense.matmul(a, b, bias)
     parts = _threads.run_chunks(
-        lambda start, stop: _dense.matmul(_validation.blas_operand(a[start:stop], a.dtype), b,
-                                          bias),
+        lambda start, stop: _dense.matmul(
+            _validation.array(a[start:stop], "a", "_row_chunked_matmul", layout="blas"), b, bias),
         a.shape[0], _ROWS_PER_CHUNK, num_threads)
     return np.concatenate(parts)
 
@@ -79,25 +79,20 @@ def dense(x, w, b=None, *, num_threads=None):
         (out,), or a dimension above 2**31 - 1.  Messages name the argument.
     """
     func = "dense"
-    x = _validation.as_array(x, "x", func, (1, 2))
-    w = _validation.as_array(w, "w", func, (2,))
-    dtype = _validation.float_dtype(x, "x", func)
-    _validation.same_float_dtype(w, "w", dtype, "x", func)
+    x = _validation.array(x, "x", func, ndim=(1, 2), floating=True, layout="blas")
+    like_x = (x.dtype, "x")
+    w = _validation.array(w, "w", func, ndim=2, like=like_x, layout="blas")
     _check_features(func, x, w)
     if b is not None:
-        b = _validation.as_array(b, "b", func, (1,))
-        _validation.same_float_dtype(b, "b", dtype, "x", func)
+        # 1-D, so C order is what BLAS reads in place; its length is checked against w's below.
+        b = _validation.array(b, "b", func, ndim=1, like=like_x, layout="C")
         if b.shape != (w.shape[0],):
             raise ValueError(f"{func}: b must have shape ({w.shape[0]},) to match w of shape "
                              f"{w.shape}, got {b.shape}")
-        b = _validation.blas_operand(b, dtype)
-    _validation.blas_dims(x, "x", func)
-    _validation.blas_dims(w, "w", func)
 
     single = x.ndim == 1
     rows = x[np.newaxis] if single else x
-    y = _row_chunked_matmul(_validation.blas_operand(rows, dtype),
-                            _validation.blas_operand(w, dtype).T, b, num_threads)
+    y = _row_chunked_matmul(rows, w.T, b, num_threads)
     return y[0] if single else y
 
 
@@ -129,27 +124,19 @@ def dense_backward(grad_y, x, w, *, num_threads=None):
     :func:`dense`, plus ``ValueError`` when grad_y does not have shape (N, out).
     """
     func = "dense_backward"
-    x = _validation.as_array(x, "x", func, (1, 2))
-    w = _validation.as_array(w, "w", func, (2,))
-    grad_y = _validation.as_array(grad_y, "grad_y", func, (1, 2))
-    dtype = _validation.float_dtype(x, "x", func)
-    _validation.same_float_dtype(w, "w", dtype, "x", func)
-    _validation.same_float_dtype(grad_y, "grad_y", dtype, "x", func)
+    x = _validation.array(x, "x", func, ndim=(1, 2), floating=True, layout="blas")
+    like_x = (x.dtype, "x")
+    w = _validation.array(w, "w", func, ndim=2, like=like_x, layout="blas")
+    grad_y = _validation.array(grad_y, "grad_y", func, ndim=(1, 2), like=like_x, layout="blas")
     _check_features(func, x, w)
     expected = x.shape[:-1] + (w.shape[0],)
     if grad_y.shape != expected:
         raise ValueError(f"{func}: grad_y must have shape {expected} (x's samples by w's "
                          f"outputs, x {x.shape}, w {w.shape}), got {grad_y.shape}")
-    _validation.blas_dims(x, "x", func)
-    _validation.blas_dims(w, "w", func)
-    _validation.blas_dims(grad_y, "grad_y", func)
 
     single = x.ndim == 1
     if single:
         x, grad_y = x[np.newaxis], grad_y[np.newaxis]
-    x = _validation.blas_operand(x, dtype)
-    w = _validation.blas_operand(w, dtype)
-    grad_y = _validation.blas_operand(grad_y, dtype)
     # One BLAS setting for both products (setting it costs microseconds, a good part of a
     # small layer's backward pass).
     with _threads.single_threaded_blas():

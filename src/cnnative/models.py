@@ -1,13 +1,16 @@
 """Ready-made networks."""
-import numpy as np
+from __future__ import annotations
 
-from .layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+import numpy as np
+from numpy.typing import DTypeLike
+
+from .nn import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
 from .network import Network
 
 __all__ = ["nielsen"]
 
 
-def nielsen(dtype=np.float32, seed=0, dropout=0.0):
+def nielsen(dtype: DTypeLike = np.float32, seed: int | None = 0, dropout: float = 0.0) -> Network:
     """Nielsen's MNIST network ("Neural Networks and Deep Learning", chapter 6), for
     (N, 1, 28, 28) digits and 10 classes, with ReLU and softmax cross-entropy.
 
@@ -17,7 +20,7 @@ def nielsen(dtype=np.float32, seed=0, dropout=0.0):
     """
     seeds = np.random.SeedSequence(seed).spawn(4)
 
-    def drop():
+    def drop() -> list[Layer]:
         return [Dropout(dropout)] if dropout else []
 
     return Network([

@@ -8,14 +8,20 @@ float input is used as given, converted to the network's dtype.  Targets are cla
 A seeded ``fit`` is bit-reproducible at any thread count: the kernels' results do not depend
 on threads, and the seed alone drives shuffling and dropout masks.
 """
+from __future__ import annotations
+
 import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from . import _validation, model_io
-from .layers import Layer, MaxPool2D, ReLU
-from .losses import get_loss
+from . import _validation
+from .nn import Layer, MaxPool2D, ReLU, get_loss
 from .optim import SGD, Optimizer
+
+if TYPE_CHECKING:
+    from .nn import Loss
 
 __all__ = ["Network"]
 
@@ -31,55 +37,45 @@ class Network:
         ``"sigmoid_cross_entropy"`` or ``"quadratic"``.
     """
 
-    def __init__(self, layers, loss="softmax_cross_entropy"):
+    def __init__(self, layers: Iterable[Layer], loss: str | Loss = "softmax_cross_entropy") -> None:
         layers = list(layers)
         if not layers or not all(isinstance(layer, Layer) for layer in layers):
             raise TypeError("Network: layers must be a non-empty sequence of Layer objects")
-        self.layers = layers
-        self.loss = get_loss(loss)
+        self.layers: list[Layer] = layers
+        self.loss: Loss = get_loss(loss)
         dtypes = {param.dtype for layer in layers for param in layer.params.values()}
         if len(dtypes) > 1:
             raise TypeError(f"Network: all layers must share one dtype, got {sorted(map(str, dtypes))}")
-        self.dtype = dtypes.pop() if dtypes else np.dtype(np.float64)
+        self.dtype: np.dtype[np.floating[Any]] = dtypes.pop() if dtypes else np.dtype(np.float64)
         # Nothing consumes the gradient of the network's input.
         layers[0].input_grad = False
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         inner = ",\n    ".join(map(repr, self.layers))
         return f"Network([\n    {inner}\n], loss={self.loss.name!r})"
 
-    def save(self, path):
-        """Write the architecture and parameters to an .npz model file (see
-        :mod:`cnnative.model_io`); atomic, and :meth:`load` gives back identical predictions."""
-        model_io.save(self, path)
-
-    @staticmethod
-    def load(path):
-        """The network saved at ``path`` by :meth:`save` (same as :func:`cnnative.load`)."""
-        return model_io.load(path)
-
     # -- running the layers ---------------------------------------------------------------
 
-    def parameters(self):
+    def parameters(self) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """(parameter, gradient) pairs in a fixed order; gradients are those of the last
         ``backward`` (None before it)."""
         return [(layer.params[name], layer.grads.get(name))
                 for layer in self.layers for name in layer.params]
 
-    def forward(self, x, training=False):
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Output of the last layer for a prepared float batch (see :meth:`prepare`)."""
         for layer in self._order:
             x = layer.forward(x, training=training)
         return x
 
-    def backward(self, grad):
+    def backward(self, grad: np.ndarray) -> np.ndarray | None:
         """Back-propagate the gradient of the loss wrt the output; fills every layer's grads."""
         for layer in reversed(self._order):
-            grad = layer.backward(grad)
+            grad = layer.backward(grad)  # type: ignore[assignment]  # None: first layer only
         return grad
 
     @property
-    def _order(self):
+    def _order(self) -> list[Layer]:
         """The layers in the order they run: a ReLU followed by a max pool runs after it.
 
         max(relu(x)) == relu(max(x)) exactly, and so are the gradients: where a window's
@@ -93,7 +89,7 @@ class Network:
                 order[i], order[i + 1] = order[i + 1], order[i]
         return order
 
-    def prepare(self, x, func="Network"):
+    def prepare(self, x: ArrayLike, func: str = "Network") -> np.ndarray:
         """x as a float array of the network's dtype: uint8 scaled by 1/255, (N, H, W) given a
         channel axis."""
         x = np.asarray(x)
@@ -110,7 +106,7 @@ class Network:
             raise TypeError(f"{func}: x must be uint8 images or floats, got dtype {x.dtype}")
         return x[:, np.newaxis] if x.ndim == 3 else x
 
-    def _check_targets(self, x, y, func):
+    def _check_targets(self, x: ArrayLike, y: ArrayLike, func: str) -> np.ndarray:
         y = np.asarray(y)
         if y.ndim == 0 or y.shape[0] != np.shape(x)[0]:
             raise ValueError(f"{func}: y must have one target per sample of x "
@@ -119,8 +115,12 @@ class Network:
 
     # -- training and inference -----------------------------------------------------------
 
-    def fit(self, x, y, epochs=1, batch_size=64, optimizer=None, validation_data=None,
-            shuffle=True, seed=None, progress=True, augment=None, lr_schedule=None):
+    def fit(self, x: ArrayLike, y: ArrayLike, epochs: int = 1, batch_size: int = 64,
+            optimizer: Optimizer | None = None,
+            validation_data: tuple[ArrayLike, ArrayLike] | None = None, shuffle: bool = True,
+            seed: int | None = None, progress: bool = True,
+            augment: Callable[[np.ndarray, np.random.Generator], ArrayLike] | None = None,
+            lr_schedule: Callable[[int], float] | None = None) -> dict[str, list[float]]:
         """Train with minibatches; returns the history.
 
         Parameters
@@ -176,7 +176,7 @@ class Network:
 
         from tqdm import tqdm  # imported on first use, to keep `import cnnative` quick
 
-        history = {"loss": [], "accuracy": [], "seconds": []}
+        history: dict[str, list[float]] = {"loss": [], "accuracy": [], "seconds": []}
         if validation_data is not None:
             history.update(val_loss=[], val_accuracy=[])
         n = x.shape[0]
@@ -196,7 +196,7 @@ class Network:
                 output = self.forward(self.prepare(batch_x, func), training=True)
                 loss = self.loss.forward(output, batch_y)
                 self.backward(self.loss.backward())
-                optimizer.step(self.parameters())
+                optimizer.step(self.parameters())  # type: ignore[arg-type]  # all set by backward
                 total_loss += loss * len(index)
                 total_correct += _correct(output, batch_y)
                 seen += len(index)
@@ -214,7 +214,7 @@ class Network:
             bar.close()
         return history
 
-    def _outputs(self, x, batch_size, func):
+    def _outputs(self, x: ArrayLike, batch_size: int, func: str) -> np.ndarray:
         """Network outputs for all of x, in inference mode, batch by batch."""
         batch_size = _validation.positive_int(batch_size, "batch_size", func)
         x = np.asarray(x)
@@ -223,23 +223,23 @@ class Network:
                  for first in range(0, x.shape[0], batch_size)]
         return np.concatenate(parts)
 
-    def evaluate(self, x, y, batch_size=256):
+    def evaluate(self, x: ArrayLike, y: ArrayLike, batch_size: int = 256) -> tuple[float, float]:
         """(mean loss, accuracy) over x, y in inference mode (dropout off)."""
         func = "Network.evaluate"
         y = self._check_targets(x, y, func)
         output = self._outputs(x, batch_size, func)
         return self.loss.forward(output, y), _correct(output, y) / len(y)
 
-    def predict_proba(self, x, batch_size=256):
+    def predict_proba(self, x: ArrayLike, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, K): softmax (or sigmoid) of the outputs."""
         return self.loss.probabilities(self._outputs(x, batch_size, "Network.predict_proba"))
 
-    def predict(self, x, batch_size=256):
+    def predict(self, x: ArrayLike, batch_size: int = 256) -> np.ndarray:
         """Predicted class labels (N,) as int64."""
         return self._outputs(x, batch_size, "Network.predict").argmax(axis=1)
 
 
-def _correct(output, target):
+def _correct(output: np.ndarray, target: np.ndarray) -> int:
     """How many rows' argmax matches the label (or the target's argmax)."""
     labels = target if target.ndim == 1 else target.argmax(axis=1)
     return int(np.count_nonzero(output.argmax(axis=1) == labels))

@@ -4,6 +4,10 @@
 network's order); per-parameter state (momentum buffers, Adam moments) is kept by position and
 created on the first step.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
 import numpy as np
 
 from . import _validation
@@ -11,7 +15,7 @@ from . import _validation
 __all__ = ["Optimizer", "SGD", "Adam", "cosine_schedule"]
 
 
-def _non_negative(value, name, func):
+def _non_negative(value: Any, name: str, func: str) -> float:
     value = _validation.real_scalar(value, name, func)
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{func}: {name} must be a finite number >= 0, got {value!r}")
@@ -19,14 +23,14 @@ def _non_negative(value, name, func):
 
 
 class Optimizer:
-    def __init__(self, lr, weight_decay):
+    def __init__(self, lr: float, weight_decay: float) -> None:
         func = type(self).__name__
         self.lr = _non_negative(lr, "lr", func)
         self.weight_decay = _non_negative(weight_decay, "weight_decay", func)
-        self._state = None
+        self._state: list[dict[str, Any]] | None = None
         self.steps = 0
 
-    def step(self, pairs):
+    def step(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
         """Update every parameter in place from its gradient."""
         if self._state is None:
             self._state = [self._new_state(param) for param, _ in pairs]
@@ -39,10 +43,10 @@ class Optimizer:
                 grad = grad + param.dtype.type(self.weight_decay) * param
             self._update(param, grad, state)
 
-    def _new_state(self, param):
+    def _new_state(self, param: np.ndarray) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _update(self, param, grad, state):
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
 
@@ -51,17 +55,18 @@ class SGD(Optimizer):
     ``buf = m * buf + g`` (buf = g on the first step), then ``p -= lr * buf``, or with Nesterov
     ``p -= lr * (g + m * buf)``; ``weight_decay`` adds ``weight_decay * p`` to g first."""
 
-    def __init__(self, lr=0.01, momentum=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False) -> None:
         super().__init__(lr, weight_decay)
         self.momentum = _non_negative(momentum, "momentum", "SGD")
         self.nesterov = bool(nesterov)
         if self.nesterov and self.momentum == 0:
             raise ValueError("SGD: nesterov needs a momentum > 0")
 
-    def _new_state(self, param):
+    def _new_state(self, param: np.ndarray) -> dict[str, Any]:
         return {"buffer": None}
 
-    def _update(self, param, grad, state):
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> None:
         lr = param.dtype.type(self.lr)
         if self.momentum == 0:
             param -= lr * grad
@@ -81,7 +86,8 @@ class Adam(Optimizer):
     m = b1*m + (1-b1)*g, v = b2*v + (1-b2)*g**2, p -= lr * m_hat / (sqrt(v_hat) + eps) with the
     bias-corrected m_hat = m / (1 - b1**t), v_hat = v / (1 - b2**t)."""
 
-    def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(lr, weight_decay)
         try:
             beta1, beta2 = betas
@@ -93,10 +99,10 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {betas!r}")
         self.eps = _non_negative(eps, "eps", "Adam")
 
-    def _new_state(self, param):
+    def _new_state(self, param: np.ndarray) -> dict[str, Any]:
         return {"m": np.zeros_like(param), "v": np.zeros_like(param)}
 
-    def _update(self, param, grad, state):
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any]) -> None:
         beta1, beta2 = self.betas
         m, v = state["m"], state["v"]
         m *= param.dtype.type(beta1)
@@ -109,14 +115,14 @@ class Adam(Optimizer):
         param -= param.dtype.type(step_size) * (m / denominator)
 
 
-def cosine_schedule(lr, epochs, final_fraction=0.0):
+def cosine_schedule(lr: float, epochs: int, final_fraction: float = 0.0) -> Callable[[int], float]:
     """``epoch -> lr`` falling from ``lr`` at epoch 0 along half a cosine to
     ``final_fraction * lr`` after the last of ``epochs`` epochs (for ``Network.fit``)."""
     lr = _non_negative(lr, "lr", "cosine_schedule")
     epochs = _validation.positive_int(epochs, "epochs", "cosine_schedule")
     final = _non_negative(final_fraction, "final_fraction", "cosine_schedule") * lr
 
-    def schedule(epoch):
+    def schedule(epoch: int) -> float:
         return final + (lr - final) * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
 
     return schedule

@@ -21,17 +21,13 @@ from ._native import pool as _pool
 __all__ = ["max_pool2d", "max_pool2d_backward"]
 
 # Input elements per piece of work a thread claims.  Threads claim pieces inside the kernel
-# (an atomic add, no return to Python), so pieces can be small: a thread that wakes late still
-# finds work and all finish together.  Handing out Python-level chunks instead cost a 2-thread
-# call more than it saved on this project's 2-core machine: each chunk's return needs the GIL,
-# which the caller's thread kept re-taking first.  Planes are independent, so results do not
-# depend on which thread pools which plane.
+# (an atomic add, no return to Python, whose GIL the caller's thread would keep re-taking), so
+# pieces can be small and a thread that wakes late still finds work.  Planes are independent,
+# so results do not depend on which thread pools which plane.
 _CLAIM_ELEMENTS = 1 << 13
 
-# Work per thread (window taps forward, elements read and written backward) below which a
-# second thread costs more than it saves: waking one took about 80 µs on the development
-# machine, and a 2x2 stride-2 pool of a (64, 20, 24, 24) batch (737,280 taps) ran no faster on
-# two threads than on one, while 3x3 stride-1 windows on it (5.6 million taps) did.
+# Work per thread (window taps forward, elements read and written backward) below which waking
+# a second thread costs more than it saves (benchmarks/bench_pool.py measures both counts).
 _MIN_WORK_PER_THREAD = 1 << 19
 
 
@@ -85,8 +81,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, num_threads=None):
         padded input.
     """
     func = "max_pool2d"
-    x = _validation.as_float_array(x, "x", func)
-    _validation.check_spatial(x, "x", func)
+    x = _validation.array(x, "x", func, min_ndim=2, floating=True)
     kernel_h, kernel_w = _validation.int_pair(kernel_size, "kernel_size", func, minimum=1)
     if stride is None:
         stride_h, stride_w = kernel_h, kernel_w
@@ -107,8 +102,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, num_threads=None):
     planes = x.reshape(-1, height, width)
     n_planes = planes.shape[0]
     y, indices = _pair_of_outputs((n_planes, out_h, out_w), x.dtype)
-    kernel = functools.partial(_pool.max_pool2d_planes, planes, y, indices, kernel_h, kernel_w,
-                               stride_h, stride_w, pad_h, pad_w)
+    kernel = functools.partial(_pool.max_pool2d_planes, planes, y, indices, (kernel_h, kernel_w),
+                               (stride_h, stride_w), (pad_h, pad_w))
     _run_shared(kernel, n_planes, height * width, threads,
                 n_planes * out_h * out_w * kernel_h * kernel_w)
     out_shape = (*lead, out_h, out_w)
@@ -118,11 +113,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, num_threads=None):
 def _pair_of_outputs(shape, dtype):
     """(y, indices): new arrays of `shape`, of `dtype` and int64, carved from one allocation.
 
-    Allocated apart, the two blocks of a float64 pool are of equal size; freed together they
-    reach glibc's trim threshold (twice the largest block it has seen), so the memory went
-    back to the OS after every call and the next call faulted it in again: 688 page faults,
-    about half the time of pooling (64, 20, 24, 24).  One block of their total size stays
-    under that threshold.  The price: either array keeps both alive.
+    Allocated apart, two equal blocks freed together can reach glibc's trim threshold, so the
+    memory goes back to the OS after every call and the next call faults it in again; one block
+    of their total size stays under it.  The price: either array keeps both alive.
     """
     size = math.prod(shape)
     block = np.empty(size * (8 + np.dtype(dtype).itemsize), np.uint8)
@@ -162,9 +155,9 @@ def max_pool2d_backward(grad_y, indices, input_shape, *, num_threads=None):
         H or W is 0, or it describes an array too large to address.
     """
     func = "max_pool2d_backward"
-    grad_y = _validation.as_float_array(grad_y, "grad_y", func)
-    _validation.check_spatial(grad_y, "grad_y", func)
-    indices = _validation.to_array(indices, "indices", func)
+    grad_y = _validation.array(grad_y, "grad_y", func, min_ndim=2, floating=True, layout="C")
+    # Its shape is checked against grad_y's below, which reports an empty one too.
+    indices = _validation.array(indices, "indices", func, allow_empty=True)
     if indices.dtype.kind != "i" or indices.dtype.itemsize != 8:
         raise TypeError(f"{func}: indices must be int64, got dtype {indices.dtype}")
     if indices.shape != grad_y.shape:
@@ -181,15 +174,18 @@ def max_pool2d_backward(grad_y, indices, input_shape, *, num_threads=None):
     threads = _threads.thread_count(num_threads, func)
 
     out_h, out_w = grad_y.shape[-2:]
-    grad_planes = _validation.c_contiguous(grad_y).reshape(-1, out_h, out_w)
-    index_planes = _validation.c_contiguous(np.asarray(indices, dtype=np.int64)).reshape(-1, out_h, out_w)
+    grad_planes = grad_y.reshape(-1, out_h, out_w)
+    # The kernel checks for int64's own type number, which an equivalent long long array lacks;
+    # asarray relabels one without copying.
+    index_planes = _validation.array(np.asarray(indices, dtype=np.int64), "indices", func,
+                                     layout="C").reshape(-1, out_h, out_w)
     n_planes = grad_planes.shape[0]
     grad_x = np.empty((n_planes, height, width), grad_y.dtype)  # the kernel zeroes it
     kernel = functools.partial(_pool.max_pool2d_backward_planes, grad_planes, index_planes,
                                grad_x)
     statuses = _run_shared(kernel, n_planes, height * width, threads,
                            n_planes * (height * width + out_h * out_w))
-    if any(status != _pool.STATUS_OK for status in statuses):
+    if any(status != _pool.Status.STATUS_OK for status in statuses):
         bad = index_planes[(index_planes < 0) | (index_planes >= height * width)]
         raise ValueError(f"{func}: indices must lie in [0, H*W) = [0, {height * width}) for "
                          f"input_shape {input_shape}; found {bad.flat[0]}")

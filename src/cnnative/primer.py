@@ -130,7 +130,7 @@ class FeatureMap:
 
     def __init__(self, a_prev, overlay_shape):
         func = "FeatureMap"
-        self._a_prev = _real(_validation.as_2d_array(a_prev, "a_prev", func), "a_prev", func)
+        self._a_prev = _real(_validation.array(a_prev, "a_prev", func, ndim=2), "a_prev", func)
         self.overlay_shape = _overlay(overlay_shape, self._a_prev.shape, func)
         self._w = np.random.randn(*self.overlay_shape)
         self._b = np.random.randn(1, 1)
@@ -201,7 +201,7 @@ class MaxPoolingMap:
 
     def __init__(self, a_prev, overlay_shape):
         func = "MaxPoolingMap"
-        self._a_prev = _real(_validation.as_2d_array(a_prev, "a_prev", func), "a_prev", func)
+        self._a_prev = _real(_validation.array(a_prev, "a_prev", func, ndim=2), "a_prev", func)
         self.overlay_shape = _overlay(overlay_shape, self._a_prev.shape, func)
         self.max_values = self.a_prev_gradient = None
         self._max_indices = self._max_positions = None
@@ -364,7 +364,7 @@ class ConvolutionalLayer:
 
     def __init__(self, a_prev, num_maps, overlay_shape):
         func = "ConvolutionalLayer"
-        a_prev = _real(_validation.as_array(a_prev, "a_prev", func, (2, 3)), "a_prev", func)
+        a_prev = _real(_validation.array(a_prev, "a_prev", func, ndim=(2, 3)), "a_prev", func)
         self.num_maps = _validation.positive_int(num_maps, "num_maps", func)
         self.overlay_shape = _overlay(overlay_shape, a_prev.shape[-2:], func)
         self._a_prev = a_prev

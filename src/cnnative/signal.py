@@ -24,11 +24,12 @@ from ._native import correlate as _correlate
 
 __all__ = ["correlate2d", "convolve2d", "choose_method"]
 
-_MODES = {"valid": _correlate.MODE_VALID, "same": _correlate.MODE_SAME, "full": _correlate.MODE_FULL}
+_MODES = {"valid": _correlate.Mode.MODE_VALID, "same": _correlate.Mode.MODE_SAME,
+          "full": _correlate.Mode.MODE_FULL}
 _BOUNDARIES = {
-    "fill": _correlate.BOUNDARY_FILL, "pad": _correlate.BOUNDARY_FILL,
-    "symm": _correlate.BOUNDARY_SYMM, "symmetric": _correlate.BOUNDARY_SYMM,
-    "wrap": _correlate.BOUNDARY_WRAP, "circular": _correlate.BOUNDARY_WRAP,
+    "fill": _correlate.Boundary.BOUNDARY_FILL, "pad": _correlate.Boundary.BOUNDARY_FILL,
+    "symm": _correlate.Boundary.BOUNDARY_SYMM, "symmetric": _correlate.Boundary.BOUNDARY_SYMM,
+    "wrap": _correlate.Boundary.BOUNDARY_WRAP, "circular": _correlate.Boundary.BOUNDARY_WRAP,
 }
 _METHODS = {"direct": "direct", "fft": "fft", "auto": "auto"}
 _FLOAT32, _FLOAT64 = _validation.NATIVE_FLOATS
@@ -105,8 +106,8 @@ def choose_method(in1, in2, mode="full"):
     Direct costs one multiply-add per output pixel and kernel tap; FFT costs about
     n*log2(n) per padded transform plus a fixed overhead.  Integer inputs always give 'direct'.
     """
-    in1 = _validation.as_2d_array(in1, "in1", "choose_method")
-    in2 = _validation.as_2d_array(in2, "in2", "choose_method")
+    in1 = _validation.array(in1, "in1", "choose_method", ndim=2)
+    in2 = _validation.array(in2, "in2", "choose_method", ndim=2)
     mode_code = _validation.choice(mode, _MODES, "mode", "choose_method")
     dtype = np.result_type(in1.dtype, in2.dtype)
     if dtype.kind not in "fc":
@@ -116,9 +117,9 @@ def choose_method(in1, in2, mode="full"):
 
 def _cheaper_method(shape1, shape2, mode_code, dtype):
     (m, n), (j, k) = shape1, shape2
-    if mode_code == _correlate.MODE_VALID:
+    if mode_code == _correlate.Mode.MODE_VALID:
         out_rows, out_cols = abs(m - j) + 1, abs(n - k) + 1
-    elif mode_code == _correlate.MODE_SAME:
+    elif mode_code == _correlate.Mode.MODE_SAME:
         out_rows, out_cols = m, n
     else:
         out_rows, out_cols = m + j - 1, n + k - 1
@@ -140,11 +141,11 @@ def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, co
         in1 = np.asarray(in1)
         in2 = np.asarray(in2)
     except (ValueError, TypeError):
-        in1 = _validation.to_array(in1, "in1", func)
-        in2 = _validation.to_array(in2, "in2", func)
+        in1 = _validation.array(in1, "in1", func, allow_empty=True)
+        in2 = _validation.array(in2, "in2", func, allow_empty=True)
     if in1.ndim != 2 or in2.ndim != 2 or in1.size == 0 or in2.size == 0:
-        _validation.as_2d_array(in1, "in1", func)
-        _validation.as_2d_array(in2, "in2", func)
+        _validation.array(in1, "in1", func, ndim=2)
+        _validation.array(in2, "in2", func, ndim=2)
     try:
         mode_code = _MODES[mode]
         boundary_code = _BOUNDARIES[boundary]
@@ -161,7 +162,8 @@ def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, co
                         or (type(fillvalue) is int and -_EXACT_INT <= fillvalue <= _EXACT_INT))):
         fillvalue = _fill_value(func, fillvalue, dtype)
 
-    swapped = mode_code == _correlate.MODE_VALID and _valid_inputs_swapped(func, in1.shape, in2.shape)
+    swapped = (mode_code == _correlate.Mode.MODE_VALID
+               and _valid_inputs_swapped(func, in1.shape, in2.shape))
     if swapped:
         in1, in2 = in2, in1
     if method == "auto":
@@ -233,7 +235,7 @@ def _fill_value(func, fillvalue, dtype):
         if isinstance(fillvalue, (str, bytes)) or fillvalue is None:
             raise TypeError(f"{func}: fillvalue must be a number, got {fillvalue!r}")
         if not isinstance(fillvalue, numbers.Number):
-            array = _validation.to_array(fillvalue, "fillvalue", func)
+            array = _validation.array(fillvalue, "fillvalue", func, allow_empty=True)
             if array.size != 1:
                 raise ValueError(f"{func}: fillvalue must be a scalar, got an array of shape {array.shape}")
             if array.dtype.kind not in "biufc":
@@ -272,10 +274,10 @@ def _fft_correlate(func, image, kernel, mode_code, boundary_code, fillvalue, con
         raise ValueError(f"{func}: method='fft' needs floating-point or complex input, got "
                          f"{dtype}; use method='direct' for integer arrays")
     (m, n), (j, k) = image.shape, kernel.shape
-    if mode_code == _correlate.MODE_VALID:
+    if mode_code == _correlate.Mode.MODE_VALID:
         top = left = 0
         out_rows, out_cols = m - j + 1, n - k + 1
-    elif mode_code == _correlate.MODE_SAME:
+    elif mode_code == _correlate.Mode.MODE_SAME:
         top = j // 2 if convolve else (j - 1) // 2
         left = k // 2 if convolve else (k - 1) // 2
         out_rows, out_cols = m, n
@@ -296,14 +298,14 @@ def _fft_correlate(func, image, kernel, mode_code, boundary_code, fillvalue, con
 
 
 def _padded(image, top, bottom, left, right, boundary_code, fillvalue):
-    if boundary_code == _correlate.BOUNDARY_FILL:
+    if boundary_code == _correlate.Boundary.BOUNDARY_FILL:
         with np.errstate(over="ignore"):  # beyond float32's range is inf, as for 'direct'
             return np.pad(image, ((top, bottom), (left, right)), constant_values=fillvalue)
     # Index maps handle pads wider than the image, which np.pad's reflect/wrap do not all do.
     m, n = image.shape
     rows = np.arange(-top, m + bottom)
     cols = np.arange(-left, n + right)
-    if boundary_code == _correlate.BOUNDARY_WRAP:
+    if boundary_code == _correlate.Boundary.BOUNDARY_WRAP:
         rows, cols = rows % m, cols % n
     else:
         rows, cols = _symmetric(rows, m), _symmetric(cols, n)

@@ -1,7 +1,9 @@
-"""Slow, obvious max pooling with PyTorch's CPU rule, to test cnnative.pooling against."""
+"""Max pooling the plain way, window by window, with PyTorch's CPU rule for the argmax."""
 import math
 
 import numpy as np
+
+__all__ = ["max_pool2d", "max_pool2d_backward"]
 
 
 def _pair(value):

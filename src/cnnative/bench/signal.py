@@ -24,7 +24,8 @@ import os
 import statistics
 import sys
 
-from . import _timing
+from .._optional import import_pyplot, optional_import
+from . import timing as _timing
 
 # Where results go unless --json says otherwise: the working directory, since the installed
 # package's own directory is no place for them.
@@ -315,7 +316,7 @@ def main(argv=None, results=RESULTS, reexec=None):
     if args.no_torch:
         torch, torch_reason = None, "--no-torch"
     else:
-        torch, torch_reason = _timing.optional_import("torch")
+        torch, torch_reason = optional_import("torch")
     if torch is not None:
         torch.set_num_threads(threads)
     detected, active = cnnative._native.correlate.simd_info()
@@ -376,7 +377,7 @@ def main(argv=None, results=RESULTS, reexec=None):
     }
     print(f"raw results: {_timing.write_json(args.json, payload)}", file=sys.stderr)
 
-    pyplot, reason = _timing.import_pyplot()
+    pyplot, reason = import_pyplot()
     if pyplot is None:
         print(f"no plot: matplotlib not importable ({reason})", file=sys.stderr)
     elif cells:

@@ -1,12 +1,16 @@
 """Random geometric augmentation of image batches, for ``Network.fit(augment=...)``."""
-import numpy as np
+from __future__ import annotations
 
-from . import _validation
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .. import _validation
 
 __all__ = ["shift_and_rotate", "ShiftRotate"]
 
 
-def shift_and_rotate(images, rng, max_shift=2.0, max_degrees=10.0):
+def shift_and_rotate(images: ArrayLike, rng: np.random.Generator, max_shift: float = 2.0,
+                     max_degrees: float = 10.0) -> np.ndarray:
     """Rotate each image about its centre and shift it, by random amounts, in one call.
 
     Parameters
@@ -47,7 +51,7 @@ def shift_and_rotate(images, rng, max_shift=2.0, max_degrees=10.0):
     return _bilinear(images, source_r, source_c)
 
 
-def _bilinear(images, source_r, source_c):
+def _bilinear(images: np.ndarray, source_r: np.ndarray, source_c: np.ndarray) -> np.ndarray:
     """images (N, H, W) sampled at (N, H, W) fractional positions, zero outside, bilinear."""
     n, height, width = images.shape
     # A zero border (one pixel before, two after) lets every sample read its four neighbours
@@ -75,12 +79,12 @@ class ShiftRotate:
     """``augment`` callable for :meth:`cnnative.Network.fit`: :func:`shift_and_rotate` with
     fixed limits."""
 
-    def __init__(self, max_shift=2.0, max_degrees=10.0):
+    def __init__(self, max_shift: float = 2.0, max_degrees: float = 10.0) -> None:
         self.max_shift = max_shift
         self.max_degrees = max_degrees
 
-    def __call__(self, images, rng):
+    def __call__(self, images: ArrayLike, rng: np.random.Generator) -> np.ndarray:
         return shift_and_rotate(images, rng, self.max_shift, self.max_degrees)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ShiftRotate(max_shift={self.max_shift}, max_degrees={self.max_degrees})"

@@ -16,7 +16,6 @@ Typical use in a benchmark script::
         budget.cell_done()
 """
 import gc
-import importlib
 import json
 import math
 import os
@@ -26,6 +25,8 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+
+from .._optional import import_pyplot, optional_import
 
 __all__ = [
     "configure_threads", "optional_import", "import_pyplot",
@@ -72,28 +73,6 @@ def configure_threads(threads=None, reexec=True):
             sys.stderr.flush()
             os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     return n
-
-
-def optional_import(name):
-    """``(module, None)`` if ``name`` imports, else ``(None, reason)``.
-
-    Catches more than ImportError because broken binary installs (torch in particular) fail with
-    OSError or RuntimeError, and a benchmark should then skip the contender, not crash.
-    """
-    try:
-        return importlib.import_module(name), None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
-        return None, f"{type(exc).__name__}: {exc}".splitlines()[0]
-
-
-def import_pyplot():
-    """matplotlib.pyplot on the non-interactive Agg backend, or ``(None, reason)``."""
-    matplotlib, reason = optional_import("matplotlib")
-    if matplotlib is None:
-        return None, reason
-    # Agg so plotting works on headless machines and never opens a window mid-benchmark.
-    matplotlib.use("Agg")
-    return optional_import("matplotlib.pyplot")
 
 
 @dataclass

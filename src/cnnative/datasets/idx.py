@@ -1,4 +1,4 @@
-"""The IDX file format of the MNIST files: reading, writing, and atomic file replacement.
+"""The IDX file format of the MNIST files: reading and writing.
 
 An IDX file is a header followed by the array's elements in C order, big-endian:
 
@@ -12,15 +12,19 @@ size is compared with its size on disk before anything is allocated, and a gzip 
 in chunks until it ends or the declared size is reached, so a header that declares terabytes
 fails as soon as the stream runs out.
 """
+from __future__ import annotations
+
 import gzip
 import hashlib
 import math
 import os
-import secrets
 import stat
 import zlib
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from .._files import atomic_write
 
 __all__ = ["IDXFormatError", "read_idx", "write_idx"]
 
@@ -39,7 +43,7 @@ class IDXFormatError(ValueError):
     """A file is not a well-formed IDX file (bad magic, truncated, wrong size, corrupt gzip)."""
 
 
-def read_idx(path):
+def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (raw or gzip-compressed) into a NumPy array.
 
     Parameters
@@ -65,7 +69,7 @@ def read_idx(path):
     return _read(path, want_digest=False)[0]
 
 
-def read_idx_with_digest(path):
+def read_idx_with_digest(path: str | os.PathLike) -> tuple[np.ndarray, str, int]:
     """``(array, sha256 hex digest, byte count)`` of the decompressed IDX content of ``path``."""
     return _read(path, want_digest=True)
 
@@ -176,7 +180,7 @@ def _native_array(buffer, dtype, shape):
     return array.reshape(shape)
 
 
-def write_idx(path, array):
+def write_idx(path: str | os.PathLike, array: ArrayLike) -> None:
     """Write ``array`` to ``path`` as an IDX file, gzip-compressed if the name ends with ``.gz``.
 
     The file is written under a temporary name in the same directory and moved into place
@@ -232,28 +236,3 @@ def write_idx(path, array):
         atomic_write(name, write_gzip, func)
     else:
         atomic_write(name, write, func)
-
-
-def atomic_write(path, write, func):
-    """Call ``write(stream)`` on a temporary file beside ``path``, then move it to ``path``.
-
-    The temporary file is created with mode 0o666 minus the umask, like an ordinary new file.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"{func}: directory {directory!r} of {path!r} does not exist")
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    descriptor = os.open(temporary, flags, 0o666)
-    try:
-        with open(descriptor, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise

@@ -7,14 +7,19 @@ arrays (which NumPy pickles), so a file can carry data only, never code.  Everyt
 checked against the architecture before use, and sizes against what the file holds before
 anything that large is allocated: a damaged file costs no more memory than its own size.
 """
-# json, tempfile, zipfile and zlib are imported where a model is saved or loaded: together
-# they cost more than the rest of `import cnnative` after NumPy.
+# json, zipfile and zlib are imported where a model is saved or loaded: together they cost
+# more than the rest of `import cnnative` after NumPy.
+from __future__ import annotations
+
 import math
 import os
 
 import numpy as np
 
-from .layers import layer_from_config
+from .._files import atomic_write
+from ..network import Network
+from ..nn import layer_class
+from ..nn.base import check_config
 
 __all__ = ["save", "load", "FORMAT", "VERSION"]
 
@@ -22,13 +27,16 @@ FORMAT = "cnnative-model"
 VERSION = 1
 
 
-def save(network, path):
-    """Write ``network`` to ``path`` (exactly that name; no suffix is added), atomically: a
-    temporary file in the same directory is renamed over ``path`` once complete, so a crash
-    never leaves a half-written model behind."""
-    import json
-    import tempfile
+def save(network: Network, path: str | os.PathLike) -> None:
+    """Write ``network`` to ``path`` (exactly that name; no suffix is added), atomically (see
+    :func:`cnnative._files.atomic_write`): a crash never leaves a half-written model behind.
 
+    :func:`load` gives back a network with identical parameters and predictions.
+    """
+    import json
+
+    if not isinstance(network, Network):
+        raise TypeError(f"save: network must be a cnnative.Network, got {network!r}")
     architecture = {
         "loss": network.loss.name,
         "layers": [{"type": type(layer).__name__, "config": layer.get_config()}
@@ -37,22 +45,15 @@ def save(network, path):
     arrays = {f"{index}.{name}": param
               for index, layer in enumerate(network.layers)
               for name, param in layer.params.items()}
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".cnnative-", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, format=np.array(FORMAT), version=np.array(VERSION),
-                     architecture=np.array(json.dumps(architecture)), **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    atomic_write(os.fspath(path),
+                 lambda stream: np.savez(stream, format=np.array(FORMAT),
+                                         version=np.array(VERSION),
+                                         architecture=np.array(json.dumps(architecture)),
+                                         **arrays),  # type: ignore[arg-type]  # no allow_pickle key
+                 "save")
 
 
-def load(path):
+def load(path: str | os.PathLike) -> Network:
     """The :class:`~cnnative.Network` saved at ``path``.
 
     Raises ``ValueError`` for a file that is not a cnnative model (foreign, truncated or
@@ -62,8 +63,6 @@ def load(path):
     import json
     import zipfile
     import zlib
-
-    from .network import Network
 
     path = os.fspath(path)
     where = f"load: path {path!r}"
@@ -83,18 +82,18 @@ def load(path):
         raise ValueError(f"{where}: model format version {int(version)} is not supported "
                          f"(this cnnative reads version {VERSION})")
 
-    def weights_checker(index):
-        # Checked before the weights are allocated: a damaged config could ask for terabytes.
-        def check(shape, dtype):
-            problem = _param_problem(contents, f"{index}.w", shape, dtype)
-            if problem:
-                raise _ParameterError(problem)
-        return check
-
     try:
         architecture = json.loads(_text(contents.get("architecture")) or "")
-        layers = [layer_from_config(spec["type"], spec["config"], weights_checker(index))
-                  for index, spec in enumerate(architecture["layers"])]
+        layers = []
+        for index, spec in enumerate(architecture["layers"]):
+            cls = layer_class(spec["type"])
+            config = check_config(spec["type"], spec["config"])
+            # Checked before the layer is built: a damaged config could ask for terabytes.
+            for name, (shape, dtype) in cls.param_shapes(config).items():
+                problem = _param_problem(contents, f"{index}.{name}", shape, dtype)
+                if problem:
+                    raise _ParameterError(problem)
+            layers.append(cls(**config))
         network = Network(layers, loss=architecture["loss"])
     except _ParameterError as error:
         raise ValueError(f"{where}: {error}") from None

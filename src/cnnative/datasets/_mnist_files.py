@@ -10,14 +10,17 @@ Sources: every digest below is quoted identically by several independent project
 download these files; in addition, the four decompressed Fashion-MNIST digests were recomputed
 from Debian's ``dataset-fashion-mnist`` package.  The MNIST files were not at hand to recompute.
 """
+from __future__ import annotations
+
 import hashlib
 import os
 import urllib.request
+from typing import Iterable
 
-from ._idx import atomic_write
+from .._files import atomic_write
 
 # Canonical file name (without .gz) -> (decompressed size, {sha256 of decompressed bytes: dataset}).
-STANDARD_CONTENTS = {
+STANDARD_CONTENTS: dict[str, tuple[int, dict[str, str]]] = {
     "train-images-idx3-ubyte": (47_040_016, {
         "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db": "MNIST",
         "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888": "Fashion-MNIST",
@@ -37,7 +40,7 @@ STANDARD_CONTENTS = {
 }
 
 # Dataset -> {published .gz name: (size, sha256)}.
-PUBLISHED_GZ = {
+PUBLISHED_GZ: dict[str, dict[str, tuple[int, str]]] = {
     "mnist": {
         "train-images-idx3-ubyte.gz": (9_912_422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
         "train-labels-idx1-ubyte.gz": (28_881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
@@ -52,7 +55,7 @@ PUBLISHED_GZ = {
     },
 }
 
-MIRRORS = {
+MIRRORS: dict[str, tuple[str, ...]] = {
     "mnist": (
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -69,7 +72,7 @@ class ChecksumError(ValueError):
     """A file that claims to be a published dataset file has other contents."""
 
 
-def check_standard(path, stem, size, digest):
+def check_standard(path: str, stem: str, size: int, digest: str) -> None:
     """ChecksumError if ``stem`` is a canonical name, ``size`` its standard size, and
     ``digest`` none of the known contents.  Other files pass unchecked."""
     standard = STANDARD_CONTENTS.get(stem)
@@ -81,7 +84,7 @@ def check_standard(path, stem, size, digest):
                         "is damaged or altered; download it again, or pass verify=False")
 
 
-def _file_sha256(path):
+def _file_sha256(path: str) -> str:
     hasher = hashlib.sha256()
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
@@ -89,7 +92,7 @@ def _file_sha256(path):
     return hasher.hexdigest()
 
 
-def download(directory, dataset, mirrors, timeout):
+def download(directory: str, dataset: str, mirrors: Iterable[str] | None, timeout: float) -> str:
     """Fetch the four .gz files of ``dataset`` into ``directory``; see datasets.download_mnist."""
     func = "download_mnist"
     files = PUBLISHED_GZ[dataset]

@@ -8,8 +8,8 @@ for the quadratic cost).
 """
 import numpy as np
 
-from . import _validation
-from .layers import sigmoid
+from .. import _validation
+from .activations import sigmoid
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "QuadraticCost", "SigmoidCrossEntropy", "get_loss"]
 
@@ -37,7 +37,7 @@ class Loss:
 
 def _output_and_target(output, target, func):
     """Validated (N, K) output and a dense target of its shape and dtype (labels one-hot)."""
-    output = _validation.float_array(output, "output", func, 2)
+    output = _validation.array(output, "output", func, ndim=2, floating=True)
     target = np.asarray(target)
     n, classes = output.shape
     if target.ndim == 1 and target.dtype.kind in "iu":

@@ -1,5 +1,7 @@
-"""Slow, obvious NumPy implementations that the native kernels are checked against."""
+"""Convolution the plain way: one kernel tap at a time, in float64."""
 import numpy as np
+
+__all__ = ["conv2d", "conv2d_backward"]
 
 
 def conv2d(x, w, b=None, stride=(1, 1), padding=(0, 0)):
@@ -37,18 +39,3 @@ def conv2d_backward(grad_y, x, w, stride=(1, 1), padding=(0, 0)):
             grad_padded[window] += np.einsum("nfhw,fc->nchw", grad_y, w[:, :, i, j].astype(np.float64))
     grad_x = grad_padded[:, :, ph:ph + height, pw:pw + width]
     return grad_x, grad_w, grad_y.sum(axis=(0, 2, 3))
-
-
-def numeric_gradient(loss, x, h=1e-6):
-    """Central differences of ``loss()`` with respect to every element of ``x`` (changed in
-    place, then restored)."""
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        saved = x[index]
-        x[index] = saved + h
-        up = loss()
-        x[index] = saved - h
-        down = loss()
-        x[index] = saved
-        grad[index] = (up - down) / (2 * h)
-    return grad

@@ -1,0 +1,22 @@
+"""Direct 2-D correlation and convolution for float32/float64, bit-identical to scipy.signal."""
+import enum
+
+import numpy as np
+import numpy.typing as npt
+
+class Mode(enum.IntEnum):
+    MODE_VALID = 0
+    MODE_SAME = 1
+    MODE_FULL = 2
+
+class Boundary(enum.IntEnum):
+    BOUNDARY_FILL = 0
+    BOUNDARY_SYMM = 1
+    BOUNDARY_WRAP = 2
+
+SIMD_LEVEL_NAMES: dict[int, str]
+
+def simd_info() -> tuple[str, str]: ...
+def set_simd_cap(level: int) -> int: ...
+def correlate_direct(image: np.ndarray, kernel: np.ndarray, flip: bool, mode: int, boundary: int,
+                     fillvalue: float) -> npt.NDArray[np.floating]: ...

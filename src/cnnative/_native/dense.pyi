@@ -1,0 +1,6 @@
+"""Dense-layer kernels for float32/float64: BLAS matrix products and a fixed-order column sum."""
+import numpy as np
+import numpy.typing as npt
+
+def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> npt.NDArray[np.floating]: ...
+def column_sums(a: np.ndarray) -> npt.NDArray[np.floating]: ...

@@ -1,0 +1,117 @@
+"""The layer contract, and building layers back from their configs (what model files store)."""
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .. import _validation
+from .init import init_weights
+
+__all__ = ["Layer", "layer_class", "layer_from_config", "register"]
+
+#: Parameter name -> (shape, dtype), as :meth:`Layer.param_shapes` reports them.
+ParamShapes = dict[str, tuple[tuple[int, ...], np.dtype]]
+
+_LAYER_TYPES: dict[str, type[Layer]] = {}
+
+
+class Layer:
+    """Base class of every layer: no parameters, an empty config.
+
+    A layer has ``forward(x, training=True)`` returning its output and ``backward(grad)``
+    returning the gradient with respect to the input of the last ``forward``.  Trainable
+    layers keep their arrays in ``params`` (name -> ndarray, updated in place by the
+    optimizers) and the gradients of the last ``backward`` in ``grads`` (same names).
+    ``get_config()`` gives the constructor arguments, which is what model files store next
+    to the arrays, and the class method ``param_shapes(config)`` the shapes and dtypes of the
+    parameters such a config implies, without building the layer.
+    """
+
+    #: Set False (a network does this for its first layer) to skip computing the input
+    #: gradient, which nothing consumes there; ``backward`` then returns None.
+    input_grad: ClassVar[bool] | bool = True
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def param_shapes(cls, config: dict[str, Any]) -> ParamShapes:
+        """{name: (shape, dtype)} of the parameters a layer built from ``config`` holds,
+        found without allocating them (model files check their arrays against it first).
+
+        Raises ``TypeError``/``ValueError`` where the constructor would refuse ``config``.
+        """
+        layer = cls.__new__(cls)
+        Layer.__init__(layer)
+        layer._configure(**config)
+        return layer._shapes()
+
+    def _configure(self, *args: Any, **config: Any) -> None:
+        """Checks the constructor's arguments and keeps them; trainable layers override it
+        together with :meth:`_shapes`, which both the constructor and :meth:`param_shapes`
+        use."""
+
+    def _shapes(self) -> ParamShapes:
+        return {}
+
+    def _allocate(self, rng: Any) -> None:
+        """Creates ``params`` from :meth:`_shapes`: weights (``w``) by ``self.init``, the rest
+        zero."""
+        for name, (shape, dtype) in self._shapes().items():
+            if name == "w":
+                fan_in = math.prod(shape[1:])
+                fan_out = shape[0] * math.prod(shape[2:])
+                self.params[name] = init_weights(shape, fan_in, fan_out, self.init, dtype, rng)
+            else:
+                self.params[name] = np.zeros(shape, dtype)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def _cached(self, name: str) -> Any:
+        value = getattr(self, name, None)
+        if value is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return value
+
+
+def register(cls: type[Layer]) -> type[Layer]:
+    """Class decorator: makes ``cls`` known to :func:`layer_from_config` by its name."""
+    _LAYER_TYPES[cls.__name__] = cls
+    return cls
+
+
+def layer_class(name: str) -> type[Layer]:
+    """The registered layer class called ``name``; ValueError listing the known ones."""
+    return _validation.choice(name, _LAYER_TYPES, "layer type", "layer_from_config")
+
+
+def check_config(name: str, config: Any) -> dict[str, Any]:
+    """``config`` if it is a dict with string keys; ValueError otherwise."""
+    if not isinstance(config, dict) or not all(isinstance(key, str) for key in config):
+        raise ValueError(f"layer_from_config: config for {name} must be a dict, got {config!r}")
+    return config
+
+
+def layer_from_config(name: str, config: dict[str, Any]) -> Layer:
+    """A new layer of type ``name`` (a registered class name) built from ``get_config()``
+    output; ValueError for an unknown type or a config its constructor refuses."""
+    cls = layer_class(name)
+    config = check_config(name, config)
+    try:
+        return cls(**config)
+    except TypeError as error:
+        raise ValueError(f"layer_from_config: bad config for {name}: {error}") from None

@@ -1,0 +1,205 @@
+"""Every instruction-set variant of every kernel module with SIMD variants, forced level by level.
+
+Each of cnnative._native.correlate, .conv and .pool picks its variants at run time up to its
+own cap (set_simd_cap); the tests here lower that cap to each level the CPU has, so the scalar,
+128-bit, AVX2 and AVX-512 code all run on one machine.  Correlation and pooling must be exact at
+every level; convolution's AVX2/AVX-512 variants fuse multiply-adds, so it is held to the
+reference within rounding, and to bit-identity across thread counts at each level.
+"""
+import numpy as np
+import pytest
+import scipy.signal
+
+import cnnative
+from cnnative import testing as reference
+from cnnative._native import conv as native_conv
+from cnnative._native import correlate as native_correlate
+from cnnative._native import pool as native_pool
+from conftest import with_layout as layout
+
+LEVEL_NAMES = ["scalar", "vec128", "avx2", "avx512f"]
+MODULES = {"correlate": native_correlate, "conv": native_conv, "pool": native_pool}
+DTYPES = [np.float32, np.float64]
+
+
+def detected_level(module):
+    """The index in LEVEL_NAMES of the widest variant ``module`` can run on this CPU."""
+    detected = module.simd_info()[0]
+    return 1 if detected in ("sse2", "neon") else LEVEL_NAMES.index(detected)
+
+
+@pytest.fixture(params=range(len(LEVEL_NAMES)), ids=LEVEL_NAMES)
+def simd_level(request):
+    """Each instruction-set level in turn (0 scalar .. 3 avx512f)."""
+    return request.param
+
+
+@pytest.fixture
+def cap_simd(simd_level):
+    """cap_simd(module) caps ``module``'s kernels at simd_level until the test ends; a level the
+    CPU lacks is skipped, since the cap would then leave the widest one it has in charge."""
+    restore = []
+
+    def cap(module):
+        if simd_level > detected_level(module):
+            pytest.skip(f"{LEVEL_NAMES[simd_level]} not available on this CPU")
+        restore.append((module, module.set_simd_cap(simd_level)))
+
+    yield cap
+    for module, old in reversed(restore):
+        module.set_simd_cap(old)
+
+
+# ------------------------------------------------------------------------------ the cap itself
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_simd_info_and_cap(name):
+    module = MODULES[name]
+    detected, active = module.simd_info()
+    assert detected in ("scalar", "sse2", "neon", "avx2", "avx512f") and active == detected
+    old = module.set_simd_cap(2)
+    try:
+        assert module.simd_info()[1] == ("avx2" if detected == "avx512f" else detected)
+        # Each module has a cap of its own.
+        assert all(other.simd_info()[1] == other.simd_info()[0]
+                   for other in MODULES.values() if other is not module)
+        with pytest.raises(ValueError, match="level must be in"):
+            module.set_simd_cap(4)
+        with pytest.raises(ValueError, match="level must be in"):
+            module.set_simd_cap(-1)
+        assert module.set_simd_cap(0) == 2
+        assert module.simd_info()[1] == "scalar"
+    finally:
+        module.set_simd_cap(old)
+    assert module.simd_info() == (detected, active)
+
+
+# ------------------------------------------------------------------------------- correlation
+
+
+def assert_same_as_scipy(ours, theirs):
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    assert np.array_equal(ours, theirs, equal_nan=True), np.nanmax(np.abs(ours - theirs))
+
+
+@pytest.mark.scipy_order
+@pytest.mark.parametrize("ours,theirs", [(cnnative.correlate2d, scipy.signal.correlate2d),
+                                         (cnnative.convolve2d, scipy.signal.convolve2d)],
+                         ids=["correlate2d", "convolve2d"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_correlation_variant_is_exact(cap_simd, simd_level, ours, theirs, dtype):
+    """Each instruction-set variant rounds exactly like scipy."""
+    cap_simd(native_correlate)
+    rng = np.random.default_rng(simd_level)
+    for image_shape, kernel_shape in [((37, 101), (5, 7)), ((70, 70), (15, 15)), ((9, 130), (4, 1)),
+                                      ((3, 2), (6, 9)), ((64, 33), (2, 3))]:
+        image = rng.standard_normal(image_shape).astype(dtype)
+        kernel = rng.standard_normal(kernel_shape).astype(dtype)
+        for mode in ["full", "same", "valid"]:
+            for boundary in ["fill", "wrap", "symm"]:
+                if mode == "valid" and kernel_shape[0] > image_shape[0] and kernel_shape[1] <= image_shape[1]:
+                    continue
+                assert_same_as_scipy(ours(image, kernel, mode, boundary, 0.5),
+                                     theirs(image, kernel, mode, boundary, 0.5))
+
+
+# ----------------------------------------------------------------------------------- pooling
+
+
+def assert_same_pooling(ours, expected):
+    (y, indices), (y_ref, indices_ref) = ours, expected
+    assert y.dtype == y_ref.dtype and indices.dtype == np.int64
+    np.testing.assert_array_equal(indices, indices_ref)
+    np.testing.assert_array_equal(y, y_ref)  # NaN equals NaN here
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("stride_h,padding", [(2, 0), (2, 1), (1, 0), (3, (1, 0)), (2, (0, 1))])
+def test_every_pooling_variant_of_2x2_stride_2_is_exact(cap_simd, dtype, stride_h, padding):
+    """Every width from narrower than any vector to several vectors plus a partial one."""
+    cap_simd(native_pool)
+    rng = np.random.default_rng(31)
+    pad_w = padding[1] if isinstance(padding, tuple) else padding
+    for width in range(max(1, 2 - 2 * pad_w), 42):
+        x = rng.integers(-2, 3, (3, 9, width)).astype(dtype)  # many ties
+        x[rng.random(x.shape) < 0.05] = np.nan
+        x[rng.random(x.shape) < 0.05] = -np.inf
+        x[rng.random(x.shape) < 0.02] = np.inf
+        for kind in ("C", "rows"):
+            problem = (layout(x, kind), 2, (stride_h, 2), padding)
+            assert_same_pooling(cnnative.max_pool2d(*problem), reference.max_pool2d(*problem))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pooling_variants_stay_inside_the_window_columns(cap_simd, dtype):
+    # NaN right after each row's last column would win any window that read it, and guard
+    # planes around the outputs catch stray writes.
+    cap_simd(native_pool)
+    for width in (3, 9, 16, 17, 33, 40):
+        rows = np.full((2, 6, width + 1), np.nan, dtype)
+        rows[..., :width] = np.random.default_rng(width).standard_normal((2, 6, width))
+        x = rows[..., :width]
+        out_w = width // 2
+        y_all = np.full((4, 3, out_w), 7, dtype)
+        i_all = np.full((4, 3, out_w), 7, np.int64)
+        native_pool.max_pool2d_planes(x, y_all[1:3], i_all[1:3], (2, 2), (2, 2), (0, 0), 0, 2)
+        assert_same_pooling((y_all[1:3], i_all[1:3]), reference.max_pool2d(x, 2))
+        assert (y_all[[0, 3]] == 7).all() and (i_all[[0, 3]] == 7).all()
+
+
+# ------------------------------------------------------------------------------- convolution
+
+
+@pytest.fixture(params=["direct", "gemm"])
+def conv_algorithm(request):
+    """The direct (gather) kernels, which are what the cap selects among, or im2col + gemm,
+    whose col2im fold is dispatched too."""
+    previous = native_conv.set_algorithm(request.param)
+    yield request.param
+    native_conv.set_algorithm(previous)
+
+
+def assert_close(ours, expected, dtype):
+    tolerance = 1e-4 if dtype == np.float32 else 1e-11
+    assert ours.dtype == dtype and ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, rtol=tolerance,
+                               atol=tolerance * max(1.0, np.abs(expected).max()))
+
+
+# Filters and output positions around the vector widths (4, 8, 16 float32 lanes; 2, 4, 8
+# float64), strides and paddings, a 1x1 kernel and one wider than tall.
+CONV_SHAPES = [
+    # x shape, w shape, stride, padding
+    ((3, 2, 9, 9), (5, 2, 3, 3), (1, 1), (1, 1)),
+    ((2, 3, 12, 11), (16, 3, 3, 3), (2, 1), (0, 1)),
+    ((4, 1, 10, 10), (20, 1, 5, 5), (1, 1), (0, 0)),
+    ((2, 4, 7, 8), (9, 4, 1, 1), (1, 2), (0, 0)),
+    ((3, 2, 6, 13), (3, 2, 2, 4), (2, 3), (1, 2)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shapes", CONV_SHAPES, ids=lambda s: "x{}w{}".format(*s[:2]))
+def test_every_conv_variant_matches_the_reference(cap_simd, simd_level, conv_algorithm, dtype,
+                                                  shapes):
+    cap_simd(native_conv)
+    x_shape, w_shape, stride, padding = shapes
+    rng = np.random.default_rng(simd_level)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    y_ref = reference.conv2d(x, w, b, stride, padding)
+    grad_y = rng.standard_normal(y_ref.shape).astype(dtype)
+    grads_ref = reference.conv2d_backward(grad_y, x, w, stride, padding)
+    runs = []
+    for threads in (1, 2, 3):
+        y = cnnative.conv2d(x, w, b, stride, padding, num_threads=threads)
+        grads = cnnative.conv2d_backward(grad_y, x, w, stride, padding, num_threads=threads)
+        runs.append((y, *grads))
+    assert_close(runs[0][0], y_ref, dtype)
+    for ours, expected in zip(runs[0][1:], grads_ref):
+        assert_close(ours, expected, dtype)
+    for run in runs[1:]:
+        for ours, first in zip(run, runs[0]):
+            np.testing.assert_array_equal(ours, first)
