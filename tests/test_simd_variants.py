@@ -15,39 +15,11 @@ from cnnative import testing as reference
 from cnnative._native import conv as native_conv
 from cnnative._native import correlate as native_correlate
 from cnnative._native import pool as native_pool
+from conftest import LEVEL_NAMES, detected_level
 from conftest import with_layout as layout
 
-LEVEL_NAMES = ["scalar", "vec128", "avx2", "avx512f"]
 MODULES = {"correlate": native_correlate, "conv": native_conv, "pool": native_pool}
 DTYPES = [np.float32, np.float64]
-
-
-def detected_level(module):
-    """The index in LEVEL_NAMES of the widest variant ``module`` can run on this CPU."""
-    detected = module.simd_info()[0]
-    return 1 if detected in ("sse2", "neon") else LEVEL_NAMES.index(detected)
-
-
-@pytest.fixture(params=range(len(LEVEL_NAMES)), ids=LEVEL_NAMES)
-def simd_level(request):
-    """Each instruction-set level in turn (0 scalar .. 3 avx512f)."""
-    return request.param
-
-
-@pytest.fixture
-def cap_simd(simd_level):
-    """cap_simd(module) caps ``module``'s kernels at simd_level until the test ends; a level the
-    CPU lacks is skipped, since the cap would then leave the widest one it has in charge."""
-    restore = []
-
-    def cap(module):
-        if simd_level > detected_level(module):
-            pytest.skip(f"{LEVEL_NAMES[simd_level]} not available on this CPU")
-        restore.append((module, module.set_simd_cap(simd_level)))
-
-    yield cap
-    for module, old in reversed(restore):
-        module.set_simd_cap(old)
 
 
 # ------------------------------------------------------------------------------ the cap itself

@@ -1,8 +1,11 @@
 """The ``cnnative`` command line (also ``python -m cnnative``): train, evaluate, bench, info."""
+from __future__ import annotations
+
 import argparse
 import os
 import sys
 import time
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -12,7 +15,7 @@ from . import _validation
 # "default" is the main job: Nielsen's network on the embedded digits in well under 3 minutes;
 # augmentation (random shifts and small rotations) is what lifts it above 98% from 4,000
 # images.  "best" trades time for accuracy: longer, with dropout (see the README for figures).
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "default": {"epochs": 15, "batch_size": 64, "lr": 0.02, "momentum": 0.9, "dropout": 0.0,
                 "augment": True, "weight_decay": 0.0, "schedule": "cosine"},
     "best": {"epochs": 60, "batch_size": 64, "lr": 0.03, "momentum": 0.9, "dropout": 0.3,
@@ -20,10 +23,10 @@ PRESETS = {
 }
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; ``argv`` defaults to the process's arguments.  Returns the exit status."""
     command_line = argv is None
-    argv = sys.argv[1:] if command_line else list(argv)
+    argv = sys.argv[1:] if command_line else list(argv)  # type: ignore[arg-type]  # not None
     if argv[:1] == ["bench"]:
         # Every option belongs to the benchmark, which parses them itself.
         from .bench import main as bench_main
@@ -35,7 +38,7 @@ def main(argv=None):
     return args.run(args)
 
 
-def _parser():
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnnative",
         description="Train and evaluate CNNs on cnnative's native kernels. "
@@ -94,7 +97,7 @@ def _parser():
     return parser
 
 
-def _describe(values):
+def _describe(values: dict[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in values.items())
 
 

@@ -11,17 +11,14 @@ on threads, and the seed alone drives shuffling and dropout masks.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _validation
-from .nn import Layer, MaxPool2D, ReLU, get_loss
+from .nn import Layer, Loss, MaxPool2D, ReLU, get_loss
 from .optim import SGD, Optimizer
-
-if TYPE_CHECKING:
-    from .nn import Loss
 
 __all__ = ["Network"]
 
@@ -104,7 +101,8 @@ class Network:
             x = x.astype(self.dtype, copy=False)
         else:
             raise TypeError(f"{func}: x must be uint8 images or floats, got dtype {x.dtype}")
-        return x[:, np.newaxis] if x.ndim == 3 else x
+        # x is an ndarray: numpy's stubs type the uint8 branch's product as Any.
+        return x[:, np.newaxis] if x.ndim == 3 else x  # type: ignore[index, union-attr, return-value]
 
     def _check_targets(self, x: ArrayLike, y: ArrayLike, func: str) -> np.ndarray:
         y = np.asarray(y)

@@ -24,12 +24,14 @@ from ._native import correlate as _correlate
 
 __all__ = ["correlate2d", "convolve2d", "choose_method"]
 
-_MODES = {"valid": _correlate.Mode.MODE_VALID, "same": _correlate.Mode.MODE_SAME,
-          "full": _correlate.Mode.MODE_FULL}
+_VALID, _SAME, _FULL = (_correlate.Mode.MODE_VALID, _correlate.Mode.MODE_SAME,
+                         _correlate.Mode.MODE_FULL)
+_FILL, _SYMM, _WRAP = (_correlate.Boundary.BOUNDARY_FILL, _correlate.Boundary.BOUNDARY_SYMM,
+                       _correlate.Boundary.BOUNDARY_WRAP)
+_MODES = {"valid": _VALID, "same": _SAME, "full": _FULL}
 _BOUNDARIES = {
-    "fill": _correlate.Boundary.BOUNDARY_FILL, "pad": _correlate.Boundary.BOUNDARY_FILL,
-    "symm": _correlate.Boundary.BOUNDARY_SYMM, "symmetric": _correlate.Boundary.BOUNDARY_SYMM,
-    "wrap": _correlate.Boundary.BOUNDARY_WRAP, "circular": _correlate.Boundary.BOUNDARY_WRAP,
+    "fill": _FILL, "pad": _FILL, "symm": _SYMM, "symmetric": _SYMM, "wrap": _WRAP,
+    "circular": _WRAP,
 }
 _METHODS = {"direct": "direct", "fft": "fft", "auto": "auto"}
 _FLOAT32, _FLOAT64 = _validation.NATIVE_FLOATS
@@ -117,9 +119,9 @@ def choose_method(in1, in2, mode="full"):
 
 def _cheaper_method(shape1, shape2, mode_code, dtype):
     (m, n), (j, k) = shape1, shape2
-    if mode_code == _correlate.Mode.MODE_VALID:
+    if mode_code is _VALID:
         out_rows, out_cols = abs(m - j) + 1, abs(n - k) + 1
-    elif mode_code == _correlate.Mode.MODE_SAME:
+    elif mode_code is _SAME:
         out_rows, out_cols = m, n
     else:
         out_rows, out_cols = m + j - 1, n + k - 1
@@ -162,7 +164,7 @@ def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, co
                         or (type(fillvalue) is int and -_EXACT_INT <= fillvalue <= _EXACT_INT))):
         fillvalue = _fill_value(func, fillvalue, dtype)
 
-    swapped = (mode_code == _correlate.Mode.MODE_VALID
+    swapped = (mode_code is _VALID
                and _valid_inputs_swapped(func, in1.shape, in2.shape))
     if swapped:
         in1, in2 = in2, in1
@@ -274,10 +276,10 @@ def _fft_correlate(func, image, kernel, mode_code, boundary_code, fillvalue, con
         raise ValueError(f"{func}: method='fft' needs floating-point or complex input, got "
                          f"{dtype}; use method='direct' for integer arrays")
     (m, n), (j, k) = image.shape, kernel.shape
-    if mode_code == _correlate.Mode.MODE_VALID:
+    if mode_code is _VALID:
         top = left = 0
         out_rows, out_cols = m - j + 1, n - k + 1
-    elif mode_code == _correlate.Mode.MODE_SAME:
+    elif mode_code is _SAME:
         top = j // 2 if convolve else (j - 1) // 2
         left = k // 2 if convolve else (k - 1) // 2
         out_rows, out_cols = m, n
@@ -298,14 +300,14 @@ def _fft_correlate(func, image, kernel, mode_code, boundary_code, fillvalue, con
 
 
 def _padded(image, top, bottom, left, right, boundary_code, fillvalue):
-    if boundary_code == _correlate.Boundary.BOUNDARY_FILL:
+    if boundary_code is _FILL:
         with np.errstate(over="ignore"):  # beyond float32's range is inf, as for 'direct'
             return np.pad(image, ((top, bottom), (left, right)), constant_values=fillvalue)
     # Index maps handle pads wider than the image, which np.pad's reflect/wrap do not all do.
     m, n = image.shape
     rows = np.arange(-top, m + bottom)
     cols = np.arange(-left, n + right)
-    if boundary_code == _correlate.Boundary.BOUNDARY_WRAP:
+    if boundary_code is _WRAP:
         rows, cols = rows % m, cols % n
     else:
         rows, cols = _symmetric(rows, m), _symmetric(cols, n)

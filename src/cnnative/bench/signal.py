@@ -18,22 +18,32 @@ Usage (``cnnative bench`` is the same as ``python -m cnnative.bench`` and
 The markdown table goes to stdout; progress and any mismatch report go to stderr. Exit status is
 1 if any cell's cnnative output was not identical to scipy's (or another contender disagreed).
 """
+from __future__ import annotations
+
 import argparse
 import math
 import os
 import statistics
 import sys
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from .._optional import import_pyplot, optional_import
 from . import timing as _timing
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike
+
+_T = TypeVar("_T")
 
 # Where results go unless --json says otherwise: the working directory, since the installed
 # package's own directory is no place for them.
 RESULTS = "cnnative-bench"
 
-FULL_GRID = {"sizes": [28, 64, 256, 1024], "kernels": [3, 5, 7, 15],
+FULL_GRID: dict[str, list[Any]] = {"sizes": [28, 64, 256, 1024], "kernels": [3, 5, 7, 15],
              "modes": ["valid", "same", "full"], "dtypes": ["float32", "float64"]}
-QUICK_GRID = {"sizes": [28, 256], "kernels": [3, 15],
+QUICK_GRID: dict[str, list[Any]] = {"sizes": [28, 256], "kernels": [3, 15],
               "modes": ["valid", "full"], "dtypes": ["float32", "float64"]}
 # Sized for a 2-core machine: the full grid's fixed costs (checks, calibration, three repeats
 # of ~0.4 s scipy calls at 1024 px) are about a minute, the rest buys extra repeats.
@@ -47,8 +57,8 @@ HEADERS = ["image", "kernel", "mode", "dtype", "scipy µs", "cnnative µs", "spe
            "auto µs", "auto picks", "fftconvolve µs", "auto-vs-fft", "torch µs"]
 
 
-def _list_of(kind):
-    def parse(text):
+def _list_of(kind: Callable[[str], _T]) -> Callable[[str], list[_T]]:
+    def parse(text: str) -> list[_T]:
         items = [item for item in text.replace(",", " ").split() if item]
         try:
             return [kind(item) for item in items]
@@ -57,7 +67,7 @@ def _list_of(kind):
     return parse
 
 
-def parse_args(argv=None, results=RESULTS):
+def parse_args(argv: Sequence[str] | None = None, results: str = RESULTS) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
@@ -103,7 +113,7 @@ def parse_args(argv=None, results=RESULTS):
     return args
 
 
-def torch_padding(mode, kernel):
+def torch_padding(mode: str, kernel: int) -> int | str:
     """conv2d padding giving scipy.signal.correlate2d's output for a square kernel, stride 1."""
     if mode == "valid":
         return 0
@@ -114,7 +124,7 @@ def torch_padding(mode, kernel):
     return "same"
 
 
-def compare_exact(name, out, ref):
+def compare_exact(name: str, out: np.ndarray, ref: np.ndarray) -> str | None:
     """None if identical (shape, dtype, every bit incl. NaN positions), else a description."""
     import numpy as np
     if out.shape != ref.shape:
@@ -130,7 +140,7 @@ def compare_exact(name, out, ref):
             f"{out[first]!r} vs {ref[first]!r}")
 
 
-def compare_close(name, out, ref, rtol):
+def compare_close(name: str, out: ArrayLike, ref: np.ndarray, rtol: float) -> str | None:
     import numpy as np
     out = np.asarray(out)
     if out.shape != ref.shape:
@@ -142,7 +152,9 @@ def compare_close(name, out, ref, rtol):
     return None
 
 
-def run_cell(size, kernel, mode, dtype_name, args, libs, budget, rng):
+def run_cell(size: int, kernel: int, mode: str, dtype_name: str, args: argparse.Namespace,
+             libs: tuple[Any, Any, Any, Any], budget: _timing.Budget,
+             rng: np.random.Generator) -> dict[str, Any]:
     np, scipy_signal, cnnative, torch = libs
     dtype = np.dtype(dtype_name)
     image = rng.standard_normal((size, size)).astype(dtype)
@@ -207,7 +219,7 @@ def run_cell(size, kernel, mode, dtype_name, args, libs, budget, rng):
     }
 
 
-def table_rows(cells):
+def table_rows(cells: Sequence[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for c in cells:
         t = c["timings"]
@@ -225,7 +237,7 @@ def table_rows(cells):
     return rows
 
 
-def summarise(cells):
+def summarise(cells: Sequence[dict[str, Any]]) -> dict[str, Any]:
     speedups = [c["speedup"] for c in cells]
     worst = min(cells, key=lambda c: c["speedup"])
     summary = {
@@ -245,7 +257,7 @@ def summarise(cells):
     return summary
 
 
-def summary_lines(summary):
+def summary_lines(summary: dict[str, Any]) -> list[str]:
     w = summary["min_speedup_cell"]
     lines = [
         f"Summary: median speedup (scipy/cnnative direct) over {summary['cells']} cells "
@@ -268,7 +280,7 @@ def summary_lines(summary):
     return lines
 
 
-def plot(cells, path, pyplot):
+def plot(cells: Sequence[dict[str, Any]], path: str, pyplot: ModuleType) -> None:
     modes = list(dict.fromkeys(c["mode"] for c in cells))
     fig, axes = pyplot.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.8), sharey=True,
                                 squeeze=False)
@@ -300,7 +312,8 @@ def plot(cells, path, pyplot):
     pyplot.close(fig)
 
 
-def main(argv=None, results=RESULTS, reexec=None):
+def main(argv: Sequence[str] | None = None, results: str = RESULTS,
+         reexec: bool | None = None) -> int:
     """Run the benchmark; returns the exit status.  As a program's main (``argv`` None, or
     ``reexec`` true) it may restart the process to size the libraries' thread pools (see
     ``_timing.configure_threads``); called with an explicit ``argv`` it never does."""
@@ -316,7 +329,7 @@ def main(argv=None, results=RESULTS, reexec=None):
     if args.no_torch:
         torch, torch_reason = None, "--no-torch"
     else:
-        torch, torch_reason = optional_import("torch")
+        torch, torch_reason = optional_import("torch")  # type: ignore[assignment]  # str if no torch
     if torch is not None:
         torch.set_num_threads(threads)
     detected, active = cnnative._native.correlate.simd_info()

@@ -15,6 +15,8 @@ Typical use in a benchmark script::
         timings = _timing.time_interleaved({"a": f, "b": g}, budget.for_next_cell())
         budget.cell_done()
 """
+from __future__ import annotations
+
 import gc
 import json
 import math
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .._optional import import_pyplot, optional_import
 
@@ -45,7 +48,7 @@ _LATE_MODULES = ("numpy", "scipy", "torch")
 _REEXECUTED = "CNNATIVE_BENCH_REEXECUTED"
 
 
-def configure_threads(threads=None, reexec=True):
+def configure_threads(threads: int | None = None, reexec: bool = True) -> int:
     """Pin every library thread pool to ``threads`` (default 1) via the environment; returns it.
 
     When numpy, scipy or torch is already imported and the environment did not say so yet,
@@ -80,21 +83,21 @@ class Timing:
     """Per-call seconds of one contender: one sample per repeat, each the mean of ``number`` calls."""
     name: str
     number: int
-    samples: list = field(default_factory=list)
+    samples: list[float] = field(default_factory=list)
 
     @property
-    def median(self):
+    def median(self) -> float:
         return statistics.median(self.samples) if self.samples else math.nan
 
     @property
-    def spread(self):
+    def spread(self) -> float:
         """Interquartile range relative to the median: a quick noise indicator for the reader."""
         if len(self.samples) < 4:
             return math.nan
         q1, _, q3 = statistics.quantiles(self.samples, n=4)
         return (q3 - q1) / self.median
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         return {
             "median_s": self.median, "number": self.number, "repeats": len(self.samples),
             "iqr_over_median": None if math.isnan(self.spread) else self.spread,
@@ -102,14 +105,14 @@ class Timing:
         }
 
 
-def _run_batch(fn, number):
+def _run_batch(fn: Callable[[], object], number: int) -> float:
     start = time.perf_counter()
     for _ in range(number):
         fn()
     return time.perf_counter() - start
 
 
-def calibrate(fn, min_sample_s=2e-3):
+def calibrate(fn: Callable[[], object], min_sample_s: float = 2e-3) -> tuple[int, float]:
     """``(number, seconds_per_call)``, ``number`` calls making one sample last >= ``min_sample_s``.
 
     perf_counter resolution and loop overhead are negligible against ~2 ms, while fast calls
@@ -130,7 +133,9 @@ def calibrate(fn, min_sample_s=2e-3):
         number = max(2 * number, min(guess, 100 * number))
 
 
-def time_interleaved(contenders, budget_s, *, min_sample_s=2e-3, min_repeats=3, max_repeats=21):
+def time_interleaved(contenders: Mapping[str, Callable[[], object]], budget_s: float, *,
+                     min_sample_s: float = 2e-3, min_repeats: int = 3,
+                     max_repeats: int = 21) -> dict[str, Timing]:
     """Time several callables against each other; returns ``{name: Timing}``.
 
     Each repeat runs every contender once, in an order rotated per repeat, so slow drift
@@ -174,24 +179,24 @@ class Budget:
     the cells cheap-first to benefit.
     """
 
-    def __init__(self, total_s, n_cells):
+    def __init__(self, total_s: float, n_cells: int) -> None:
         self.total_s = float(total_s)
         self.cells_left = int(n_cells)
         self.start = time.perf_counter()
 
     @property
-    def elapsed(self):
+    def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
-    def for_next_cell(self):
+    def for_next_cell(self) -> float:
         left = max(self.total_s - self.elapsed, 0.0)
         return left / max(self.cells_left, 1)
 
-    def cell_done(self):
+    def cell_done(self) -> None:
         self.cells_left -= 1
 
 
-def format_us(seconds):
+def format_us(seconds: float | None) -> str:
     """Microseconds with about three significant digits; '-' for missing values."""
     if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
         return "-"
@@ -203,20 +208,22 @@ def format_us(seconds):
     return f"{us:,.0f}"
 
 
-def format_ratio(value):
+def format_ratio(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
 
 
-def markdown_table(headers, rows, align=None):
+def markdown_table(headers: Sequence[str], rows: Iterable[Iterable[object]],
+                   align: str | None = None) -> str:
     """A GitHub-flavoured markdown table padded so it also reads well as plain text.
 
     ``align`` is a string of 'l'/'r' per column (default: first column left, the rest right).
     """
     rows = [[str(cell) for cell in row] for row in rows]
     align = align or "l" + "r" * (len(headers) - 1)
-    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    # rows is now a list of lists (mypy keeps the parameter's Iterable type).
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]  # type: ignore[index]
 
     def line(cells):
         padded = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align)]
@@ -226,7 +233,7 @@ def markdown_table(headers, rows, align=None):
     return "\n".join([line(headers), line(rule)] + [line(row) for row in rows])
 
 
-def _cpu_model():
+def _cpu_model() -> str | None:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for text in f:
@@ -237,7 +244,7 @@ def _cpu_model():
     return platform.processor() or None
 
 
-def _git_revision():
+def _git_revision() -> str | None:
     # Which commit was measured matters when comparing result files; a dirty tree is flagged.
     here = os.path.dirname(os.path.abspath(__file__))
     try:
@@ -250,14 +257,14 @@ def _git_revision():
         return None
 
 
-def _loadavg():
+def _loadavg() -> list[float] | None:
     try:
         return list(os.getloadavg())
     except (AttributeError, OSError):
         return None
 
 
-def median_spread(timings):
+def median_spread(timings: Iterable[Timing]) -> float:
     """Median of the relative IQRs of a set of Timing objects (NaN if none has enough samples).
 
     One number to print next to a results table: a few percent is a quiet machine, tens of
@@ -267,7 +274,7 @@ def median_spread(timings):
     return statistics.median(spreads) if spreads else math.nan
 
 
-def environment(**extra):
+def environment(**extra: Any) -> dict[str, Any]:
     """Machine and software description to store next to the numbers."""
     versions = {}
     for name in ("numpy", "scipy", "torch", "cnnative"):
@@ -275,7 +282,7 @@ def environment(**extra):
         if module is not None:
             versions[name] = getattr(module, "__version__", None)
     try:
-        cpus = len(os.sched_getaffinity(0))
+        cpus: int | None = len(os.sched_getaffinity(0))
     except AttributeError:
         cpus = os.cpu_count()
     info = {
@@ -295,7 +302,7 @@ def environment(**extra):
     return info
 
 
-def _json_safe(value):
+def _json_safe(value: Any) -> Any:
     # NaN/inf are not valid JSON; null keeps the file loadable by strict parsers.
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -306,7 +313,7 @@ def _json_safe(value):
     return value
 
 
-def write_json(path, payload):
+def write_json(path: str, payload: Any) -> str:
     """Write ``payload`` as indented JSON, creating parent directories; returns the path."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
