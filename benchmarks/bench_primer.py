@@ -3,7 +3,7 @@
 One 28x28 input, one feature map with a 5x5 overlay, then 2x2 max pooling at stride 1 (23x23
 overlapping windows), forward and backward.  The reference is the article's code path
 (``scipy.signal.correlate2d``/``convolve2d`` and a Python loop over the pooling windows, from
-tests/primer_reference.py); cnnative.primer runs the same formulas on the native kernels and is
+cnnative.testing.primer); cnnative.primer runs the same formulas on the native kernels and is
 checked to give identical numbers first.  Its forward pass leaves the (row, col) tuples of
 ``max_positions`` to be built on first access, so a third contender also reads them.
 
@@ -11,11 +11,10 @@ checked to give identical numbers first.  Its forward pass leaves the (row, col)
 """
 import argparse
 import os
-import sys
+
+from cnnative.bench import timing
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, os.pardir, "tests"))  # the reference formulas
-from cnnative.bench import timing  # noqa: E402
 
 SIZE, OVERLAY, POOL, STEP = 28, (5, 5), (2, 2), 0.1
 
