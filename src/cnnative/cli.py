@@ -222,7 +222,7 @@ def _info(args):
     import scipy
 
     from . import __version__
-    from ._native import correlate, pool
+    from ._native import conv, correlate, pool
     from ._threads import get_num_threads
 
     detected, active = correlate.simd_info()
@@ -232,8 +232,9 @@ def _info(args):
     print(f"platform {platform.platform()}, machine {platform.machine()}, "
           f"{os.cpu_count()} CPUs")
     print(f"threads: {get_num_threads()} (cnnative.set_num_threads or $CNNATIVE_NUM_THREADS)")
-    print(f"CPU code paths: this CPU supports {detected}; correlation and direct convolution "
-          f"kernels run {active} (chosen at run time; the build has no -march=native code)")
+    print(f"CPU code paths: this CPU supports {detected}; correlation kernels run {active}, "
+          f"direct convolution kernels {conv.simd_info()[1]} (chosen at run time; the build "
+          "has no -march=native code)")
     print(f"max pooling (2x2 stride 2 interiors): {pool.simd_info()[1]}; other windows: the "
           "compiler's baseline vectors (SSE2 on x86-64)")
     print("dense layers and im2col convolution: scipy's BLAS via scipy.linalg.cython_blas, one "
