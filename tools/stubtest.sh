@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${1:-python3}
+# An absolute path: the check runs from tools/ below.
+case $python in */*) python="$(cd "$(dirname "$python")" && pwd)/$(basename "$python")" ;; esac
 "$python" -c "import mypy" 2>/dev/null || "$python" -m pip install -q "mypy>=1.10"
 modules=$(cd src/cnnative/_native && ls *.pyi | sed 's/\.pyi$//; s/^/cnnative._native./')
 allowlist=()
