@@ -6,7 +6,7 @@ from typing import Callable
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .nn import Layer
+from .nn import Layer, named_layers
 from .network import Network
 
 __all__ = ["gradcheck", "GradcheckError"]
@@ -41,8 +41,8 @@ def gradcheck(target: Layer | Network, x: ArrayLike, y: ArrayLike | None = None,
     Returns
     -------
     report : dict
-        For each checked array (``"x"``, ``"<layer index>.<param>"`` for a network, or the
-        param name for a layer): the largest ``|analytic - numeric|`` found over the compared
+        For each checked array (``"x"``, ``"<layer name>.<param>"`` for a network, with the
+        dotted names of :meth:`Network.named_layers`, or the param name for a layer): the largest ``|analytic - numeric|`` found over the compared
         coordinates; under key ``"ok"`` whether every one passed, and under ``"kinks"`` how
         many were skipped as kinks.
 
@@ -64,13 +64,15 @@ def gradcheck(target: Layer | Network, x: ArrayLike, y: ArrayLike | None = None,
             raise ValueError("gradcheck: a network needs targets y")
         x = target.prepare(x, "gradcheck")  # type: ignore[union-attr]  # a Network here
         layers = target.layers  # type: ignore[union-attr]
+        named = list(named_layers(layers))
     else:
         layers = [target]
+        named = [("", target), *named_layers(target.sublayers())]
     x = np.array(x, copy=True)
     arrays = {"x": x}
-    for index, layer in enumerate(layers):
+    for path, layer in named:
         for name, param in layer.params.items():
-            arrays[f"{index}.{name}" if is_network else name] = param
+            arrays[f"{path}.{name}" if path else name] = param
     for name, array in arrays.items():
         if not array.flags.c_contiguous:
             raise ValueError(f"gradcheck: {name} must be C-contiguous to be perturbed in place")
@@ -78,8 +80,11 @@ def gradcheck(target: Layer | Network, x: ArrayLike, y: ArrayLike | None = None,
             raise TypeError(f"gradcheck: {name} must be float64 for a meaningful finite "
                             f"difference, got {array.dtype}")
 
-    rngs = [layer.rng for layer in layers if hasattr(layer, "rng")]
+    rngs = [layer.rng for _, layer in named if hasattr(layer, "rng")]
     states = [rng.bit_generator.state for rng in rngs]
+    # Training-mode evaluations move batch norm's running statistics: put them back after.
+    buffers = [(layer.buffers, {key: value.copy() for key, value in layer.buffers.items()})
+               for _, layer in named if layer.buffers]
     first = layers[0]
     saved_input_grad, first.input_grad = first.input_grad, True
 
@@ -104,9 +109,9 @@ def gradcheck(target: Layer | Network, x: ArrayLike, y: ArrayLike | None = None,
         grad_x = target.backward(target.loss.backward()  # type: ignore[union-attr, arg-type]
                                  if is_network else upstream)
         analytic = {"x": np.array(grad_x)}
-        for index, layer in enumerate(layers):
+        for path, layer in named:
             for name in layer.params:
-                analytic[f"{index}.{name}" if is_network else name] = np.array(layer.grads[name])
+                analytic[f"{path}.{name}" if path else name] = np.array(layer.grads[name])
 
         pick = np.random.default_rng(seed + 1)
         report, failures, kinks = {}, [], 0
@@ -141,6 +146,9 @@ def gradcheck(target: Layer | Network, x: ArrayLike, y: ArrayLike | None = None,
             report[name] = worst
     finally:
         first.input_grad = saved_input_grad
+        for live, saved in buffers:
+            for key, value in saved.items():
+                live[key][...] = value
     report["ok"] = not failures
     report["kinks"] = kinks
     if failures and raise_exception:

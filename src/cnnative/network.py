@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _validation
-from .nn import Layer, Loss, MaxPool2D, ReLU, get_loss
+from .nn import Layer, Loss, MaxPool2D, ReLU, get_loss, named_layers
 from .optim import SGD, Optimizer
 
 __all__ = ["Network"]
@@ -40,7 +40,8 @@ class Network:
             raise TypeError("Network: layers must be a non-empty sequence of Layer objects")
         self.layers: list[Layer] = layers
         self.loss: Loss = get_loss(loss)
-        dtypes = {param.dtype for layer in layers for param in layer.params.values()}
+        dtypes = {param.dtype for _, layer in named_layers(layers)
+                  for param in layer.params.values()}
         if len(dtypes) > 1:
             raise TypeError(f"Network: all layers must share one dtype, got {sorted(map(str, dtypes))}")
         self.dtype: np.dtype[np.floating[Any]] = dtypes.pop() if dtypes else np.dtype(np.float64)
@@ -48,8 +49,13 @@ class Network:
         layers[0].input_grad = False
 
     def __repr__(self) -> str:
-        inner = ",\n    ".join(map(repr, self.layers))
+        inner = ",\n".join(map(repr, self.layers)).replace("\n", "\n    ")
         return f"Network([\n    {inner}\n], loss={self.loss.name!r})"
+
+    def named_layers(self) -> list[tuple[str, Layer]]:
+        """(dotted name, layer) of every layer, containers and their contents included, in a
+        fixed order: "0", "1", "2.body.0", ... (the names model files give their arrays)."""
+        return list(named_layers(self.layers))
 
     # -- running the layers ---------------------------------------------------------------
 
@@ -57,7 +63,7 @@ class Network:
         """(parameter, gradient) pairs in a fixed order; gradients are those of the last
         ``backward`` (None before it)."""
         return [(layer.params[name], layer.grads.get(name))
-                for layer in self.layers for name in layer.params]
+                for _, layer in named_layers(self.layers) for name in layer.params]
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Output of the last layer for a prepared float batch (see :meth:`prepare`)."""
@@ -168,7 +174,7 @@ class Network:
         seeds = np.random.SeedSequence(seed)
         order_rng = np.random.default_rng(seeds.spawn(1)[0])
         augment_rng = np.random.default_rng(seeds.spawn(1)[0])
-        for layer in self.layers:
+        for _, layer in named_layers(self.layers):
             if hasattr(layer, "rng"):
                 layer.rng = np.random.default_rng(seeds.spawn(1)[0])
 

@@ -1,8 +1,9 @@
 """Model files: a network's architecture as JSON plus its parameter arrays, in one .npz.
 
 The file holds ``format`` ("cnnative-model"), ``version``, ``architecture`` (JSON text: the
-loss name and each layer's type and ``get_config()``) and one array per parameter named
-``"<layer index>.<param name>"``.  Loading reads the arrays' raw bytes and refuses object
+loss name and each layer's type and ``get_config()``, a container's config holding its
+layers' in turn) and one array per parameter or buffer named ``"<layer name>.<array name>"``,
+the layer named as :meth:`cnnative.Network.named_layers` names it ("0", "3.body.1", ...).  Loading reads the arrays' raw bytes and refuses object
 arrays (which NumPy pickles), so a file can carry data only, never code.  Everything read is
 checked against the architecture before use, and sizes against what the file holds before
 anything that large is allocated: a damaged file costs no more memory than its own size.
@@ -13,12 +14,13 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import numpy as np
 
 from .._files import atomic_write
 from ..network import Network
-from ..nn import layer_class
+from ..nn import Layer, layer_class, spec_of
 from ..nn.base import check_config
 
 __all__ = ["save", "load", "FORMAT", "VERSION"]
@@ -37,14 +39,10 @@ def save(network: Network, path: str | os.PathLike) -> None:
 
     if not isinstance(network, Network):
         raise TypeError(f"save: network must be a cnnative.Network, got {network!r}")
-    architecture = {
-        "loss": network.loss.name,
-        "layers": [{"type": type(layer).__name__, "config": layer.get_config()}
-                   for layer in network.layers],
-    }
-    arrays = {f"{index}.{name}": param
-              for index, layer in enumerate(network.layers)
-              for name, param in layer.params.items()}
+    architecture = {"loss": network.loss.name,
+                    "layers": [spec_of(layer) for layer in network.layers]}
+    arrays = {f"{path}.{name}": array for path, layer in network.named_layers()
+              for name, array in _arrays_of(layer).items()}
     atomic_write(os.fspath(path),
                  lambda stream: np.savez(stream, format=np.array(FORMAT),
                                          version=np.array(VERSION),
@@ -82,18 +80,20 @@ def load(path: str | os.PathLike) -> Network:
         raise ValueError(f"{where}: model format version {int(version)} is not supported "
                          f"(this cnnative reads version {VERSION})")
 
+    def build(spec: Any, path: str) -> Layer:
+        cls = layer_class(spec["type"])
+        config = check_config(spec["type"], spec["config"])
+        # Checked before the layer is built: a damaged config could ask for terabytes.
+        for name, (shape, dtype) in {**cls.param_shapes(config),
+                                     **cls.buffer_shapes(config)}.items():
+            problem = _param_problem(contents, f"{path}.{name}", shape, dtype)
+            if problem:
+                raise _ParameterError(problem)
+        return cls.from_config(config, lambda child, name: build(child, f"{path}.{name}"))
+
     try:
         architecture = json.loads(_text(contents.get("architecture")) or "")
-        layers = []
-        for index, spec in enumerate(architecture["layers"]):
-            cls = layer_class(spec["type"])
-            config = check_config(spec["type"], spec["config"])
-            # Checked before the layer is built: a damaged config could ask for terabytes.
-            for name, (shape, dtype) in cls.param_shapes(config).items():
-                problem = _param_problem(contents, f"{index}.{name}", shape, dtype)
-                if problem:
-                    raise _ParameterError(problem)
-            layers.append(cls(**config))
+        layers = [build(spec, str(index)) for index, spec in enumerate(architecture["layers"])]
         network = Network(layers, loss=architecture["loss"])
     except _ParameterError as error:
         raise ValueError(f"{where}: {error}") from None
@@ -101,19 +101,24 @@ def load(path: str | os.PathLike) -> Network:
         raise ValueError(f"{where}: model file has an invalid architecture ({error})") from None
 
     expected = set()
-    for index, layer in enumerate(layers):
-        for name, param in layer.params.items():
-            key = f"{index}.{name}"
+    for path, layer in network.named_layers():
+        for name, array in _arrays_of(layer).items():
+            key = f"{path}.{name}"
             expected.add(key)
-            problem = _param_problem(contents, key, param.shape, param.dtype)
+            problem = _param_problem(contents, key, array.shape, array.dtype)
             if problem:
                 raise ValueError(f"{where}: {problem}")
-            param[...] = contents[key]
+            array[...] = contents[key]
     unexpected = set(contents) - expected - {"format", "version", "architecture"}
     if unexpected:
         raise ValueError(f"{where}: model file has arrays its architecture does not use: "
                          f"{sorted(unexpected)}")
     return network
+
+
+def _arrays_of(layer: Layer) -> dict[str, np.ndarray]:
+    """What a model file stores of a layer: its parameters and buffers."""
+    return {**layer.params, **layer.buffers}
 
 
 class _ParameterError(ValueError):

@@ -7,8 +7,9 @@ Parameters are float32 unless a layer is built with ``dtype="float64"``; a layer
 float dtype raises ``TypeError`` (as the kernels do) instead of converting every batch.
 """
 from . import init, losses
-from .activations import ReLU, Sigmoid, Tanh, sigmoid
-from .base import Layer, layer_class, layer_from_config, register
+from .activations import LeakyReLU, ReLU, Sigmoid, Tanh, sigmoid
+from .base import Layer, layer_class, layer_from_config, named_layers, register, spec_of
+from .containers import Residual, Sequential
 from .conv import Conv2D
 from .dropout import Dropout
 from .linear import Dense, Flatten
@@ -16,8 +17,9 @@ from .losses import Loss, QuadraticCost, SigmoidCrossEntropy, SoftmaxCrossEntrop
 from .pooling import MaxPool2D
 
 __all__ = [
-    "Layer", "Conv2D", "MaxPool2D", "Dense", "Flatten", "ReLU", "Sigmoid", "Tanh", "Dropout",
-    "sigmoid", "layer_class", "layer_from_config", "register",
+    "Layer", "Conv2D", "MaxPool2D", "Dense", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
+    "Dropout", "Sequential", "Residual",
+    "sigmoid", "layer_class", "layer_from_config", "named_layers", "register", "spec_of",
     "Loss", "SoftmaxCrossEntropy", "QuadraticCost", "SigmoidCrossEntropy", "get_loss",
     "init", "losses",
 ]

@@ -1,11 +1,14 @@
 """Element-wise activation layers."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from .. import _validation
 from .base import Layer, register
 
-__all__ = ["sigmoid", "ReLU", "Sigmoid", "Tanh"]
+__all__ = ["sigmoid", "ReLU", "Sigmoid", "Tanh", "LeakyReLU"]
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -72,3 +75,34 @@ class Tanh(_OutputActivation):
     @staticmethod
     def _input_grad(grad, y):
         return grad * (1 - y * y)
+
+
+@register
+class LeakyReLU(Layer):
+    """x where x > 0, else ``negative_slope * x`` (``torch.nn.LeakyReLU``); the gradient is 1
+    where x > 0, else negative_slope (at x == 0 too, as torch).
+
+    Parameters
+    ----------
+    negative_slope : float
+    """
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        slope = _validation.real_scalar(negative_slope, "negative_slope", "LeakyReLU")
+        if not np.isfinite(slope):
+            raise ValueError(f"LeakyReLU: negative_slope must be finite, got {negative_slope!r}")
+        self.negative_slope = float(slope)
+        self._positive: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        x = np.asarray(x)
+        self._positive = x > 0
+        return np.where(self._positive, x, x * x.dtype.type(self.negative_slope))
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        positive = self._cached("_positive")
+        return np.where(positive, grad, grad * grad.dtype.type(self.negative_slope))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"negative_slope": self.negative_slope}

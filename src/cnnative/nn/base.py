@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 
 from .. import _validation
 from .init import init_weights
 
-__all__ = ["Layer", "layer_class", "layer_from_config", "register"]
+__all__ = ["Layer", "layer_class", "layer_from_config", "register", "named_layers", "spec_of"]
 
 #: Parameter name -> (shape, dtype), as :meth:`Layer.param_shapes` reports them.
 ParamShapes = dict[str, tuple[tuple[int, ...], np.dtype]]
+
+#: ``build(spec, name)`` -> Layer: how a container's :meth:`Layer.from_config` builds each child
+#: from its ``{"type": ..., "config": ...}`` spec; ``name`` is the child's name in the container.
+Builder = Callable[[Any, str], "Layer"]
 
 _LAYER_TYPES: dict[str, type[Layer]] = {}
 
@@ -24,9 +28,14 @@ class Layer:
     returning the gradient with respect to the input of the last ``forward``.  Trainable
     layers keep their arrays in ``params`` (name -> ndarray, updated in place by the
     optimizers) and the gradients of the last ``backward`` in ``grads`` (same names).
+    Layers that keep state which is not trained (batch norm's running statistics) hold it in
+    ``buffers`` (name -> ndarray), which model files save and load too.
     ``get_config()`` gives the constructor arguments, which is what model files store next
     to the arrays, and the class method ``param_shapes(config)`` the shapes and dtypes of the
-    parameters such a config implies, without building the layer.
+    parameters such a config implies, without building the layer (``buffer_shapes`` likewise).
+
+    Containers (:class:`~cnnative.nn.Sequential`, :class:`~cnnative.nn.Residual`) hold other
+    layers: ``sublayers()`` names them, and :func:`named_layers` walks a tree of layers.
     """
 
     #: Set False (a network does this for its first layer) to skip computing the input
@@ -36,6 +45,11 @@ class Layer:
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def sublayers(self) -> list[tuple[str, Layer]]:
+        """(name, layer) of the layers this one contains, in order; none but in containers."""
+        return []
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         raise NotImplementedError
@@ -57,6 +71,17 @@ class Layer:
         Layer.__init__(layer)
         layer._configure(**config)
         return layer._shapes()
+
+    @classmethod
+    def buffer_shapes(cls, config: dict[str, Any]) -> ParamShapes:
+        """{name: (shape, dtype)} of the buffers a layer built from ``config`` holds."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], build: Builder) -> Layer:
+        """A layer built from ``get_config()`` output; containers build their children from
+        the specs in ``config`` with ``build``."""
+        return cls(**config)
 
     def _configure(self, *args: Any, **config: Any) -> None:
         """Checks the constructor's arguments and keeps them; trainable layers override it
@@ -106,12 +131,37 @@ def check_config(name: str, config: Any) -> dict[str, Any]:
     return config
 
 
+def spec_of(layer: Layer) -> dict[str, Any]:
+    """``{"type": class name, "config": get_config()}``: what model files store of a layer."""
+    return {"type": type(layer).__name__, "config": layer.get_config()}
+
+
 def layer_from_config(name: str, config: dict[str, Any]) -> Layer:
     """A new layer of type ``name`` (a registered class name) built from ``get_config()``
-    output; ValueError for an unknown type or a config its constructor refuses."""
+    output (a container's children from their specs, likewise); ValueError for an unknown
+    type or a config its constructor refuses."""
     cls = layer_class(name)
     config = check_config(name, config)
+
+    def build(spec: Any, child: str) -> Layer:
+        if not isinstance(spec, dict) or set(spec) != {"type", "config"}:
+            raise ValueError(f"layer_from_config: {name}'s {child} must be a layer spec "
+                             f"{{'type': ..., 'config': ...}}, got {spec!r}")
+        return layer_from_config(spec["type"], spec["config"])
+
     try:
-        return cls(**config)
+        return cls.from_config(config, build)
     except TypeError as error:
         raise ValueError(f"layer_from_config: bad config for {name}: {error}") from None
+
+
+def named_layers(layers: list[Layer] | list[tuple[str, Layer]],
+                 prefix: str = "") -> Iterator[tuple[str, Layer]]:
+    """(dotted name, layer) of every layer in ``layers`` and, depth first, of every layer they
+    contain: "0", "1", "1.body.0", ... (a plain list is named by position)."""
+    named = [item if isinstance(item, tuple) else (str(index), item)
+             for index, item in enumerate(layers)]
+    for name, layer in named:
+        full = f"{prefix}{name}"
+        yield full, layer
+        yield from named_layers(layer.sublayers(), f"{full}.")

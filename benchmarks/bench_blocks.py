@@ -1,0 +1,108 @@
+"""Building blocks of modern CNNs, forward + backward, cnnative against torch.
+
+Each cell is a (name, setup) pair: setup(np, cnnative, torch, dtype, threads) returns
+(cnnative_fn, torch_fn), torch_fn None when torch is missing.  Both contenders get the same
+thread count; they are interleaved in one process and the medians compared.  To add a block,
+append a cell to CELLS.
+
+    python benchmarks/bench_blocks.py [--threads 1 2] [--dtypes float32] [--cells NAME ...]
+                                      [--budget SECONDS] [--json PATH]
+"""
+import argparse
+import os
+import sys
+
+from cnnative.bench import timing
+
+
+def _conv_cell(x_shape, filters, kernel, padding=0, dilation=1, groups=1):
+    """forward + backward (every gradient) of one conv2d layer."""
+
+    def setup(np, cnnative, torch, dtype, threads):
+        rng = np.random.default_rng(0)
+        channels = x_shape[1]
+        x = rng.standard_normal(x_shape).astype(dtype)
+        w = (rng.standard_normal((filters, channels // groups, kernel, kernel)) * 0.1).astype(dtype)
+        b = np.zeros(filters, dtype)
+        options = dict(padding=padding, dilation=dilation, groups=groups)
+        grad_y = rng.standard_normal(cnnative.conv2d(x, w, b, **options).shape).astype(dtype)
+
+        def ours():
+            cnnative.conv2d(x, w, b, num_threads=threads, **options)
+            cnnative.conv2d_backward(grad_y, x, w, num_threads=threads, **options)
+
+        if torch is None:
+            return ours, None
+        tx = torch.from_numpy(x).requires_grad_(True)
+        tw = torch.from_numpy(w).requires_grad_(True)
+        tb = torch.from_numpy(b).requires_grad_(True)
+        tgy = torch.from_numpy(grad_y)
+
+        def theirs():
+            tw.grad = tb.grad = tx.grad = None
+            torch.nn.functional.conv2d(tx, tw, tb, **options).backward(tgy)
+
+        return ours, theirs
+
+    return setup
+
+
+#: (name, setup) pairs; setup(np, cnnative, torch, dtype, threads) -> (cnnative_fn, torch_fn).
+CELLS = [
+    ("depthwise 3x3 pad 1, (128, 64, 14x14) -> 64",
+     _conv_cell((128, 64, 14, 14), 64, 3, padding=1, groups=64)),
+    ("dilated 3x3 dil 2 pad 2, (128, 32, 28x28) -> 32",
+     _conv_cell((128, 32, 28, 28), 32, 3, padding=2, dilation=2)),
+    ("grouped 3x3 groups 4 pad 1, (128, 64, 14x14) -> 64",
+     _conv_cell((128, 64, 14, 14), 64, 3, padding=1, groups=4)),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--dtypes", nargs="+", default=["float32"])
+    parser.add_argument("--cells", nargs="+", help="names (or prefixes) of the cells to run")
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds for the whole run")
+    parser.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", "blocks.json"))
+    args = parser.parse_args()
+
+    # BLAS inside cnnative runs one thread per worker; torch's intra-op pool is set per cell.
+    timing.configure_threads(1)
+    import numpy as np
+
+    import cnnative
+
+    torch, torch_missing = timing.optional_import("torch")
+    if torch is None:
+        print(f"torch not available ({torch_missing}); timing cnnative only", file=sys.stderr)
+    chosen = [(name, setup) for name, setup in CELLS
+              if not args.cells or any(name.startswith(prefix) for prefix in args.cells)]
+    cells = [(t, d, c) for t in args.threads for d in args.dtypes for c in chosen]
+    budget = timing.Budget(args.budget, len(cells))
+    rows, results = [], []
+    for threads, dtype_name, (name, setup) in cells:
+        if torch is not None:
+            torch.set_num_threads(threads)
+        ours, theirs = setup(np, cnnative, torch, np.dtype(dtype_name), threads)
+        contenders = {"cnnative": ours}
+        if theirs is not None:
+            contenders["torch"] = theirs
+        timings = timing.time_interleaved(contenders, budget.for_next_cell(), min_repeats=5)
+        budget.cell_done()
+        ours_s = timings["cnnative"].median
+        torch_s = timings["torch"].median if "torch" in timings else float("nan")
+        rows.append([name, dtype_name, str(threads), timing.format_us(ours_s),
+                     timing.format_us(torch_s), timing.format_ratio(torch_s / ours_s)])
+        results.append({"block": name, "dtype": dtype_name, "threads": threads,
+                        **{key: t.as_dict() for key, t in timings.items()}})
+        print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
+
+    print(timing.markdown_table(
+        ["block (fwd + bwd)", "dtype", "threads", "cnnative µs", "torch µs", "torch / cnnative"],
+        rows))
+    timing.write_json(args.json, {"environment": timing.environment(), "results": results})
+
+
+if __name__ == "__main__":
+    main()
