@@ -21,7 +21,10 @@ as in the other layer kernels.  Besides making results independent of the thread
 keeps the network's BLAS calls in one mode: switching scipy's BLAS between one thread (inside
 the convolution kernels) and several costs milliseconds per switch, as its pool wakes up.
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _threads, _validation
 from ._native import LazyModule
@@ -50,7 +53,8 @@ def _row_chunked_matmul(a, b, bias, num_threads):
     return np.concatenate(parts)
 
 
-def dense(x, w, b=None, *, num_threads=None):
+def dense(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
+          num_threads: int | None = None) -> np.ndarray:
     """Forward pass of a dense layer: ``x @ w.T + b``.
 
     Parameters
@@ -96,7 +100,9 @@ def dense(x, w, b=None, *, num_threads=None):
     return y[0] if single else y
 
 
-def dense_backward(grad_y, x, w, *, num_threads=None):
+def dense_backward(grad_y: ArrayLike, x: ArrayLike, w: ArrayLike, *,
+                   num_threads: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of a dense layer ``y = x @ w.T + b`` given the gradient of the loss wrt y.
 
     Parameters

@@ -16,7 +16,12 @@ def nielsen(dtype: DTypeLike = np.float32, seed: int | None = 0, dropout: float 
 
     Conv2D(1, 20, 5) + ReLU + MaxPool2D(2) -> Conv2D(20, 40, 5) + ReLU + MaxPool2D(2) ->
     Flatten -> Dense(640, 100) + ReLU -> Dense(100, 10).  ``dropout`` > 0 puts a Dropout layer
-    before each dense layer.  ``seed`` fixes the He-initialised weights.
+    before each dense layer.  ``seed`` fixes the He-initialised weights.  In torch::
+
+        nn.Sequential(nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
+                      nn.Conv2d(20, 40, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                      nn.Dropout(dropout), nn.Linear(640, 100), nn.ReLU(),
+                      nn.Dropout(dropout), nn.Linear(100, 10))
     """
     seeds = np.random.SeedSequence(seed).spawn(4)
 

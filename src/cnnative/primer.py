@@ -28,7 +28,12 @@ shape; float64 arrays are kept by reference, as in the article, and ``propagate_
 updates ``w`` and ``b`` in place.
 """
 
+from __future__ import annotations
+
+from typing import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _validation
 from .conv import conv2d, conv2d_backward
@@ -41,7 +46,7 @@ __all__ = [
 ]
 
 
-def sigmoid(z):
+def sigmoid(z: ArrayLike) -> np.ndarray:
     """The logistic function ``1 / (1 + exp(-z))``, elementwise, without overflow warnings.
 
     Float input keeps its dtype; integers and bools give float64.  The article's expression is
@@ -54,7 +59,7 @@ def sigmoid(z):
         return 1.0 / (1.0 + np.exp(-z))
 
 
-def sigmoid_prime(z):
+def sigmoid_prime(z: ArrayLike) -> np.ndarray:
     """Derivative of :func:`sigmoid`: ``s * (1 - s)`` with ``s = sigmoid(z)``, as in the article.
 
     For z above about 37 (float64), ``1 - s`` rounds to 0 and so does the result, as in the
@@ -64,7 +69,8 @@ def sigmoid_prime(z):
     return s * (1.0 - s)
 
 
-def get_feature_map_shape(input_data_shape, overlay_shape):
+def get_feature_map_shape(input_data_shape: Sequence[int],
+                          overlay_shape: Sequence[int]) -> tuple[int, ...]:
     """Shape ``(M - I + 1, N - J + 1)`` of the valid correlation of an (M, N) input with an
     (I, J) overlay (stride 1)."""
     func = "get_feature_map_shape"
@@ -75,7 +81,7 @@ def get_feature_map_shape(input_data_shape, overlay_shape):
     return (shape[0] - rows + 1, shape[1] - cols + 1)
 
 
-def as_col(matrix):
+def as_col(matrix: ArrayLike) -> np.ndarray:
     """``matrix`` reshaped to a column, shape ``(matrix.size, 1)`` (a view when possible)."""
     matrix = np.asarray(matrix)
     return matrix.reshape(matrix.size, 1)
@@ -128,7 +134,7 @@ class FeatureMap:
     w = _SameShape()
     b = _SameShape()
 
-    def __init__(self, a_prev, overlay_shape):
+    def __init__(self, a_prev: ArrayLike, overlay_shape: Sequence[int]) -> None:
         func = "FeatureMap"
         self._a_prev = _real(_validation.array(a_prev, "a_prev", func, ndim=2), "a_prev", func)
         self.overlay_shape = _overlay(overlay_shape, self._a_prev.shape, func)
@@ -136,13 +142,13 @@ class FeatureMap:
         self._b = np.random.randn(1, 1)
         self.z = self.a = self.a_prev_gradient = None
 
-    def feed_forward(self):
+    def feed_forward(self) -> np.ndarray:
         """Compute and return ``a``, shape (M - I + 1, N - J + 1)."""
         self.z = correlate2d(self._a_prev, self._w, "valid") + self._b
         self.a = sigmoid(self.z)
         return self.a
 
-    def propagate_backward(self, a_gradient, step_size):
+    def propagate_backward(self, a_gradient: ArrayLike, step_size: float) -> np.ndarray:
         """Take one gradient step on w and b; return the gradient for a_prev.
 
         Parameters
@@ -199,7 +205,7 @@ class MaxPoolingMap:
 
     a_prev = _SameShape()
 
-    def __init__(self, a_prev, overlay_shape):
+    def __init__(self, a_prev: ArrayLike, overlay_shape: Sequence[int]) -> None:
         func = "MaxPoolingMap"
         self._a_prev = _real(_validation.array(a_prev, "a_prev", func, ndim=2), "a_prev", func)
         self.overlay_shape = _overlay(overlay_shape, self._a_prev.shape, func)
@@ -207,11 +213,11 @@ class MaxPoolingMap:
         self._max_indices = self._max_positions = None
 
     @property
-    def max_indices(self):
+    def max_indices(self) -> np.ndarray | None:
         return self._max_indices
 
     @property
-    def max_positions(self):
+    def max_positions(self) -> np.ndarray | None:
         # Tuples are built lazily: making hundreds of Python objects costs more than the
         # pooling itself, and propagate_backward works from the flat indices.
         if self._max_positions is None and self._max_indices is not None:
@@ -221,7 +227,7 @@ class MaxPoolingMap:
             self._max_positions = positions.reshape(rows.shape)
         return self._max_positions
 
-    def feed_forward(self):
+    def feed_forward(self) -> np.ndarray:
         """Compute and return ``max_values``; record where each maximum is."""
         values, indices = max_pool2d(self._a_prev, self.overlay_shape, 1)
         nan_windows = np.isnan(values)
@@ -233,7 +239,7 @@ class MaxPoolingMap:
         self.max_values, self._max_indices, self._max_positions = values, indices, None
         return self.max_values
 
-    def propagate_backward(self, a_gradient):
+    def propagate_backward(self, a_gradient: ArrayLike) -> np.ndarray:
         """Route each window's gradient to its maximum; return the gradient for a_prev.
 
         Parameters
@@ -281,7 +287,7 @@ class FullyConnectedLayer:
     w = _SameShape()
     b = _SameShape()
 
-    def __init__(self, a_prev, num_neurons):
+    def __init__(self, a_prev: ArrayLike, num_neurons: int) -> None:
         func = "FullyConnectedLayer"
         a_prev = np.asarray(a_prev)
         if a_prev.size == 0:
@@ -292,13 +298,13 @@ class FullyConnectedLayer:
         self._b = np.random.randn(self.num_neurons, 1)
         self.z = self.a = self.a_prev_gradient = None
 
-    def feed_forward(self):
+    def feed_forward(self) -> np.ndarray:
         """Compute and return ``a``, shape (num_neurons, 1)."""
         self.z = np.dot(self._w, as_col(self._a_prev)) + self._b
         self.a = sigmoid(self.z)
         return self.a
 
-    def propagate_backward(self, a_gradient, step_size):
+    def propagate_backward(self, a_gradient: ArrayLike, step_size: float) -> np.ndarray:
         """Take one gradient step on w and b; return the gradient for a_prev.
 
         Parameters
@@ -362,7 +368,7 @@ class ConvolutionalLayer:
     w = _SameShape()
     b = _SameShape()
 
-    def __init__(self, a_prev, num_maps, overlay_shape):
+    def __init__(self, a_prev: ArrayLike, num_maps: int, overlay_shape: Sequence[int]) -> None:
         func = "ConvolutionalLayer"
         a_prev = _real(_validation.array(a_prev, "a_prev", func, ndim=(2, 3)), "a_prev", func)
         self.num_maps = _validation.positive_int(num_maps, "num_maps", func)
@@ -379,13 +385,13 @@ class ConvolutionalLayer:
     def _stack(self):
         return self._a_prev if self._a_prev.ndim == 3 else self._a_prev[np.newaxis]
 
-    def feed_forward(self):
+    def feed_forward(self) -> np.ndarray:
         """Compute and return ``a``, shape (F, M - I + 1, N - J + 1)."""
         self.z = conv2d(self._stack(), self._w) + self._b
         self.a = sigmoid(self.z)
         return self.a
 
-    def propagate_backward(self, a_gradient, step_size):
+    def propagate_backward(self, a_gradient: ArrayLike, step_size: float) -> np.ndarray:
         """Take one gradient step on w and b; return the gradient for a_prev.
 
         Per map f, with ``d[f] = sigmoid'(z[f]) * a_gradient[f]``: ``b[f]`` moves by the sum

@@ -13,11 +13,15 @@ Deviations from scipy, on purpose:
 * ``fillvalue`` must be a real number (or a one-element array); scipy also accepts strings and
   ``None``, which here raise ``TypeError``.
 """
+from __future__ import annotations
+
 import math
 import numbers
 import warnings
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _validation
 from ._native import correlate as _correlate
@@ -48,7 +52,8 @@ _COMPLEX64 = np.dtype(np.complex64)
 _EXACT_INT = 2**53
 
 
-def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="direct"):
+def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: str = "full", boundary: str = "fill",
+                fillvalue: Any = 0, *, method: str = "direct") -> np.ndarray:
     """Cross-correlate two 2-D arrays, exactly like ``scipy.signal.correlate2d``.
 
     Parameters
@@ -91,7 +96,8 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="
     return _correlate_or_convolve("correlate2d", in1, in2, mode, boundary, fillvalue, method, False)
 
 
-def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="direct"):
+def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: str = "full", boundary: str = "fill",
+               fillvalue: Any = 0, *, method: str = "direct") -> np.ndarray:
     """Convolve two 2-D arrays, exactly like ``scipy.signal.convolve2d``.
 
     Arguments, shapes, dtypes and errors are those of :func:`correlate2d`, except that in2 is
@@ -102,7 +108,7 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, method="d
     return _correlate_or_convolve("convolve2d", in1, in2, mode, boundary, fillvalue, method, True)
 
 
-def choose_method(in1, in2, mode="full"):
+def choose_method(in1: ArrayLike, in2: ArrayLike, mode: str = "full") -> str:
     """'direct' or 'fft': which ``method`` the cost model expects to be faster for these inputs.
 
     Direct costs one multiply-add per output pixel and kernel tap; FFT costs about

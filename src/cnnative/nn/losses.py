@@ -6,7 +6,10 @@ forward, same shape and dtype as ``output``) and ``probabilities(output)`` (what
 [0, K), or an array of output's shape (N, K) (one-hot rows, soft labels, or regression targets
 for the quadratic cost).
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _validation
 from .activations import sigmoid
@@ -15,20 +18,23 @@ __all__ = ["Loss", "SoftmaxCrossEntropy", "QuadraticCost", "SigmoidCrossEntropy"
 
 
 class Loss:
-    name = None
+    """Base class: ``forward`` (the batch mean of the cost), ``backward`` (its gradient with
+    respect to the output of the last ``forward``), ``probabilities``."""
 
-    def __init__(self):
+    name: str | None = None
+
+    def __init__(self) -> None:
         self._grad = None
 
-    def forward(self, output, target):
+    def forward(self, output: ArrayLike, target: ArrayLike) -> float:
         raise NotImplementedError
 
-    def backward(self):
+    def backward(self) -> np.ndarray:
         if self._grad is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         return self._grad
 
-    def probabilities(self, output):
+    def probabilities(self, output: ArrayLike) -> np.ndarray:
         raise NotImplementedError
 
     def __call__(self, output, target):
@@ -74,14 +80,14 @@ class SoftmaxCrossEntropy(Loss):
 
     name = "softmax_cross_entropy"
 
-    def forward(self, output, target):
+    def forward(self, output: ArrayLike, target: ArrayLike) -> float:
         logits, target = _output_and_target(output, target, "SoftmaxCrossEntropy")
         log_probs = _log_softmax(logits)
         n = logits.shape[0]
         self._grad = (np.exp(log_probs) - target) / logits.dtype.type(n)
         return float(-(target * log_probs).sum() / n)
 
-    def probabilities(self, output):
+    def probabilities(self, output: ArrayLike) -> np.ndarray:
         return np.exp(_log_softmax(np.asarray(output)))
 
 
@@ -91,14 +97,14 @@ class QuadraticCost(Loss):
 
     name = "quadratic"
 
-    def forward(self, output, target):
+    def forward(self, output: ArrayLike, target: ArrayLike) -> float:
         output, target = _output_and_target(output, target, "QuadraticCost")
         n = output.shape[0]
         difference = output - target
         self._grad = difference / output.dtype.type(n)
         return float(0.5 * (difference * difference).sum() / n)
 
-    def probabilities(self, output):
+    def probabilities(self, output: ArrayLike) -> np.ndarray:
         return np.asarray(output)
 
 
@@ -109,21 +115,21 @@ class SigmoidCrossEntropy(Loss):
 
     name = "sigmoid_cross_entropy"
 
-    def forward(self, output, target):
+    def forward(self, output: ArrayLike, target: ArrayLike) -> float:
         logits, target = _output_and_target(output, target, "SigmoidCrossEntropy")
         n = logits.shape[0]
         self._grad = (sigmoid(logits) - target) / logits.dtype.type(n)
         losses = np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
         return float(losses.sum() / n)
 
-    def probabilities(self, output):
+    def probabilities(self, output: ArrayLike) -> np.ndarray:
         return sigmoid(output)
 
 
 _LOSSES = {cls.name: cls for cls in (SoftmaxCrossEntropy, QuadraticCost, SigmoidCrossEntropy)}
 
 
-def get_loss(loss):
+def get_loss(loss: str | Loss) -> Loss:
     """A Loss instance from a name (``"softmax_cross_entropy"``, ``"quadratic"``,
     ``"sigmoid_cross_entropy"``) or an instance itself."""
     if isinstance(loss, Loss):
