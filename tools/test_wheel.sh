@@ -47,7 +47,7 @@ assert not present, f"build tools in the test environment: {present}"'
 step "test suite against the installed wheel, from outside the source tree"
 # The same files cibuildwheel copies (test-sources in pyproject.toml).
 mkdir "$work/suite"
-cp -R "$repo/tests" "$repo/tools" "$repo/pyproject.toml" "$work/suite/"
+cp -R "$repo/tests" "$repo/tools" "$repo/pyproject.toml" "$repo/README.md" "$work/suite/"
 cd "$work/suite"
 "$work/venv/bin/python" -c '
 import sys
