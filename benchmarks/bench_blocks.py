@@ -58,6 +58,96 @@ CELLS = [
 ]
 
 
+# -- normalisation and pooling (issue 15) -------------------------------------------------------
+
+
+def _batch_norm_cell(x_shape):
+    """batch_norm forward (training, running statistics updated) + backward."""
+
+    def setup(np, cnnative, torch, dtype, threads):
+        rng = np.random.default_rng(0)
+        channels = x_shape[1]
+        x = rng.standard_normal(x_shape).astype(dtype)
+        grad_y = rng.standard_normal(x_shape).astype(dtype)
+        gamma, beta = np.ones(channels, dtype), np.zeros(channels, dtype)
+        running_mean, running_var = np.zeros(channels, dtype), np.ones(channels, dtype)
+
+        def ours():
+            _, cache = cnnative.batch_norm(x, gamma, beta, running_mean, running_var, True,
+                                           num_threads=threads)
+            cnnative.batch_norm_backward(grad_y, cache, num_threads=threads)
+
+        if torch is None:
+            return ours, None
+        tx = torch.from_numpy(x).requires_grad_(True)
+        tg = torch.from_numpy(gamma.copy()).requires_grad_(True)
+        tb = torch.from_numpy(beta.copy()).requires_grad_(True)
+        trm, trv = torch.from_numpy(running_mean.copy()), torch.from_numpy(running_var.copy())
+        tgy = torch.from_numpy(grad_y)
+
+        def theirs():
+            tx.grad = tg.grad = tb.grad = None
+            torch.nn.functional.batch_norm(tx, trm, trv, tg, tb, True).backward(tgy)
+
+        return ours, theirs
+
+    return setup
+
+
+def _avg_pool_cell(x_shape, kernel, stride):
+    def setup(np, cnnative, torch, dtype, threads):
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal(x_shape).astype(dtype)
+        grad_y = rng.standard_normal(cnnative.avg_pool2d(x, kernel, stride).shape).astype(dtype)
+
+        def ours():
+            cnnative.avg_pool2d(x, kernel, stride, num_threads=threads)
+            cnnative.avg_pool2d_backward(grad_y, x.shape, kernel, stride, num_threads=threads)
+
+        if torch is None:
+            return ours, None
+        tx = torch.from_numpy(x).requires_grad_(True)
+        tgy = torch.from_numpy(grad_y)
+
+        def theirs():
+            tx.grad = None
+            torch.nn.functional.avg_pool2d(tx, kernel, stride).backward(tgy)
+
+        return ours, theirs
+
+    return setup
+
+
+def _global_avg_pool_cell(x_shape):
+    def setup(np, cnnative, torch, dtype, threads):
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal(x_shape).astype(dtype)
+        grad_y = rng.standard_normal(x_shape[:2]).astype(dtype)
+
+        def ours():
+            cnnative.global_avg_pool2d(x, num_threads=threads)
+            cnnative.global_avg_pool2d_backward(grad_y, x.shape, num_threads=threads)
+
+        if torch is None:
+            return ours, None
+        tx = torch.from_numpy(x).requires_grad_(True)
+        tgy = torch.from_numpy(grad_y)
+
+        def theirs():
+            tx.grad = None
+            torch.nn.functional.adaptive_avg_pool2d(tx, 1).flatten(1).backward(tgy)
+
+        return ours, theirs
+
+    return setup
+
+
+CELLS += [
+    ("batch norm training, (128, 32, 28x28)", _batch_norm_cell((128, 32, 28, 28))),
+    ("avg pool 2x2/s2, (128, 32, 28x28)", _avg_pool_cell((128, 32, 28, 28), 2, 2)),
+    ("global avg pool, (128, 64, 7x7)", _global_avg_pool_cell((128, 64, 7, 7))),
+]
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])

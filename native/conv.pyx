@@ -4,13 +4,16 @@
 Each call handles samples [start, stop) of a batch.  A product runs on the direct gather kernel
 (conv_simd.h) when its lanes are mostly useful, or else the samples' receptive fields are
 unrolled into one column matrix (im2col) so that the whole chunk is one BLAS product.  Either
-way, input gradients are computed as column matrices and folded back (col2im).  The validating
-wrappers live in ``cnnative.conv``; every precondition memory safety depends on is checked
-again here.
+way, input gradients are computed as column matrices and folded back (col2im).  Grouped layers
+run those products group by group on channel and filter slices, reading x and y in place;
+depthwise layers (one input channel per group) take their own kernels, with lanes across
+output columns (the cn_dw_* kernels of conv_simd.h).  The validating wrappers live in
+``cnnative.conv``; every precondition memory safety depends on is checked again here.
 """
 cimport numpy as cnp
 from libc.limits cimport INT_MAX
-from libc.stdlib cimport free, malloc
+from libc.math cimport isfinite
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
 from _blas cimport gemm_row_major
@@ -30,13 +33,32 @@ cdef extern from "conv_simd.h" nogil:
     ctypedef struct cn_columns:
         cn_idx batch, channels, height, width, kernel_h, kernel_w
         cn_idx stride_h, stride_w, pad_h, pad_w, out_h, out_w, row_len
+        cn_idx dilation_h, dilation_w, image_stride
     void cn_im2col_f32(const cn_columns *g, const float *x, float *cols)
     void cn_im2col_f64(const cn_columns *g, const double *x, double *cols)
     void cn_col2im_f32(int level, const cn_columns *g, const float *cols, float *grad)
     void cn_col2im_f64(int level, const cn_columns *g, const double *cols, double *grad)
+    void cn_dw_rows_f32(int level, const float *input, cn_idx row_step, const cn_idx *tap_offset,
+                        cn_idx taps, const float *weights, float shift, cn_idx rows, cn_idx width,
+                        float *out, cn_idx out_pitch)
+    void cn_dw_rows_f64(int level, const double *input, cn_idx row_step, const cn_idx *tap_offset,
+                        cn_idx taps, const double *weights, double shift, cn_idx rows,
+                        cn_idx width, double *out, cn_idx out_pitch)
+    void cn_dw_grad_w_f32(int level, const float *grad, cn_idx grad_pitch, cn_idx rows,
+                          cn_idx width, const float *input, cn_idx row_step,
+                          const cn_idx *tap_offset, cn_idx taps, float *acc)
+    void cn_dw_grad_w_f64(int level, const double *grad, cn_idx grad_pitch, cn_idx rows,
+                          cn_idx width, const double *input, cn_idx row_step,
+                          const cn_idx *tap_offset, cn_idx taps, double *acc)
+    void cn_dw_frame_f32(int level, const float *src, cn_idx rows, cn_idx width, float *dst,
+                         cn_idx pitch)
+    void cn_dw_frame_f64(int level, const double *src, cn_idx rows, cn_idx width, double *dst,
+                         cn_idx pitch)
 
 # Algorithm choice: 0 picks per shape, 1 forces the direct kernels, 2 forces im2col + gemm.
-# Only tests and benchmarks change it, to check and time both paths.
+# Only tests and benchmarks change it, to check and time both paths.  Depthwise layers take
+# their own kernels under "auto" only: "direct" and "gemm" run them group by group like any
+# grouped layer.
 cdef int _algorithm = 0
 ALGORITHMS = {"auto": 0, "direct": 1, "gemm": 2}
 
@@ -99,22 +121,47 @@ cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t multiple) noexcept nog
 
 
 cdef struct Geometry:
+    # channels and filters count one group's (all of them when groups == 1): every product
+    # below is one group's, on the slices of x, w and y that group owns.  Samples lie x_sample
+    # and y_sample elements apart in x and y (groups * channels * H * W, groups * filters *
+    # Ho * Wo).  Padding may differ on each side ('same' with an even kernel extent).
     Py_ssize_t channels, height, width, filters, kernel_h, kernel_w
-    Py_ssize_t stride_h, stride_w, pad_h, pad_w, out_h, out_w
+    Py_ssize_t stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right
+    Py_ssize_t dilation_h, dilation_w, out_h, out_w, groups, x_sample, y_sample
+
+
+cdef inline Py_ssize_t _padded_h(const Geometry *g) noexcept nogil:
+    return g.height + g.pad_top + g.pad_bottom
+
+
+cdef inline Py_ssize_t _padded_w(const Geometry *g) noexcept nogil:
+    return g.width + g.pad_left + g.pad_right
+
+
+cdef inline bint _is_padded(const Geometry *g) noexcept nogil:
+    return g.pad_top > 0 or g.pad_bottom > 0 or g.pad_left > 0 or g.pad_right > 0
+
+
+cdef inline bint _is_depthwise(const Geometry *g) noexcept nogil:
+    """One input channel per group, several groups: the depthwise kernels' case."""
+    return _algorithm == 0 and g.groups > 1 and g.channels == 1
 
 
 cdef cn_columns _columns(const Geometry *g, Py_ssize_t batch, Py_ssize_t row_len) noexcept nogil:
-    """The column-matrix shape of `batch` samples, rows row_len apart (see conv_simd.h)."""
+    """The column-matrix shape of `batch` samples of one group, rows row_len apart (conv_simd.h)."""
     cdef cn_columns c
     c.batch, c.channels, c.height, c.width = batch, g.channels, g.height, g.width
     c.kernel_h, c.kernel_w, c.stride_h, c.stride_w = g.kernel_h, g.kernel_w, g.stride_h, g.stride_w
-    c.pad_h, c.pad_w, c.out_h, c.out_w, c.row_len = g.pad_h, g.pad_w, g.out_h, g.out_w, row_len
+    c.pad_h, c.pad_w, c.out_h, c.out_w, c.row_len = g.pad_top, g.pad_left, g.out_h, g.out_w, row_len
+    c.dilation_h, c.dilation_w, c.image_stride = g.dilation_h, g.dilation_w, g.x_sample
     return c
 
 
 cdef inline void _im2col(const floating *x, Py_ssize_t batch, const Geometry *g,
                          floating *cols) noexcept nogil:
-    """cols (C*kh*kw, batch*Ho*Wo): the receptive fields of `batch` samples, zero off the image."""
+    """cols (C*kh*kw, batch*Ho*Wo): the receptive fields of `batch` samples, zero off the image.
+
+    x points at the group's first channel of the first sample; samples lie g.x_sample apart."""
     cdef cn_columns shape = _columns(g, batch, batch * g.out_h * g.out_w)
     if floating is float:
         cn_im2col_f32(&shape, x, cols)
@@ -176,11 +223,11 @@ cdef void _sum_bias_gradient(const floating *grad_y, floating *grad_b, Py_ssize_
     cdef const floating *row
     cdef floating partial[8]
     cdef floating total
-    for f in range(g.filters):
+    for f in range(g.groups * g.filters):
         for k in range(8):
             partial[k] = 0
         for s in range(batch):
-            row = grad_y + (s * g.filters + f) * pixels
+            row = grad_y + s * g.y_sample + f * pixels
             p = 0
             while p + 8 <= pixels:
                 for k in range(8):
@@ -228,14 +275,14 @@ cdef void _release(Workspace *ws) noexcept nogil:
     ws.weights = ws.tap_offset = ws.pixel_base = ws.product = ws.buffer = NULL
 
 
-cdef void _window_offsets(cn_idx *offsets, Py_ssize_t planes, Py_ssize_t kernel_h,
-                          Py_ssize_t kernel_w, Py_ssize_t plane, Py_ssize_t row) noexcept nogil:
-    """offsets[(k*kh + i)*kw + j] = k*plane + i*row + j: a kernel window over stacked planes."""
+cdef void _window_offsets(cn_idx *offsets, const Geometry *g, Py_ssize_t plane,
+                          Py_ssize_t row) noexcept nogil:
+    """offsets[(c*kh + i)*kw + j] = c*plane + i*dh*row + j*dw: a kernel window over stacked planes."""
     cdef Py_ssize_t k, i, j, t = 0
-    for k in range(planes):
-        for i in range(kernel_h):
-            for j in range(kernel_w):
-                offsets[t] = k * plane + i * row + j
+    for k in range(g.channels):
+        for i in range(g.kernel_h):
+            for j in range(g.kernel_w):
+                offsets[t] = k * plane + i * g.dilation_h * row + j * g.dilation_w
                 t += 1
 
 
@@ -251,10 +298,11 @@ cdef int _forward_direct(const floating *x, const floating *w, const floating *b
     """Forward pass on the gather kernel: pixels = output positions, taps = (c, i, j)."""
     cdef Py_ssize_t lanes = _round_up(g.filters, cn_gather_width(level, floating is double))
     cdef Py_ssize_t taps = g.channels * g.kernel_h * g.kernel_w, pixels = g.out_h * g.out_w
-    cdef Py_ssize_t padded_h = g.height + 2 * g.pad_h, padded_w = g.width + 2 * g.pad_w
-    cdef bint padded = g.pad_h > 0 or g.pad_w > 0
+    cdef Py_ssize_t padded_h = _padded_h(g), padded_w = _padded_w(g)
+    cdef Py_ssize_t group_x = g.channels * g.height * g.width
+    cdef bint padded = _is_padded(g)
     cdef Workspace ws
-    cdef Py_ssize_t s, f, p, t
+    cdef Py_ssize_t s, f, p, t, gi, first
     cdef const floating *image
     cdef floating *dst
     cdef floating *weights
@@ -264,26 +312,28 @@ cdef int _forward_direct(const floating *x, const floating *w, const floating *b
                  sizeof(floating)) != 0:
         return -1
     weights, product = <floating *> ws.weights, <floating *> ws.product
-    # Weights as (taps, lanes): one vector of filters per tap, zero in the padding lanes.
-    for t in range(taps):
-        for f in range(g.filters):
-            weights[t * lanes + f] = w[f * taps + t]
-        for f in range(g.filters, lanes):
-            weights[t * lanes + f] = 0
-    _window_offsets(ws.tap_offset, g.channels, g.kernel_h, g.kernel_w, padded_h * padded_w, padded_w)
+    _window_offsets(ws.tap_offset, g, padded_h * padded_w, padded_w)
     _output_positions(ws.pixel_base, g, padded_w)
-    for s in range(batch):
-        image = x + s * g.channels * g.height * g.width
-        if padded:
-            _shifted_copy(image, g.channels, g.height, g.width, <floating *> ws.buffer, padded_h,
-                          padded_w, g.pad_h, g.pad_w)
-            image = <floating *> ws.buffer
-        _gather(level, image, ws.pixel_base, pixels, ws.tap_offset, taps, weights, lanes, product)
-        for f in range(g.filters):
-            dst = y + (s * g.filters + f) * pixels
-            shift = bias[f] if bias != NULL else 0
-            for p in range(pixels):
-                dst[p] = product[p * lanes + f] + shift
+    for gi in range(g.groups):
+        first = gi * g.filters
+        # Weights as (taps, lanes): one vector of filters per tap, zero in the padding lanes.
+        for t in range(taps):
+            for f in range(g.filters):
+                weights[t * lanes + f] = w[(first + f) * taps + t]
+            for f in range(g.filters, lanes):
+                weights[t * lanes + f] = 0
+        for s in range(batch):
+            image = x + s * g.x_sample + gi * group_x
+            if padded:
+                _shifted_copy(image, g.channels, g.height, g.width, <floating *> ws.buffer,
+                              padded_h, padded_w, g.pad_top, g.pad_left)
+                image = <floating *> ws.buffer
+            _gather(level, image, ws.pixel_base, pixels, ws.tap_offset, taps, weights, lanes, product)
+            for f in range(g.filters):
+                dst = y + s * g.y_sample + (first + f) * pixels
+                shift = bias[first + f] if bias != NULL else 0
+                for p in range(pixels):
+                    dst[p] = product[p * lanes + f] + shift
     _release(&ws)
     return 0
 
@@ -294,37 +344,44 @@ cdef int _grad_w_direct(const floating *grad_y, const floating *x, floating *gra
     cdef Py_ssize_t lanes = _round_up(g.filters, cn_gather_width(level, floating is double))
     cdef Py_ssize_t kernel_taps = g.channels * g.kernel_h * g.kernel_w
     cdef Py_ssize_t pixels = g.out_h * g.out_w, positions = batch * pixels
-    cdef Py_ssize_t padded_h = g.height + 2 * g.pad_h, padded_w = g.width + 2 * g.pad_w
-    cdef Py_ssize_t plane = padded_h * padded_w
-    cdef bint padded = g.pad_h > 0 or g.pad_w > 0
+    cdef Py_ssize_t padded_h = _padded_h(g), padded_w = _padded_w(g)
+    cdef Py_ssize_t plane = padded_h * padded_w, group_x = g.channels * g.height * g.width
+    cdef bint padded = _is_padded(g)
     cdef Workspace ws
-    cdef Py_ssize_t s, f, p, t, q
-    cdef const floating *image = x
+    cdef Py_ssize_t s, f, p, t, q, gi, first, sample_step
+    cdef const floating *image
     cdef floating *weights
     cdef floating *product
     if _allocate(&ws, positions, kernel_taps, lanes, batch * g.channels * plane if padded else 0,
                  sizeof(floating)) != 0:
         return -1
     weights, product = <floating *> ws.weights, <floating *> ws.product
-    if padded:
-        _shifted_copy(x, batch * g.channels, g.height, g.width, <floating *> ws.buffer, padded_h,
-                      padded_w, g.pad_h, g.pad_w)
-        image = <floating *> ws.buffer
-    # The output gradients transposed to (sample, position, lanes) play the weights' part.
-    _output_positions(ws.tap_offset, g, padded_w)
-    for s in range(batch):
-        for p in range(pixels):
-            q = s * pixels + p
-            ws.tap_offset[q] = ws.tap_offset[p] + s * g.channels * plane
-            for f in range(g.filters):
-                weights[q * lanes + f] = grad_y[(s * g.filters + f) * pixels + p]
-            for f in range(g.filters, lanes):
-                weights[q * lanes + f] = 0
-    _window_offsets(ws.pixel_base, g.channels, g.kernel_h, g.kernel_w, plane, padded_w)
-    _gather(level, image, ws.pixel_base, kernel_taps, ws.tap_offset, positions, weights, lanes, product)
-    for f in range(g.filters):
-        for t in range(kernel_taps):
-            grad_w[f * kernel_taps + t] = product[t * lanes + f]
+    _window_offsets(ws.pixel_base, g, plane, padded_w)
+    for gi in range(g.groups):
+        first = gi * g.filters
+        if padded:
+            for s in range(batch):
+                _shifted_copy(x + s * g.x_sample + gi * group_x, g.channels, g.height, g.width,
+                              <floating *> ws.buffer + s * g.channels * plane, padded_h, padded_w,
+                              g.pad_top, g.pad_left)
+            image, sample_step = <floating *> ws.buffer, g.channels * plane
+        else:
+            image, sample_step = x + gi * group_x, g.x_sample
+        # The output gradients transposed to (sample, position, lanes) play the weights' part.
+        _output_positions(ws.tap_offset, g, padded_w)
+        for s in range(batch):
+            for p in range(pixels):
+                q = s * pixels + p
+                ws.tap_offset[q] = ws.tap_offset[p] + s * sample_step
+                for f in range(g.filters):
+                    weights[q * lanes + f] = grad_y[s * g.y_sample + (first + f) * pixels + p]
+                for f in range(g.filters, lanes):
+                    weights[q * lanes + f] = 0
+        _gather(level, image, ws.pixel_base, kernel_taps, ws.tap_offset, positions, weights, lanes,
+                product)
+        for f in range(g.filters):
+            for t in range(kernel_taps):
+                grad_w[(first + f) * kernel_taps + t] = product[t * lanes + f]
     _release(&ws)
     return 0
 
@@ -335,14 +392,15 @@ cdef int _grad_x_columns(const floating *grad_y, const floating *w, floating *gr
     w^T delta (pixels = kernel taps (c, i, j), taps = filters, lanes = output positions) is
     computed into a buffer (C*kh*kw x Ho*Wo, 128 KB for the MNIST network's second layer in
     float32, so it stays in cache there), then folded back by col2im.  Any stride and padding;
-    the same products as im2col + gemm, so inf and NaN weights behave alike.
+    the same products as im2col + gemm, so inf and NaN weights behave alike.  Adds to grad_x
+    (the caller zeroes it).
     """
     cdef Py_ssize_t positions = g.out_h * g.out_w
     cdef Py_ssize_t lanes = _round_up(positions, cn_gather_width(level, floating is double))
     cdef Py_ssize_t kernel_taps = g.channels * g.kernel_h * g.kernel_w
-    cdef Py_ssize_t x_sample = g.channels * g.height * g.width
+    cdef Py_ssize_t group_x = g.channels * g.height * g.width
     cdef Workspace ws
-    cdef Py_ssize_t s, f, q
+    cdef Py_ssize_t s, f, q, gi
     cdef const floating *delta
     cdef floating *padded_delta
     if _allocate(&ws, g.filters, kernel_taps, lanes, 0, sizeof(floating)) != 0:
@@ -354,21 +412,285 @@ cdef int _grad_x_columns(const floating *grad_y, const floating *w, floating *gr
         ws.tap_offset[f] = f * kernel_taps
     for q in range(kernel_taps):
         ws.pixel_base[q] = q
-    memset(grad_x, 0, batch * x_sample * sizeof(floating))
-    for s in range(batch):
-        delta = grad_y + s * g.filters * positions
-        if lanes != positions:
-            # Rows of whole vectors; the padding lanes' products are never read back.
-            for f in range(g.filters):
-                memcpy(padded_delta + f * lanes, delta + f * positions,
-                       positions * sizeof(floating))
-                memset(padded_delta + f * lanes + positions, 0,
-                       (lanes - positions) * sizeof(floating))
-            delta = padded_delta
-        _gather(level, w, ws.pixel_base, kernel_taps, ws.tap_offset, g.filters, delta, lanes,
-                <floating *> ws.product)
-        _col2im_add(<floating *> ws.product, 1, lanes, g, grad_x + s * x_sample)
+    for gi in range(g.groups):
+        for s in range(batch):
+            delta = grad_y + s * g.y_sample + gi * g.filters * positions
+            if lanes != positions:
+                # Rows of whole vectors; the padding lanes' products are never read back.
+                for f in range(g.filters):
+                    memcpy(padded_delta + f * lanes, delta + f * positions,
+                           positions * sizeof(floating))
+                    memset(padded_delta + f * lanes + positions, 0,
+                           (lanes - positions) * sizeof(floating))
+                delta = padded_delta
+            _gather(level, w + gi * g.filters * kernel_taps, ws.pixel_base, kernel_taps,
+                    ws.tap_offset, g.filters, delta, lanes, <floating *> ws.product)
+            _col2im_add(<floating *> ws.product, 1, lanes, g, grad_x + s * g.x_sample + gi * group_x)
     _release(&ws)
+    return 0
+
+
+# ------------------------------------------------------------------------- depthwise layers
+#
+# groups == C: each output plane (s, f) is one input plane (s, f // m) correlated with w[f]
+# (m = F // C filters per channel).  Per (sample, channel) the input plane is copied once into
+# a zero-framed buffer whose rows are long enough for whole vectors, and the kernels of
+# conv_simd.h run over it with lanes across output columns:
+#   forward  y[s, f] = rows of taps (i, j) over the framed plane (stride 1), or over its
+#            column phases (below) when the column stride is > 1;
+#   grad_w   per-lane partial sums over the chunk of grad_y rows (zero-padded to whole
+#            vectors) times the column phases, lanes added up at the end in a fixed order;
+#   grad_x   the m output gradients of the channel, zero-upsampled by the stride and framed
+#            by the kernel extent, correlated with the flipped kernels: rows of taps
+#            (multiplier, i, j).  When a weight of the channel is not finite, the framing
+#            zeros would turn into NaN where torch has no product at all; those planes take a
+#            plain scatter loop instead.
+# Column phases: phase j holds column ow*sw + j*dw of the framed plane at column ow (zero for
+# ow >= Wo up to whole vectors), so every read is contiguous and the padding lanes only ever
+# meet zeros.
+
+
+cdef inline void _dw_rows(int level, const floating *src, Py_ssize_t row_step,
+                          const cn_idx *tap_offset, Py_ssize_t taps, const floating *weights,
+                          floating shift, Py_ssize_t rows, Py_ssize_t width, floating *out,
+                          Py_ssize_t out_pitch) noexcept nogil:
+    if floating is float:
+        cn_dw_rows_f32(level, src, row_step, tap_offset, taps, weights, shift, rows, width, out,
+                       out_pitch)
+    else:
+        cn_dw_rows_f64(level, src, row_step, tap_offset, taps, weights, shift, rows, width, out,
+                       out_pitch)
+
+
+cdef inline void _dw_grad_w(int level, const floating *grad, Py_ssize_t grad_pitch,
+                            Py_ssize_t rows, Py_ssize_t width, const floating *src,
+                            Py_ssize_t row_step, const cn_idx *tap_offset, Py_ssize_t taps,
+                            floating *acc) noexcept nogil:
+    if floating is float:
+        cn_dw_grad_w_f32(level, grad, grad_pitch, rows, width, src, row_step, tap_offset, taps, acc)
+    else:
+        cn_dw_grad_w_f64(level, grad, grad_pitch, rows, width, src, row_step, tap_offset, taps, acc)
+
+
+cdef void _frame_copy(int level, const floating *src, Py_ssize_t planes, Py_ssize_t height,
+                      Py_ssize_t width, floating *dst, Py_ssize_t dst_height, Py_ssize_t dst_width,
+                      Py_ssize_t top, Py_ssize_t left, Py_ssize_t step_h,
+                      Py_ssize_t step_w) noexcept nogil:
+    """dst[k, top + r*step_h, left + c*step_w] = src[k, r, c] where that lies in dst.
+
+    Every other element of dst is left as it is: buffers are zeroed once, and every plane of a
+    call writes the same positions, so the frame (and, with steps > 1, the gaps) stay zero.
+    """
+    cdef Py_ssize_t k, r, c, row, first = 0, last = width
+    cdef const floating *source
+    cdef floating *target
+    if (step_h == 1 and step_w == 1 and top >= 0 and left >= 0 and top + height <= dst_height
+            and left + width <= dst_width):
+        # The usual case, in vectors: the whole plane lands inside the frame.
+        for k in range(planes):
+            if floating is float:
+                cn_dw_frame_f32(level, src + k * height * width, height, width,
+                                dst + (k * dst_height + top) * dst_width + left, dst_width)
+            else:
+                cn_dw_frame_f64(level, src + k * height * width, height, width,
+                                dst + (k * dst_height + top) * dst_width + left, dst_width)
+        return
+    if left < 0:
+        first = (-left + step_w - 1) // step_w
+    if left + (width - 1) * step_w >= dst_width:
+        last = (dst_width - 1 - left) // step_w + 1 if dst_width - 1 - left >= 0 else 0
+    if last < first:
+        return
+    for k in range(planes):
+        for r in range(height):
+            row = top + r * step_h
+            if row < 0 or row >= dst_height:
+                continue
+            source = src + (k * height + r) * width
+            target = dst + (k * dst_height + row) * dst_width + left
+            if step_w == 1:
+                for c in range(first, last):
+                    target[c] = source[c]
+            else:
+                for c in range(first, last):
+                    target[c * step_w] = source[c]
+
+
+cdef void _dw_column_phases(const floating *framed, Py_ssize_t pitch, const Geometry *g,
+                            Py_ssize_t width, floating *phases) noexcept nogil:
+    """phases[j, r, ow] = framed[r, ow*sw + j*dw] for ow < Wo, 0 for Wo <= ow < width."""
+    cdef Py_ssize_t rows = _padded_h(g), j, r, ow
+    cdef const floating *src
+    cdef floating *dst
+    for j in range(g.kernel_w):
+        for r in range(rows):
+            src = framed + r * pitch + j * g.dilation_w
+            dst = phases + (j * rows + r) * width
+            if g.stride_w == 1:
+                memcpy(dst, src, g.out_w * sizeof(floating))
+            else:
+                for ow in range(g.out_w):
+                    dst[ow] = src[ow * g.stride_w]
+            for ow in range(g.out_w, width):
+                dst[ow] = 0
+
+
+cdef int _forward_depthwise(const floating *x, const floating *w, const floating *bias,
+                            floating *y, Py_ssize_t batch, const Geometry *g, int level) noexcept nogil:
+    """Forward pass of a depthwise layer, plane by plane (see above); 0 or -1 (no memory)."""
+    cdef Py_ssize_t vector = cn_gather_width(level, floating is double)
+    cdef Py_ssize_t m = g.filters, taps = g.kernel_h * g.kernel_w, pixels = g.out_h * g.out_w
+    cdef Py_ssize_t rows = _padded_h(g), out_round = _round_up(g.out_w, vector)
+    cdef Py_ssize_t pitch = _padded_w(g), row_step, items, s, c, k, f, i, j
+    cdef bint phased = g.stride_w != 1
+    if not phased:
+        # Whole vectors from every tap's first column.
+        pitch = max(pitch, out_round + (g.kernel_w - 1) * g.dilation_w)
+    items = rows * pitch + (g.kernel_w * rows * out_round if phased else 0)
+    cdef floating *framed = <floating *> calloc(items, sizeof(floating))
+    cdef cn_idx *offsets = <cn_idx *> malloc(taps * sizeof(cn_idx))
+    cdef const floating *src
+    if framed == NULL or offsets == NULL:
+        free(framed)
+        free(offsets)
+        return -1
+    for i in range(g.kernel_h):
+        for j in range(g.kernel_w):
+            if phased:
+                offsets[i * g.kernel_w + j] = (j * rows + i * g.dilation_h) * out_round
+            else:
+                offsets[i * g.kernel_w + j] = i * g.dilation_h * pitch + j * g.dilation_w
+    src, row_step = framed, g.stride_h * pitch
+    if phased:
+        src, row_step = framed + rows * pitch, g.stride_h * out_round
+    for s in range(batch):
+        for c in range(g.groups):
+            _frame_copy(level, x + s * g.x_sample + c * g.height * g.width, 1, g.height, g.width,
+                        framed, rows, pitch, g.pad_top, g.pad_left, 1, 1)
+            if phased:
+                _dw_column_phases(framed, pitch, g, out_round, framed + rows * pitch)
+            for k in range(m):
+                f = c * m + k
+                _dw_rows(level, src, row_step, offsets, taps, w + f * taps,
+                         bias[f] if bias != NULL else 0, g.out_h, g.out_w,
+                         y + s * g.y_sample + f * pixels, g.out_w)
+    free(framed)
+    free(offsets)
+    return 0
+
+
+cdef bint _all_finite(const floating *values, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(n):
+        if not isfinite(values[k]):
+            return False
+    return True
+
+
+cdef void _dw_grad_x_scatter(const floating *grad_y, const floating *w, floating *grad_x,
+                             const Geometry *g) noexcept nogil:
+    """grad_x (H, W) += the m output gradients of one channel times their kernels, term by
+    term: only the products that exist (for channels with non-finite weights)."""
+    cdef Py_ssize_t taps = g.kernel_h * g.kernel_w, k, oh, ow, i, j, h, col
+    cdef const floating *delta
+    cdef const floating *kernel
+    for k in range(g.filters):
+        delta = grad_y + k * g.out_h * g.out_w
+        kernel = w + k * taps
+        for oh in range(g.out_h):
+            for i in range(g.kernel_h):
+                h = oh * g.stride_h + i * g.dilation_h - g.pad_top
+                if h < 0 or h >= g.height:
+                    continue
+                for j in range(g.kernel_w):
+                    for ow in range(g.out_w):
+                        col = ow * g.stride_w + j * g.dilation_w - g.pad_left
+                        if 0 <= col < g.width:
+                            grad_x[h * g.width + col] += delta[oh * g.out_w + ow] * kernel[i * g.kernel_w + j]
+
+
+cdef int _backward_depthwise(const floating *grad_y, const floating *x, const floating *w,
+                             floating *grad_x, floating *grad_w, Py_ssize_t batch,
+                             const Geometry *g, int level) noexcept nogil:
+    """grad_w (overwritten) and grad_x (overwritten, if not NULL) of a depthwise layer; 0 or -1."""
+    cdef Py_ssize_t vector = cn_gather_width(level, floating is double)
+    cdef Py_ssize_t m = g.filters, taps = g.kernel_h * g.kernel_w, pixels = g.out_h * g.out_w
+    cdef Py_ssize_t rows = _padded_h(g), pitch = _padded_w(g), out_round = _round_up(g.out_w, vector)
+    cdef Py_ssize_t plane = g.height * g.width, filters = g.groups * m
+    # With a column stride, grad_w reads column phases; otherwise the framed plane itself.
+    cdef bint phased = g.stride_w != 1
+    cdef Py_ssize_t row_step = g.stride_h * (out_round if phased else pitch)
+    # The input gradient's frame: the output gradients spread out by the stride, framed by the
+    # kernel extent, rows of whole vectors of input columns.
+    cdef Py_ssize_t frame_h = g.height + (g.kernel_h - 1) * g.dilation_h
+    cdef Py_ssize_t frame_w = _round_up(g.width, vector) + (g.kernel_w - 1) * g.dilation_w
+    cdef Py_ssize_t s, c, k, f, i, j, t, v
+    cdef floating total
+    cdef const floating *delta
+    cdef floating *framed = <floating *> calloc(rows * pitch, sizeof(floating))
+    cdef floating *phases = NULL
+    cdef floating *partial = <floating *> calloc(filters * taps * vector, sizeof(floating))
+    cdef cn_idx *offsets = <cn_idx *> malloc((taps + m * taps) * sizeof(cn_idx))
+    cdef floating *frame = NULL
+    cdef bint failed = framed == NULL or partial == NULL or offsets == NULL
+    if phased and not failed:
+        phases = <floating *> malloc(g.kernel_w * rows * out_round * sizeof(floating))
+        failed = phases == NULL
+    if grad_x != NULL and not failed:
+        frame = <floating *> calloc(m * frame_h * frame_w, sizeof(floating))
+        failed = frame == NULL
+    if failed:
+        free(framed)
+        free(phases)
+        free(partial)
+        free(offsets)
+        free(frame)
+        return -1
+    for i in range(g.kernel_h):
+        for j in range(g.kernel_w):
+            if phased:
+                offsets[i * g.kernel_w + j] = (j * rows + i * g.dilation_h) * out_round
+            else:
+                offsets[i * g.kernel_w + j] = i * g.dilation_h * pitch + j * g.dilation_w
+            for k in range(m):
+                offsets[taps + k * taps + i * g.kernel_w + j] = (
+                    k * frame_h * frame_w + (g.kernel_h - 1 - i) * g.dilation_h * frame_w
+                    + (g.kernel_w - 1 - j) * g.dilation_w)
+    for s in range(batch):
+        for c in range(g.groups):
+            _frame_copy(level, x + s * g.x_sample + c * plane, 1, g.height, g.width, framed, rows,
+                        pitch, g.pad_top, g.pad_left, 1, 1)
+            if phased:
+                _dw_column_phases(framed, pitch, g, out_round, phases)
+            for k in range(m):
+                f = c * m + k
+                _dw_grad_w(level, grad_y + s * g.y_sample + f * pixels, g.out_w, g.out_h, g.out_w,
+                           phases if phased else framed, row_step, offsets, taps,
+                           partial + f * taps * vector)
+            if grad_x == NULL:
+                continue
+            delta = grad_y + s * g.y_sample + c * m * pixels
+            if not _all_finite(w + c * m * taps, m * taps):
+                memset(grad_x + s * g.x_sample + c * plane, 0, plane * sizeof(floating))
+                _dw_grad_x_scatter(delta, w + c * m * taps, grad_x + s * g.x_sample + c * plane, g)
+                continue
+            _frame_copy(level, delta, m, g.out_h, g.out_w, frame, frame_h, frame_w,
+                        (g.kernel_h - 1) * g.dilation_h - g.pad_top,
+                        (g.kernel_w - 1) * g.dilation_w - g.pad_left, g.stride_h, g.stride_w)
+            _dw_rows(level, frame, frame_w, offsets + taps, m * taps, w + c * m * taps, 0,
+                     g.height, g.width, grad_x + s * g.x_sample + c * plane, g.width)
+    # Each tap's lanes, added up in order.
+    for f in range(filters):
+        for t in range(taps):
+            total = partial[(f * taps + t) * vector]
+            for v in range(1, vector):
+                total = total + partial[(f * taps + t) * vector + v]
+            grad_w[f * taps + t] = total
+    free(framed)
+    free(phases)
+    free(partial)
+    free(offsets)
+    free(frame)
     return 0
 
 
@@ -376,6 +698,8 @@ cdef int _forward_chunk(const floating *x, const floating *w, const floating *bi
                         floating *y, Py_ssize_t batch, const Geometry *g) noexcept nogil:
     """y (batch, F, Ho, Wo) = conv(x (batch, C, H, W), w (F, C, kh, kw)) + bias; 0 or -1 (no memory)."""
     cdef int level = cn_simd_active()
+    if _is_depthwise(g):
+        return _forward_depthwise(x, w, bias, y, batch, g, level)
     if _direct_pays(_lane_fraction(g.filters, level, floating is double), level):
         return _forward_direct(x, w, bias, y, batch, g, level)
     return _forward_gemm(x, w, bias, y, batch, g)
@@ -396,6 +720,10 @@ cdef int _backward_chunk(const floating *grad_y, const floating *x, const floati
         _lane_fraction(g.out_h * g.out_w, level, floating is double), level)
     cdef int status = 0
     _sum_bias_gradient(grad_y, grad_b, batch, g)
+    if _is_depthwise(g):
+        return _backward_depthwise(grad_y, x, w, grad_x, grad_w, batch, g, level)
+    if grad_x != NULL:
+        memset(grad_x, 0, batch * g.x_sample * sizeof(floating))
     if weights_direct:
         status = _grad_w_direct(grad_y, x, grad_w, batch, g, level)
     if status == 0 and input_direct:
@@ -413,7 +741,7 @@ cdef int _forward_gemm(const floating *x, const floating *w, const floating *bia
     cdef Py_ssize_t pixels = g.out_h * g.out_w, columns = batch * pixels
     cdef floating *cols = <floating *> malloc(taps * columns * sizeof(floating))
     cdef floating *product = <floating *> malloc(g.filters * columns * sizeof(floating))
-    cdef Py_ssize_t s, f, p
+    cdef Py_ssize_t s, f, p, gi, first
     cdef floating *dst
     cdef const floating *src
     cdef floating shift
@@ -421,17 +749,20 @@ cdef int _forward_gemm(const floating *x, const floating *w, const floating *bia
         free(cols)
         free(product)
         return -1
-    _im2col(x, batch, g, cols)
-    gemm_row_major(False, False, <int> g.filters, <int> columns, <int> taps, <floating> 1.0, w,
-                   <int> taps, cols, <int> columns, <floating> 0.0, product, <int> columns)
-    # The product is filter-major across the chunk; the output is sample-major.
-    for s in range(batch):
-        for f in range(g.filters):
-            src = product + f * columns + s * pixels
-            dst = y + (s * g.filters + f) * pixels
-            shift = bias[f] if bias != NULL else 0
-            for p in range(pixels):
-                dst[p] = src[p] + shift
+    for gi in range(g.groups):
+        first = gi * g.filters
+        _im2col(x + gi * g.channels * g.height * g.width, batch, g, cols)
+        gemm_row_major(False, False, <int> g.filters, <int> columns, <int> taps, <floating> 1.0,
+                       w + first * taps, <int> taps, cols, <int> columns, <floating> 0.0, product,
+                       <int> columns)
+        # The product is filter-major across the chunk; the output is sample-major.
+        for s in range(batch):
+            for f in range(g.filters):
+                src = product + f * columns + s * pixels
+                dst = y + s * g.y_sample + (first + f) * pixels
+                shift = bias[first + f] if bias != NULL else 0
+                for p in range(pixels):
+                    dst[p] = src[p] + shift
     free(cols)
     free(product)
     return 0
@@ -440,60 +771,77 @@ cdef int _forward_gemm(const floating *x, const floating *w, const floating *bia
 cdef int _backward_gemm(const floating *grad_y, const floating *x, const floating *w,
                         floating *grad_x, floating *grad_w, Py_ssize_t batch,
                         const Geometry *g) noexcept nogil:
-    """grad_w and/or grad_x (either may be NULL) of the chunk by im2col + gemm; 0 or -1."""
+    """grad_w and/or grad_x (either may be NULL; grad_x is added to) by im2col + gemm; 0 or -1."""
     cdef Py_ssize_t taps = g.channels * g.kernel_h * g.kernel_w
     cdef Py_ssize_t pixels = g.out_h * g.out_w, columns = batch * pixels
     cdef floating *cols = <floating *> malloc(taps * columns * sizeof(floating))
     cdef floating *delta = <floating *> malloc(g.filters * columns * sizeof(floating))
-    cdef Py_ssize_t s, f
+    cdef Py_ssize_t s, f, gi, first, group_x = g.channels * g.height * g.width
     if cols == NULL or delta == NULL:
         free(cols)
         free(delta)
         return -1
-    # delta (F, batch*P): the chunk's output gradients, filter-major like the forward product.
-    for s in range(batch):
-        for f in range(g.filters):
-            memcpy(delta + f * columns + s * pixels, grad_y + (s * g.filters + f) * pixels,
-                   pixels * sizeof(floating))
-    if grad_w != NULL:
-        _im2col(x, batch, g, cols)
-        gemm_row_major(False, True, <int> g.filters, <int> taps, <int> columns, <floating> 1.0,
-                       delta, <int> columns, cols, <int> columns, <floating> 0.0, grad_w, <int> taps)
-    if grad_x != NULL:
-        # The column buffer now receives the gradient of the unrolled input.
-        gemm_row_major(True, False, <int> taps, <int> columns, <int> g.filters, <floating> 1.0, w,
-                       <int> taps, delta, <int> columns, <floating> 0.0, cols, <int> columns)
-        memset(grad_x, 0, batch * g.channels * g.height * g.width * sizeof(floating))
-        _col2im_add(cols, batch, columns, g, grad_x)
+    for gi in range(g.groups):
+        first = gi * g.filters
+        # delta (F, batch*P): the chunk's output gradients, filter-major like the forward product.
+        for s in range(batch):
+            for f in range(g.filters):
+                memcpy(delta + f * columns + s * pixels,
+                       grad_y + s * g.y_sample + (first + f) * pixels, pixels * sizeof(floating))
+        if grad_w != NULL:
+            _im2col(x + gi * group_x, batch, g, cols)
+            gemm_row_major(False, True, <int> g.filters, <int> taps, <int> columns, <floating> 1.0,
+                           delta, <int> columns, cols, <int> columns, <floating> 0.0,
+                           grad_w + first * taps, <int> taps)
+        if grad_x != NULL:
+            # The column buffer now receives the gradient of the unrolled input.
+            gemm_row_major(True, False, <int> taps, <int> columns, <int> g.filters, <floating> 1.0,
+                           w + first * taps, <int> taps, delta, <int> columns, <floating> 0.0, cols,
+                           <int> columns)
+            _col2im_add(cols, batch, columns, g, grad_x + gi * group_x)
     free(cols)
     free(delta)
     return 0
 
 
 cdef Geometry _geometry(cnp.ndarray x, cnp.ndarray w, (int, int) stride,
-                        (int, int) padding) except *:
-    """Checks x, w and the hyper-parameters the kernels rely on and derives the output size."""
+                        (int, int, int, int) padding, (int, int) dilation, int groups) except *:
+    """Checks x, w and the hyper-parameters the kernels rely on and derives the output size.
+
+    padding is (top, bottom, left, right); w is (F, C // groups, kh, kw).
+    """
     cdef Geometry g
-    cdef Py_ssize_t padded_h, padded_w
-    cdef int stride_h = stride[0], stride_w = stride[1], pad_h = padding[0], pad_w = padding[1]
+    cdef Py_ssize_t padded_h, padded_w, channels
+    cdef int stride_h = stride[0], stride_w = stride[1]
+    cdef int dilation_h = dilation[0], dilation_w = dilation[1]
     check_array(x, "x", 4, ANY_FLOAT, C_ORDER)
     check_array(w, "w", 4, cnp.PyArray_TYPE(x), C_ORDER)
-    if stride_h < 1 or stride_w < 1 or pad_h < 0 or pad_w < 0:
+    if (stride_h < 1 or stride_w < 1 or padding[0] < 0 or padding[1] < 0 or padding[2] < 0
+            or padding[3] < 0):
         raise ValueError("stride must be >= 1 and padding >= 0")
-    g.channels, g.height, g.width = x.shape[1], x.shape[2], x.shape[3]
+    if dilation_h < 1 or dilation_w < 1 or groups < 1:
+        raise ValueError("dilation and groups must be >= 1")
+    channels, g.height, g.width = x.shape[1], x.shape[2], x.shape[3]
     g.filters, g.kernel_h, g.kernel_w = w.shape[0], w.shape[2], w.shape[3]
-    if w.shape[1] != g.channels:
-        raise ValueError("channel mismatch between x and w")
-    if g.channels < 1 or g.height < 1 or g.width < 1 or g.filters < 1 or g.kernel_h < 1 or g.kernel_w < 1:
+    if channels < 1 or g.height < 1 or g.width < 1 or g.filters < 1 or g.kernel_h < 1 or g.kernel_w < 1:
         raise ValueError("empty x or w")
-    g.stride_h, g.stride_w, g.pad_h, g.pad_w = stride_h, stride_w, pad_h, pad_w
-    # Sizes in Py_ssize_t: 2 * padding overflows a C int for paddings near 2**31.
-    padded_h = g.height + 2 * <Py_ssize_t> pad_h
-    padded_w = g.width + 2 * <Py_ssize_t> pad_w
-    if g.kernel_h > padded_h or g.kernel_w > padded_w:
+    if channels % groups or g.filters % groups:
+        raise ValueError("groups must divide the channels and the filters")
+    if w.shape[1] * groups != channels:
+        raise ValueError("channel mismatch between x and w")
+    g.groups, g.channels, g.filters = groups, channels // groups, g.filters // groups
+    g.stride_h, g.stride_w, g.dilation_h, g.dilation_w = stride_h, stride_w, dilation_h, dilation_w
+    g.pad_top, g.pad_bottom, g.pad_left, g.pad_right = padding[0], padding[1], padding[2], padding[3]
+    # Sizes in Py_ssize_t: padding overflows a C int for paddings near 2**31; the extent
+    # dilation * (k - 1) + 1 is compared by division, since it can overflow even Py_ssize_t.
+    padded_h = g.height + g.pad_top + g.pad_bottom
+    padded_w = g.width + g.pad_left + g.pad_right
+    if (g.kernel_h - 1) > (padded_h - 1) // dilation_h or (g.kernel_w - 1) > (padded_w - 1) // dilation_w:
         raise ValueError("kernel larger than the padded input")
-    g.out_h = (padded_h - g.kernel_h) // stride_h + 1
-    g.out_w = (padded_w - g.kernel_w) // stride_w + 1
+    g.out_h = (padded_h - dilation_h * (g.kernel_h - 1) - 1) // stride_h + 1
+    g.out_w = (padded_w - dilation_w * (g.kernel_w - 1) - 1) // stride_w + 1
+    g.x_sample = channels * g.height * g.width
+    g.y_sample = groups * g.filters * g.out_h * g.out_w
     return g
 
 
@@ -507,25 +855,25 @@ cdef void _check_chunk(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t n, Py_ssize
 
 
 def forward(cnp.ndarray x not None, cnp.ndarray w not None, cnp.ndarray bias,
-            cnp.ndarray y not None, (int, int) stride, (int, int) padding, Py_ssize_t start,
-            Py_ssize_t stop):
+            cnp.ndarray y not None, (int, int) stride, (int, int, int, int) padding,
+            (int, int) dilation, int groups, Py_ssize_t start, Py_ssize_t stop):
     """Writes y[start:stop] = conv2d(x[start:stop], w) + bias.
 
-    x (N, C, H, W), w (F, C, kh, kw), bias (F,) or None, y (N, F, Ho, Wo): C-contiguous, one of
-    float32/float64.  stride and padding are (h, w) pairs.
+    x (N, C, H, W), w (F, C // groups, kh, kw), bias (F,) or None, y (N, F, Ho, Wo):
+    C-contiguous, one of float32/float64.  stride and dilation are (h, w) pairs, padding is
+    (top, bottom, left, right).
     """
-    cdef Geometry g = _geometry(x, w, stride, padding)
+    cdef Geometry g = _geometry(x, w, stride, padding, dilation, groups)
     cdef int typenum = cnp.PyArray_TYPE(x)
     check_array(y, "y", 4, typenum, C_ORDER | WRITEABLE,
-                ((<object> x).shape[0], g.filters, g.out_h, g.out_w))
+                ((<object> x).shape[0], g.groups * g.filters, g.out_h, g.out_w))
     cdef const char *bias_data = NULL
     if bias is not None:
-        check_array(bias, "bias", 1, typenum, C_ORDER, (g.filters,))
+        check_array(bias, "bias", 1, typenum, C_ORDER, (g.groups * g.filters,))
         bias_data = <const char *> cnp.PyArray_DATA(bias)
     _check_chunk(start, stop, x.shape[0], g.out_h * g.out_w,
                  max(g.channels * g.kernel_h * g.kernel_w, g.filters))
-    cdef Py_ssize_t x_sample = g.channels * g.height * g.width
-    cdef Py_ssize_t y_sample = g.filters * g.out_h * g.out_w
+    cdef Py_ssize_t x_sample = g.x_sample, y_sample = g.y_sample
     cdef int status = 0
     if stop == start:
         return
@@ -547,20 +895,22 @@ def forward(cnp.ndarray x not None, cnp.ndarray w not None, cnp.ndarray bias,
 
 def backward(cnp.ndarray grad_y not None, cnp.ndarray x not None, cnp.ndarray w not None,
              cnp.ndarray grad_x, cnp.ndarray grad_w not None, cnp.ndarray grad_b not None,
-             (int, int) stride, (int, int) padding, Py_ssize_t start, Py_ssize_t stop):
-    """Gradients of samples [start, stop); stride and padding are (h, w) pairs.
+             (int, int) stride, (int, int, int, int) padding, (int, int) dilation, int groups,
+             Py_ssize_t start, Py_ssize_t stop):
+    """Gradients of samples [start, stop); stride, padding, dilation and groups as in forward.
 
-    grad_x[start:stop] (N, C, H, W) is overwritten unless grad_x is None; grad_w (F, C, kh, kw)
-    and grad_b (F,) receive this chunk's sums only (the caller adds chunks up in order).
+    grad_x[start:stop] (N, C, H, W) is overwritten unless grad_x is None; grad_w
+    (F, C // groups, kh, kw) and grad_b (F,) receive this chunk's sums only (the caller adds
+    chunks up in order).
     """
-    cdef Geometry g = _geometry(x, w, stride, padding)
+    cdef Geometry g = _geometry(x, w, stride, padding, dilation, groups)
     cdef int typenum = cnp.PyArray_TYPE(x)
     check_array(grad_y, "grad_y", 4, typenum, C_ORDER,
-                ((<object> x).shape[0], g.filters, g.out_h, g.out_w))
+                ((<object> x).shape[0], g.groups * g.filters, g.out_h, g.out_w))
     check_array(grad_w, "grad_w", 4, typenum, C_ORDER | WRITEABLE, (<object> w).shape)
-    check_array(grad_b, "grad_b", 1, typenum, C_ORDER | WRITEABLE, (g.filters,))
+    check_array(grad_b, "grad_b", 1, typenum, C_ORDER | WRITEABLE, (g.groups * g.filters,))
     cdef char *grad_x_data = NULL
-    cdef Py_ssize_t x_sample = g.channels * g.height * g.width
+    cdef Py_ssize_t x_sample = g.x_sample
     if grad_x is not None:
         check_array(grad_x, "grad_x", 4, typenum, C_ORDER | WRITEABLE, (<object> x).shape)
     _check_chunk(start, stop, x.shape[0], g.out_h * g.out_w,
@@ -569,7 +919,7 @@ def backward(cnp.ndarray grad_y not None, cnp.ndarray x not None, cnp.ndarray w 
     # start * x_sample * itemsize (undefined behaviour, found by tools/sanitize.sh).
     if grad_x is not None:
         grad_x_data = <char *> cnp.PyArray_DATA(grad_x) + start * x_sample * cnp.PyArray_ITEMSIZE(x)
-    cdef Py_ssize_t y_sample = g.filters * g.out_h * g.out_w
+    cdef Py_ssize_t y_sample = g.y_sample
     cdef int status = 0
     if stop == start:
         grad_w[...] = 0

@@ -135,8 +135,8 @@ CN_AVX512 static inline cn_f64x8 cn_f64x8_madd(cn_f64x8 acc, double x, cn_f64x8 
 CN_DEFINE_GATHER(cn_gather_f32_avx2, float, cn_f32x8, 8, 4, 8, 1, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}), cn_f32x8_madd)
 CN_DEFINE_GATHER(cn_gather_f64_avx2, double, cn_f64x4, 4, 4, 8, 1, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}), cn_f64x4_madd)
 /* 32 registers: 8 x 3 accumulators, 3 weights, the broadcast value. */
-CN_DEFINE_GATHER(cn_gather_f32_avx512, float, cn_f32x16, 16, 8, 8, 1, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}), cn_f32x16_madd)
-CN_DEFINE_GATHER(cn_gather_f64_avx512, double, cn_f64x8, 8, 8, 8, 1, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}), cn_f64x8_madd)
+CN_DEFINE_GATHER(cn_gather_f32_avx512, float, cn_f32x16, 16, 8, 16, 1, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}), cn_f32x16_madd)
+CN_DEFINE_GATHER(cn_gather_f64_avx512, double, cn_f64x8, 8, 8, 16, 1, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}), cn_f64x8_madd)
 #endif
 
 /* Lanes per vector of the variant cn_gather_* uses at `level` (read once by the caller from
@@ -197,12 +197,15 @@ CN_DEFINE_GATHER_DISPATCH(f64, double)
  *
  * A chunk of `batch` images (C, H, W) unrolls into cols, C*kh*kw rows of batch*Ho*Wo columns
  * (rows row_len >= batch*Ho*Wo apart; the gather kernel's rows end in padding lanes):
- *     cols[(c*kh + i)*kw + j][s*Ho*Wo + oh*Wo + ow] = x[s, c, oh*sh + i - ph, ow*sw + j - pw],
- * 0 where that lies off the image.  col2im adds every entry back where it was read from, in a
+ *     cols[(c*kh + i)*kw + j][s*Ho*Wo + oh*Wo + ow] = x[s, c, oh*sh + i*dh - ph, ow*sw + j*dw - pw],
+ * 0 where that lies off the image; ph and pw are the top and left padding (the bottom and right
+ * ones only shape Ho and Wo), dh and dw the dilation, and samples lie image_stride elements
+ * apart in x (more than C*H*W when the channels are one group of several).  col2im adds every entry back where it was read from, in a
  * fixed order (CN_FOR_COLUMN_ROWS's), so its sums are deterministic. */
 typedef struct {
     cn_idx batch, channels, height, width, kernel_h, kernel_w;
     cn_idx stride_h, stride_w, pad_h, pad_w, out_h, out_w, row_len;
+    cn_idx dilation_h, dilation_w, image_stride;
 } cn_columns;
 
 /* Output rows or columns [*first, *last) of `out` whose input index o*stride + k - pad lies in
@@ -222,7 +225,7 @@ static void cn_on_image(cn_idx size, cn_idx pad, cn_idx stride, cn_idx out, cn_i
     *last = hi;
 }
 
-/* Runs BODY for each (j, c, i, s, oh) whose input row ih = oh*sh + i - ph lies on the image,
+/* Runs BODY for each (j, c, i, s, oh) whose input row ih = oh*sh + i*dh - ph lies on the image,
  * with `column` the offset of its Wo entries in cols, of which [first, last) lie on the image,
  * from offset `image_row` of the input on (valid only when first < last); OFF_IMAGE for the
  * other rows.  Kernel columns come outermost: col2im's read-modify-writes for one kernel
@@ -235,18 +238,19 @@ static void cn_on_image(cn_idx size, cn_idx pad, cn_idx stride, cn_idx out, cn_i
     const cn_idx width = (g)->width, kernel_h = (g)->kernel_h, kernel_w = (g)->kernel_w;       \
     const cn_idx stride_h = (g)->stride_h, stride_w = (g)->stride_w, pad_h = (g)->pad_h;       \
     const cn_idx pad_w = (g)->pad_w, out_h = (g)->out_h, out_w = (g)->out_w;                   \
-    const cn_idx row_len = (g)->row_len;                                                       \
+    const cn_idx row_len = (g)->row_len, dilation_h = (g)->dilation_h;                         \
+    const cn_idx dilation_w = (g)->dilation_w, image_stride = (g)->image_stride;               \
     for (cn_idx j = 0; j < kernel_w; j++) {                                                    \
         cn_idx first, last;                                                                    \
-        cn_on_image(width, pad_w, stride_w, out_w, j, &first, &last);                          \
+        cn_on_image(width, pad_w, stride_w, out_w, j * dilation_w, &first, &last);             \
         for (cn_idx c = 0; c < channels; c++)                                                  \
         for (cn_idx i = 0; i < kernel_h; i++) {                                                \
             cn_idx column = ((c * kernel_h + i) * kernel_w + j) * row_len;                     \
             for (cn_idx s = 0; s < batch; s++) {                                               \
-                const cn_idx plane = (s * channels + c) * height * width                       \
-                                     + first * stride_w + j - pad_w;                           \
+                const cn_idx plane = s * image_stride + c * height * width                     \
+                                     + first * stride_w + j * dilation_w - pad_w;              \
                 for (cn_idx oh = 0; oh < out_h; oh++, column += out_w) {                       \
-                    const cn_idx ih = oh * stride_h + i - pad_h;                               \
+                    const cn_idx ih = oh * stride_h + i * dilation_h - pad_h;                  \
                     if (ih < 0 || ih >= height) { OFF_IMAGE; continue; }                       \
                     const cn_idx image_row = plane + ih * width;                               \
                     BODY;                                                                      \
@@ -330,5 +334,252 @@ CN_DEFINE_COL2IM(cn_col2im_f64_avx2, double, cn_f64x4, 4, CN_AVX2, cn_f64x4_load
 #endif
 CN_DEFINE_COL2IM_DISPATCH(f32, float)
 CN_DEFINE_COL2IM_DISPATCH(f64, double)
+
+/* ---- Depthwise convolution (groups == channels): one (sample, channel) plane at a time ----
+ *
+ * A depthwise layer has one input channel per filter group, so the gather kernel above would
+ * run with one to a few lanes of filters.  These kernels put the lanes across output columns
+ * instead, and unroll the taps: one vector of a row of the input (padded by the caller) per
+ * tap, times the tap's weight broadcast.
+ *
+ * cn_dw_rows:  out[r * out_pitch + l] = sum over t of in[r * row_step + tap_offset[t] + l] * weights[t],
+ *              then + shift, for r < rows and l < width.  Taps are summed in ascending order.
+ *              Reads (and computes) whole vectors: lanes up to width rounded up to the vector
+ *              width must be readable; only l < width is stored.  Forward (taps = (i, j)) and
+ *              input gradient (taps = (multiplier, i, j) over the zero-framed output
+ *              gradient, weights flipped).
+ * cn_dw_grad_w: acc[t * V + v] += sum over r < rows and l + v < width of
+ *              grad[r * grad_pitch + l + v] * in[r * row_step + tap_offset[t] + l + v], l a
+ *              multiple of V = cn_gather_width: per-lane partial sums of the weight gradient,
+ *              in the order rows, then vectors; the caller adds the V lanes up in a fixed order
+ *              once the chunk is done.  The last vector of a row is loaded masked (lanes past
+ *              width read as zero, and are not read at all where the instruction set allows),
+ *              so no product involves a value outside the rows.
+ */
+
+#define CN_DW_ROWS_BLOCK(T, VT, V, LOAD, STORE, STORE_TAIL, ZERO, SPLAT, VMADD, R)                         \
+    do {                                                                                       \
+        VT acc_[R];                                                                            \
+        CN_UNROLL for (int k_ = 0; k_ < (R); k_++) acc_[k_] = ZERO;                            \
+        const T *row_ = in + r * row_step + l;                                                 \
+        for (cn_idx t_ = 0; t_ < taps; t_++) {                                                 \
+            const VT w_ = SPLAT(weights[t_]);                                                  \
+            const T *src_ = row_ + tap_offset[t_];                                             \
+            CN_UNROLL for (int k_ = 0; k_ < (R); k_++)                                         \
+                acc_[k_] = VMADD(acc_[k_], LOAD(src_ + k_ * row_step), w_);                    \
+        }                                                                                      \
+        CN_UNROLL for (int k_ = 0; k_ < (R); k_++) {                                           \
+            const VT v_ = acc_[k_] + SPLAT(shift);                                             \
+            T *dst_ = out + (r + k_) * out_pitch + l;                                          \
+            if (n >= (V)) STORE(dst_, v_);                                                     \
+            else STORE_TAIL(dst_, v_, n);                                                      \
+        }                                                                                      \
+        r += (R);                                                                              \
+    } while (0)
+
+#define CN_DEFINE_DW_ROWS(NAME, T, VT, V, ATTR, LOAD, STORE, STORE_TAIL, ZERO, SPLAT, VMADD)   \
+    ATTR static void NAME(const T *in, cn_idx row_step, const cn_idx *tap_offset, cn_idx taps, \
+                          const T *weights, T shift, cn_idx rows, cn_idx width, T *out,        \
+                          cn_idx out_pitch)                                                    \
+    {                                                                                          \
+        for (cn_idx l = 0; l < width; l += (V)) {                                              \
+            const cn_idx n = width - l;                                                        \
+            cn_idx r = 0;                                                                      \
+            while (r + 8 <= rows)                                                              \
+                CN_DW_ROWS_BLOCK(T, VT, V, LOAD, STORE, STORE_TAIL, ZERO, SPLAT, VMADD, 8);    \
+            if (r + 4 <= rows)                                                                 \
+                CN_DW_ROWS_BLOCK(T, VT, V, LOAD, STORE, STORE_TAIL, ZERO, SPLAT, VMADD, 4);    \
+            if (r + 2 <= rows)                                                                 \
+                CN_DW_ROWS_BLOCK(T, VT, V, LOAD, STORE, STORE_TAIL, ZERO, SPLAT, VMADD, 2);    \
+            if (r < rows)                                                                      \
+                CN_DW_ROWS_BLOCK(T, VT, V, LOAD, STORE, STORE_TAIL, ZERO, SPLAT, VMADD, 1);    \
+        }                                                                                      \
+    }
+
+#define CN_DW_GRAD_W_BLOCK(T, VT, V, LOAD, LOAD_TAIL, STORE, VMADD, TB)                        \
+    for (; t + (TB) <= taps; t += (TB)) {                                                      \
+        VT acc_[TB];                                                                           \
+        const T *src_[TB];                                                                     \
+        CN_UNROLL for (int k_ = 0; k_ < (TB); k_++) {                                          \
+            acc_[k_] = LOAD(acc + (t + k_) * (V));                                             \
+            src_[k_] = in + tap_offset[t + k_];                                                \
+        }                                                                                      \
+        for (cn_idx r = 0; r < rows; r++) {                                                    \
+            const T *g_ = grad + r * grad_pitch;                                               \
+            const cn_idx o_ = r * row_step;                                                    \
+            cn_idx l = 0;                                                                      \
+            for (; l + (V) <= width; l += (V)) {                                               \
+                const VT gv_ = LOAD(g_ + l);                                                   \
+                CN_UNROLL for (int k_ = 0; k_ < (TB); k_++)                                    \
+                    acc_[k_] = VMADD(acc_[k_], gv_, LOAD(src_[k_] + o_ + l));                  \
+            }                                                                                  \
+            if (l < width) {                                                                   \
+                const VT gv_ = LOAD_TAIL(g_ + l, width - l);                                   \
+                CN_UNROLL for (int k_ = 0; k_ < (TB); k_++)                                    \
+                    acc_[k_] = VMADD(acc_[k_], gv_, LOAD_TAIL(src_[k_] + o_ + l, width - l));  \
+            }                                                                                  \
+        }                                                                                      \
+        CN_UNROLL for (int k_ = 0; k_ < (TB); k_++) STORE(acc + (t + k_) * (V), acc_[k_]);    \
+    }
+
+/* Blocks of TB taps (TB accumulators, one output-gradient vector, one input vector live),
+ * then 4, 2, 1 for the rest. */
+#define CN_DEFINE_DW_GRAD_W(NAME, T, VT, V, TB, ATTR, LOAD, LOAD_TAIL, STORE, VMADD)           \
+    ATTR static void NAME(const T *grad, cn_idx grad_pitch, cn_idx rows, cn_idx width,         \
+                          const T *in, cn_idx row_step, const cn_idx *tap_offset, cn_idx taps, \
+                          T *acc)                                                              \
+    {                                                                                          \
+        cn_idx t = 0;                                                                          \
+        CN_DW_GRAD_W_BLOCK(T, VT, V, LOAD, LOAD_TAIL, STORE, VMADD, TB)                                   \
+        CN_DW_GRAD_W_BLOCK(T, VT, V, LOAD, LOAD_TAIL, STORE, VMADD, 4)                                    \
+        CN_DW_GRAD_W_BLOCK(T, VT, V, LOAD, LOAD_TAIL, STORE, VMADD, 2)                                    \
+        CN_DW_GRAD_W_BLOCK(T, VT, V, LOAD, LOAD_TAIL, STORE, VMADD, 1)                                    \
+    }
+
+/* dst[r * pitch + c] = src[r * width + c] for r < rows, c < width: a plane into the inside of
+ * a zero frame (the frame itself is never written). */
+#define CN_DEFINE_DW_FRAME(NAME, T, VT, V, ATTR, LOAD, LOAD_TAIL, STORE, STORE_TAIL)           \
+    ATTR static void NAME(const T *src, cn_idx rows, cn_idx width, T *dst, cn_idx pitch)       \
+    {                                                                                          \
+        for (cn_idx r = 0; r < rows; r++) {                                                    \
+            const T *s_ = src + r * width;                                                     \
+            T *d_ = dst + r * pitch;                                                           \
+            cn_idx l = 0;                                                                      \
+            for (; l + (V) <= width; l += (V)) STORE(d_ + l, LOAD(s_ + l));                    \
+            if (l < width) STORE_TAIL(d_ + l, LOAD_TAIL(s_ + l, width - l), width - l);        \
+        }                                                                                      \
+    }
+
+#define CN_SCALAR_SPLAT(x) (x)
+#define CN_VV_MUL_ADD(acc, x, w) ((acc) + (x) * (w))
+/* Scalar rows have no partial vectors: these never run. */
+#define CN_SCALAR_LOAD_TAIL(p, n) (*(p))
+#define CN_SCALAR_STORE_TAIL(p, v, n) (*(p) = (v))
+CN_DEFINE_DW_ROWS(cn_dw_rows_f32_scalar, float, float, 1, , CN_SCALAR_LOAD, CN_SCALAR_STORE, CN_SCALAR_STORE_TAIL, 0, CN_SCALAR_SPLAT, CN_VV_MUL_ADD)
+CN_DEFINE_DW_ROWS(cn_dw_rows_f64_scalar, double, double, 1, , CN_SCALAR_LOAD, CN_SCALAR_STORE, CN_SCALAR_STORE_TAIL, 0, CN_SCALAR_SPLAT, CN_VV_MUL_ADD)
+CN_DEFINE_DW_GRAD_W(cn_dw_grad_w_f32_scalar, float, float, 1, 8, , CN_SCALAR_LOAD, CN_SCALAR_LOAD_TAIL, CN_SCALAR_STORE, CN_VV_MUL_ADD)
+CN_DEFINE_DW_GRAD_W(cn_dw_grad_w_f64_scalar, double, double, 1, 8, , CN_SCALAR_LOAD, CN_SCALAR_LOAD_TAIL, CN_SCALAR_STORE, CN_VV_MUL_ADD)
+CN_DEFINE_DW_FRAME(cn_dw_frame_f32_scalar, float, float, 1, , CN_SCALAR_LOAD, CN_SCALAR_LOAD_TAIL, CN_SCALAR_STORE, CN_SCALAR_STORE_TAIL)
+CN_DEFINE_DW_FRAME(cn_dw_frame_f64_scalar, double, double, 1, , CN_SCALAR_LOAD, CN_SCALAR_LOAD_TAIL, CN_SCALAR_STORE, CN_SCALAR_STORE_TAIL)
+
+#if CN_HAVE_VECTOR_EXT
+/* Partial vectors through a zeroed bounce buffer: only the first n elements are touched. */
+#define CN_DEFINE_TAIL_HELPERS(PREFIX, T, VT, V, ATTR)                                         \
+    ATTR static inline VT PREFIX##_load_tail(const T *p, cn_idx n)                             \
+    {                                                                                          \
+        T part[V] = {0};                                                                       \
+        memcpy(part, p, (size_t) n * sizeof(T));                                               \
+        return PREFIX##_load(part);                                                            \
+    }                                                                                          \
+    ATTR static inline void PREFIX##_store_tail(T *p, VT v, cn_idx n)                          \
+    {                                                                                          \
+        T part[V];                                                                             \
+        PREFIX##_store(part, v);                                                               \
+        memcpy(p, part, (size_t) n * sizeof(T));                                               \
+    }
+CN_DEFINE_TAIL_HELPERS(cn_f32x4, float, cn_f32x4, 4, )
+CN_DEFINE_TAIL_HELPERS(cn_f64x2, double, cn_f64x2, 2, )
+#define CN_F32X4_SPLAT(x) ((cn_f32x4){0} + (float) (x))
+#define CN_F64X2_SPLAT(x) ((cn_f64x2){0} + (double) (x))
+CN_DEFINE_DW_ROWS(cn_dw_rows_f32_vec128, float, cn_f32x4, 4, , cn_f32x4_load, cn_f32x4_store, cn_f32x4_store_tail, ((cn_f32x4){0}), CN_F32X4_SPLAT, CN_VV_MUL_ADD)
+CN_DEFINE_DW_ROWS(cn_dw_rows_f64_vec128, double, cn_f64x2, 2, , cn_f64x2_load, cn_f64x2_store, cn_f64x2_store_tail, ((cn_f64x2){0}), CN_F64X2_SPLAT, CN_VV_MUL_ADD)
+CN_DEFINE_DW_GRAD_W(cn_dw_grad_w_f32_vec128, float, cn_f32x4, 4, 8, , cn_f32x4_load, cn_f32x4_load_tail, cn_f32x4_store, CN_VV_MUL_ADD)
+CN_DEFINE_DW_GRAD_W(cn_dw_grad_w_f64_vec128, double, cn_f64x2, 2, 8, , cn_f64x2_load, cn_f64x2_load_tail, cn_f64x2_store, CN_VV_MUL_ADD)
+CN_DEFINE_DW_FRAME(cn_dw_frame_f32_vec128, float, cn_f32x4, 4, , cn_f32x4_load, cn_f32x4_load_tail, cn_f32x4_store, cn_f32x4_store_tail)
+CN_DEFINE_DW_FRAME(cn_dw_frame_f64_vec128, double, cn_f64x2, 2, , cn_f64x2_load, cn_f64x2_load_tail, cn_f64x2_store, cn_f64x2_store_tail)
+#endif
+
+#if CN_X86_DISPATCH
+CN_AVX2 static inline cn_f32x8 cn_f32x8_splat(float x) { return _mm256_set1_ps(x); }
+CN_AVX2 static inline cn_f64x4 cn_f64x4_splat(double x) { return _mm256_set1_pd(x); }
+CN_AVX512 static inline cn_f32x16 cn_f32x16_splat(float x) { return _mm512_set1_ps(x); }
+CN_AVX512 static inline cn_f64x8 cn_f64x8_splat(double x) { return _mm512_set1_pd(x); }
+CN_AVX2 static inline cn_f32x8 cn_f32x8_vmadd(cn_f32x8 acc, cn_f32x8 x, cn_f32x8 w) { return _mm256_fmadd_ps(x, w, acc); }
+CN_AVX2 static inline cn_f64x4 cn_f64x4_vmadd(cn_f64x4 acc, cn_f64x4 x, cn_f64x4 w) { return _mm256_fmadd_pd(x, w, acc); }
+CN_AVX512 static inline cn_f32x16 cn_f32x16_vmadd(cn_f32x16 acc, cn_f32x16 x, cn_f32x16 w) { return _mm512_fmadd_ps(x, w, acc); }
+CN_AVX512 static inline cn_f64x8 cn_f64x8_vmadd(cn_f64x8 acc, cn_f64x8 x, cn_f64x8 w) { return _mm512_fmadd_pd(x, w, acc); }
+/* Masked loads and stores of the first n < V lanes: masked-off lanes are neither read (no
+ * fault past the end of an array) nor written; loads give zero there. */
+CN_AVX2 static inline __m256i cn_avx2_mask32(cn_idx n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int) n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+CN_AVX2 static inline __m256i cn_avx2_mask64(cn_idx n)
+{
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long) n), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+CN_AVX2 static inline cn_f32x8 cn_f32x8_load_tail(const float *p, cn_idx n) { return _mm256_maskload_ps(p, cn_avx2_mask32(n)); }
+CN_AVX2 static inline cn_f64x4 cn_f64x4_load_tail(const double *p, cn_idx n) { return _mm256_maskload_pd(p, cn_avx2_mask64(n)); }
+CN_AVX2 static inline void cn_f32x8_store_tail(float *p, cn_f32x8 v, cn_idx n) { _mm256_maskstore_ps(p, cn_avx2_mask32(n), v); }
+CN_AVX2 static inline void cn_f64x4_store_tail(double *p, cn_f64x4 v, cn_idx n) { _mm256_maskstore_pd(p, cn_avx2_mask64(n), v); }
+CN_AVX512 static inline cn_f32x16 cn_f32x16_load_tail(const float *p, cn_idx n) { return _mm512_maskz_loadu_ps((__mmask16) ((1u << n) - 1), p); }
+CN_AVX512 static inline cn_f64x8 cn_f64x8_load_tail(const double *p, cn_idx n) { return _mm512_maskz_loadu_pd((__mmask8) ((1u << n) - 1), p); }
+CN_AVX512 static inline void cn_f32x16_store_tail(float *p, cn_f32x16 v, cn_idx n) { _mm512_mask_storeu_ps(p, (__mmask16) ((1u << n) - 1), v); }
+CN_AVX512 static inline void cn_f64x8_store_tail(double *p, cn_f64x8 v, cn_idx n) { _mm512_mask_storeu_pd(p, (__mmask8) ((1u << n) - 1), v); }
+/* 16 registers: 8 row accumulators and the weight; 9 tap accumulators (a 3x3 kernel in one
+ * block), the gradient and an input vector (AVX-512 alike: the usual 3x3 fits one block). */
+CN_DEFINE_DW_ROWS(cn_dw_rows_f32_avx2, float, cn_f32x8, 8, CN_AVX2, cn_f32x8_load, cn_f32x8_store, cn_f32x8_store_tail, ((cn_f32x8){0}), cn_f32x8_splat, cn_f32x8_vmadd)
+CN_DEFINE_DW_ROWS(cn_dw_rows_f64_avx2, double, cn_f64x4, 4, CN_AVX2, cn_f64x4_load, cn_f64x4_store, cn_f64x4_store_tail, ((cn_f64x4){0}), cn_f64x4_splat, cn_f64x4_vmadd)
+CN_DEFINE_DW_ROWS(cn_dw_rows_f32_avx512, float, cn_f32x16, 16, CN_AVX512, cn_f32x16_load, cn_f32x16_store, cn_f32x16_store_tail, ((cn_f32x16){0}), cn_f32x16_splat, cn_f32x16_vmadd)
+CN_DEFINE_DW_ROWS(cn_dw_rows_f64_avx512, double, cn_f64x8, 8, CN_AVX512, cn_f64x8_load, cn_f64x8_store, cn_f64x8_store_tail, ((cn_f64x8){0}), cn_f64x8_splat, cn_f64x8_vmadd)
+CN_DEFINE_DW_GRAD_W(cn_dw_grad_w_f32_avx2, float, cn_f32x8, 8, 9, CN_AVX2, cn_f32x8_load, cn_f32x8_load_tail, cn_f32x8_store, cn_f32x8_vmadd)
+CN_DEFINE_DW_GRAD_W(cn_dw_grad_w_f64_avx2, double, cn_f64x4, 4, 9, CN_AVX2, cn_f64x4_load, cn_f64x4_load_tail, cn_f64x4_store, cn_f64x4_vmadd)
+CN_DEFINE_DW_GRAD_W(cn_dw_grad_w_f32_avx512, float, cn_f32x16, 16, 9, CN_AVX512, cn_f32x16_load, cn_f32x16_load_tail, cn_f32x16_store, cn_f32x16_vmadd)
+CN_DEFINE_DW_GRAD_W(cn_dw_grad_w_f64_avx512, double, cn_f64x8, 8, 9, CN_AVX512, cn_f64x8_load, cn_f64x8_load_tail, cn_f64x8_store, cn_f64x8_vmadd)
+CN_DEFINE_DW_FRAME(cn_dw_frame_f32_avx2, float, cn_f32x8, 8, CN_AVX2, cn_f32x8_load, cn_f32x8_load_tail, cn_f32x8_store, cn_f32x8_store_tail)
+CN_DEFINE_DW_FRAME(cn_dw_frame_f64_avx2, double, cn_f64x4, 4, CN_AVX2, cn_f64x4_load, cn_f64x4_load_tail, cn_f64x4_store, cn_f64x4_store_tail)
+CN_DEFINE_DW_FRAME(cn_dw_frame_f32_avx512, float, cn_f32x16, 16, CN_AVX512, cn_f32x16_load, cn_f32x16_load_tail, cn_f32x16_store, cn_f32x16_store_tail)
+CN_DEFINE_DW_FRAME(cn_dw_frame_f64_avx512, double, cn_f64x8, 8, CN_AVX512, cn_f64x8_load, cn_f64x8_load_tail, cn_f64x8_store, cn_f64x8_store_tail)
+#endif
+
+#if CN_X86_DISPATCH
+#define CN_DW_X86(NAME, T, ARGS)                                                               \
+    case CN_SIMD_AVX512: NAME##_##T##_avx512 ARGS; return;                                     \
+    case CN_SIMD_AVX2: NAME##_##T##_avx2 ARGS; return;
+#else
+#define CN_DW_X86(NAME, T, ARGS)
+#endif
+#if CN_HAVE_VECTOR_EXT
+#define CN_DW_VEC128(NAME, T, ARGS) case CN_SIMD_VEC128: NAME##_##T##_vec128 ARGS; return;
+#else
+#define CN_DW_VEC128(NAME, T, ARGS)
+#endif
+
+#define CN_DEFINE_DW_DISPATCH(T, CT)                                                           \
+    static void cn_dw_rows_##T(int level, const CT *in, cn_idx row_step,                       \
+                               const cn_idx *tap_offset, cn_idx taps, const CT *weights,       \
+                               CT shift, cn_idx rows, cn_idx width, CT *out, cn_idx out_pitch) \
+    {                                                                                          \
+        switch (level) {                                                                       \
+            CN_DW_X86(cn_dw_rows, T, (in, row_step, tap_offset, taps, weights, shift, rows, width, out, out_pitch)) \
+            CN_DW_VEC128(cn_dw_rows, T, (in, row_step, tap_offset, taps, weights, shift, rows, width, out, out_pitch)) \
+        default:                                                                               \
+            cn_dw_rows_##T##_scalar(in, row_step, tap_offset, taps, weights, shift, rows, width, out, out_pitch); \
+        }                                                                                      \
+    }                                                                                          \
+    static void cn_dw_grad_w_##T(int level, const CT *grad, cn_idx grad_pitch, cn_idx rows,    \
+                                 cn_idx width, const CT *in, cn_idx row_step,                  \
+                                 const cn_idx *tap_offset, cn_idx taps, CT *acc)               \
+    {                                                                                          \
+        switch (level) {                                                                       \
+            CN_DW_X86(cn_dw_grad_w, T, (grad, grad_pitch, rows, width, in, row_step, tap_offset, taps, acc)) \
+            CN_DW_VEC128(cn_dw_grad_w, T, (grad, grad_pitch, rows, width, in, row_step, tap_offset, taps, acc)) \
+        default:                                                                               \
+            cn_dw_grad_w_##T##_scalar(grad, grad_pitch, rows, width, in, row_step, tap_offset, taps, acc); \
+        }                                                                                      \
+    }                                                                                          \
+    static void cn_dw_frame_##T(int level, const CT *src, cn_idx rows, cn_idx width, CT *dst,  \
+                                cn_idx pitch)                                                  \
+    {                                                                                          \
+        switch (level) {                                                                       \
+            CN_DW_X86(cn_dw_frame, T, (src, rows, width, dst, pitch))                          \
+            CN_DW_VEC128(cn_dw_frame, T, (src, rows, width, dst, pitch))                       \
+        default:                                                                               \
+            cn_dw_frame_##T##_scalar(src, rows, width, dst, pitch);                            \
+        }                                                                                      \
+    }
+
+CN_DEFINE_DW_DISPATCH(f32, float)
+CN_DEFINE_DW_DISPATCH(f64, double)
 
 #endif /* CNNATIVE_CONV_SIMD_H */

@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""2-D max pooling with argmax indices, and its backward scatter, for float32/float64 planes.
+"""2-D max pooling with argmax indices (and its backward scatter), average and global average
+pooling (and their backward passes), for float32/float64 planes.
 
 Semantics are PyTorch's CPU ones: each window is scanned row-major, an element replaces the
 running maximum when it is larger or NaN (so the first maximum wins ties and the last NaN wins),
@@ -35,6 +36,21 @@ cdef extern from "pool_simd.h" nogil:
                        int64_t *indices, cn_idx out_cols, cn_idx row_first, cn_idx row_stop,
                        cn_idx col_first, cn_idx col_stop, cn_idx stride_h, cn_idx pad_h,
                        cn_idx pad_w)
+    void cn_avg2x2_f32(const float *plane, cn_idx row_step, float *y, cn_idx out_cols,
+                       cn_idx row_first, cn_idx row_stop, cn_idx col_first, cn_idx col_stop,
+                       cn_idx pad_h, cn_idx pad_w)
+    void cn_avg2x2_f64(const double *plane, cn_idx row_step, double *y, cn_idx out_cols,
+                       cn_idx row_first, cn_idx row_stop, cn_idx col_first, cn_idx col_stop,
+                       cn_idx pad_h, cn_idx pad_w)
+    void cn_avg2x2_back_f32(const float *grad_y, cn_idx out_cols, float *grad_x, cn_idx width,
+                            cn_idx row_first, cn_idx row_stop, cn_idx col_first,
+                            cn_idx col_stop, cn_idx pad_h, cn_idx pad_w)
+    void cn_avg2x2_back_f64(const double *grad_y, cn_idx out_cols, double *grad_x,
+                            cn_idx width, cn_idx row_first, cn_idx row_stop, cn_idx col_first,
+                            cn_idx col_stop, cn_idx pad_h, cn_idx pad_w)
+
+    void cn_plane_means_f32(const float *x, cn_idx size, cn_idx first, cn_idx last, float *y)
+    void cn_plane_means_f64(const double *x, cn_idx size, cn_idx first, cn_idx last, double *y)
 
 
 def simd_info():
@@ -734,3 +750,427 @@ def max_pool2d_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray indices 
                                       <double *> cnp.PyArray_DATA(grad_x), n_out, plane_size,
                                       start, stop, shared, claim)
     return status
+
+
+# ------------------------------------------------------------------------------ average pooling
+#
+# PyTorch's CPU rule: each output is the sum of its window's real elements, added from zero in
+# row-major order, divided by the window's area (count_include_pad) or by the number of its
+# real elements.  Backward: outputs in row-major order each add grad / divisor to every real
+# element of their window, into a zeroed plane.
+
+
+cdef inline Py_ssize_t _avg_divisor(Py_ssize_t rows_in, Py_ssize_t ow, const Geometry *g,
+                                    bint count_include_pad) noexcept nogil:
+    cdef Py_ssize_t left, right
+    if count_include_pad:
+        return g.kernel_h * g.kernel_w
+    left = ow * g.stride_w - g.pad_w
+    right = left + g.kernel_w
+    if left < 0:
+        left = 0
+    if right > g.width:
+        right = g.width
+    return rows_in * (right - left)
+
+
+cdef inline void _tap_columns(Py_ssize_t kj, const Geometry *g, Py_ssize_t col_first,
+                              Py_ssize_t col_stop, Py_ssize_t *first,
+                              Py_ssize_t *stop) noexcept nogil:
+    """Output columns of [col_first, col_stop) whose tap kj lands inside the row."""
+    cdef Py_ssize_t offset = kj - g.pad_w, limit = g.width - offset
+    cdef Py_ssize_t sw = g.stride_w
+    first[0] = 0 if offset >= 0 else (-offset + sw - 1) // sw
+    stop[0] = (limit + sw - 1) // sw if limit > 0 else 0
+    if first[0] < col_first:
+        first[0] = col_first
+    if stop[0] > col_stop:
+        stop[0] = col_stop
+
+
+cdef inline void _tap_range(const Geometry *g, Py_ssize_t col_first, Py_ssize_t col_stop,
+                            Py_ssize_t *kj_first, Py_ssize_t *kj_stop) noexcept nogil:
+    """Taps that land inside the row for some output column of [col_first, col_stop)."""
+    kj_first[0] = g.pad_w - (col_stop - 1) * g.stride_w
+    if kj_first[0] < 0:
+        kj_first[0] = 0
+    kj_stop[0] = g.pad_w + g.width - col_first * g.stride_w
+    if kj_stop[0] > g.kernel_w:
+        kj_stop[0] = g.kernel_w
+
+
+cdef void _avg_row(const floating *plane, floating *y_row, Py_ssize_t oh, Py_ssize_t col_first,
+                   Py_ssize_t col_stop, const Geometry *g, bint count_include_pad) noexcept nogil:
+    """Output columns [col_first, col_stop) of row oh; the window's taps are the outer loops
+    (row-major), so each output adds its elements in scan order, from zero."""
+    cdef Py_ssize_t width = g.width, sw = g.stride_w
+    cdef Py_ssize_t ow, ih, kj, offset, first, stop, kj_first, kj_stop
+    cdef Py_ssize_t ih_first = oh * g.stride_h - g.pad_h
+    cdef Py_ssize_t ih_stop = ih_first + g.kernel_h
+    cdef const floating *row
+    if col_first >= col_stop:
+        return
+    if ih_first < 0:
+        ih_first = 0
+    if ih_stop > g.height:
+        ih_stop = g.height
+    _tap_range(g, col_first, col_stop, &kj_first, &kj_stop)
+    for ow in range(col_first, col_stop):
+        y_row[ow] = 0
+    for ih in range(ih_first, ih_stop):
+        row = plane + ih * width
+        for kj in range(kj_first, kj_stop):
+            _tap_columns(kj, g, col_first, col_stop, &first, &stop)
+            offset = kj - g.pad_w
+            if sw == 1:
+                for ow in range(first, stop):
+                    y_row[ow] += row[ow + offset]
+            else:
+                for ow in range(first, stop):
+                    y_row[ow] += row[ow * sw + offset]
+    for ow in range(col_first, col_stop):
+        y_row[ow] = y_row[ow] / <floating> _avg_divisor(ih_stop - ih_first, ow, g,
+                                                        count_include_pad)
+
+
+cdef void _avg_back_row(const floating *g_row, floating *plane, floating *delta, Py_ssize_t oh,
+                        Py_ssize_t col_first, Py_ssize_t col_stop, const Geometry *g,
+                        bint count_include_pad) noexcept nogil:
+    """Adds the gradients of outputs [col_first, col_stop) of row oh to their windows.
+
+    Taps go in descending column order with output columns innermost, so an input element
+    receives the row's outputs in ascending column order (the larger tap belongs to the
+    earlier output); rows are called in ascending order.  delta: out_cols scratch.
+    """
+    cdef Py_ssize_t width = g.width, sw = g.stride_w
+    cdef Py_ssize_t ow, ih, kj, offset, first, stop, kj_first, kj_stop
+    cdef Py_ssize_t ih_first = oh * g.stride_h - g.pad_h
+    cdef Py_ssize_t ih_stop = ih_first + g.kernel_h
+    cdef floating *row
+    if col_first >= col_stop:
+        return
+    if ih_first < 0:
+        ih_first = 0
+    if ih_stop > g.height:
+        ih_stop = g.height
+    _tap_range(g, col_first, col_stop, &kj_first, &kj_stop)
+    for ow in range(col_first, col_stop):
+        delta[ow] = g_row[ow] / <floating> _avg_divisor(ih_stop - ih_first, ow, g,
+                                                        count_include_pad)
+    for ih in range(ih_first, ih_stop):
+        row = plane + ih * width
+        for kj in range(kj_stop - 1, kj_first - 1, -1):
+            _tap_columns(kj, g, col_first, col_stop, &first, &stop)
+            offset = kj - g.pad_w
+            if sw == 1:
+                for ow in range(first, stop):
+                    row[ow + offset] += delta[ow]
+            else:
+                for ow in range(first, stop):
+                    row[ow * sw + offset] += delta[ow]
+
+
+cdef inline void _interior(const Geometry *g, Py_ssize_t *rows, Py_ssize_t *cols) noexcept nogil:
+    """[rows[0], rows[1]) and [cols[0], cols[1]): outputs whose windows need no padding."""
+    cols[0] = (g.pad_w + g.stride_w - 1) // g.stride_w
+    cols[1] = (g.width + g.pad_w - g.kernel_w) // g.stride_w + 1
+    if cols[1] > g.out_cols:
+        cols[1] = g.out_cols
+    if cols[0] > cols[1]:
+        cols[0] = cols[1]
+    rows[0] = (g.pad_h + g.stride_h - 1) // g.stride_h
+    rows[1] = (g.height + g.pad_h - g.kernel_h) // g.stride_h + 1
+    if rows[1] > g.out_rows:
+        rows[1] = g.out_rows
+    if rows[0] > rows[1]:
+        rows[0] = rows[1]
+
+
+cdef inline bint _is_2x2_s2(const Geometry *g) noexcept nogil:
+    return g.kernel_h == 2 and g.kernel_w == 2 and g.stride_h == 2 and g.stride_w == 2
+
+
+cdef void _avg_planes(const floating *x, floating *y, const Geometry *g, bint count_include_pad,
+                      Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t p, oh
+    cdef Py_ssize_t plane_size = g.height * g.width, n_out = g.out_rows * g.out_cols
+    cdef Py_ssize_t rows[2]
+    cdef Py_ssize_t cols[2]
+    cdef const floating *plane
+    cdef floating *y_plane
+    cdef bint fast = _is_2x2_s2(g)
+    _interior(g, rows, cols)
+    for p in range(start, stop):
+        plane = x + p * plane_size
+        y_plane = y + p * n_out
+        if not fast:
+            for oh in range(g.out_rows):
+                _avg_row(plane, y_plane + oh * g.out_cols, oh, 0, g.out_cols, g,
+                         count_include_pad)
+            continue
+        if floating is float:
+            cn_avg2x2_f32(plane, g.width, y_plane, g.out_cols, rows[0], rows[1], cols[0],
+                          cols[1], g.pad_h, g.pad_w)
+        else:
+            cn_avg2x2_f64(plane, g.width, y_plane, g.out_cols, rows[0], rows[1], cols[0],
+                          cols[1], g.pad_h, g.pad_w)
+        for oh in range(g.out_rows):
+            if rows[0] <= oh < rows[1]:
+                _avg_row(plane, y_plane + oh * g.out_cols, oh, 0, cols[0], g, count_include_pad)
+                _avg_row(plane, y_plane + oh * g.out_cols, oh, cols[1], g.out_cols, g,
+                         count_include_pad)
+            else:
+                _avg_row(plane, y_plane + oh * g.out_cols, oh, 0, g.out_cols, g,
+                         count_include_pad)
+
+
+cdef int _avg_back_planes(const floating *grad_y, floating *grad_x, const Geometry *g,
+                          bint count_include_pad, Py_ssize_t start,
+                          Py_ssize_t stop) noexcept nogil:
+    """Returns -1 when out of memory."""
+    cdef Py_ssize_t p, oh, ih, covered_rows, covered_cols
+    cdef Py_ssize_t plane_size = g.height * g.width, n_out = g.out_rows * g.out_cols
+    cdef Py_ssize_t rows[2]
+    cdef Py_ssize_t cols[2]
+    cdef floating *plane
+    cdef const floating *g_plane
+    cdef bint fast = _is_2x2_s2(g)
+    cdef bint unpadded = fast and g.pad_h == 0 and g.pad_w == 0
+    cdef floating *delta = <floating *> malloc(g.out_cols * sizeof(floating))
+    if delta == NULL:
+        return -1
+    _interior(g, rows, cols)
+    # Unpadded 2x2/s2 windows tile the plane but for an odd last row or column.
+    covered_rows, covered_cols = 2 * g.out_rows, 2 * g.out_cols
+    for p in range(start, stop):
+        plane = grad_x + p * plane_size
+        g_plane = grad_y + p * n_out
+        if unpadded:
+            if floating is float:
+                cn_avg2x2_back_f32(g_plane, g.out_cols, plane, g.width, 0, g.out_rows, 0,
+                                   g.out_cols, 0, 0)
+            else:
+                cn_avg2x2_back_f64(g_plane, g.out_cols, plane, g.width, 0, g.out_rows, 0,
+                                   g.out_cols, 0, 0)
+            if covered_cols < g.width:
+                for ih in range(covered_rows):
+                    plane[ih * g.width + covered_cols] = 0
+            if covered_rows < g.height:
+                memset(plane + covered_rows * g.width, 0,
+                       (g.height - covered_rows) * g.width * sizeof(floating))
+            continue
+        memset(plane, 0, plane_size * sizeof(floating))
+        for oh in range(g.out_rows):
+            if fast and rows[0] <= oh < rows[1]:
+                _avg_back_row(g_plane + oh * g.out_cols, plane, delta, oh, 0, cols[0], g,
+                              count_include_pad)
+                if floating is float:
+                    cn_avg2x2_back_f32(g_plane, g.out_cols, plane, g.width, oh, oh + 1, cols[0],
+                                       cols[1], g.pad_h, g.pad_w)
+                else:
+                    cn_avg2x2_back_f64(g_plane, g.out_cols, plane, g.width, oh, oh + 1, cols[0],
+                                       cols[1], g.pad_h, g.pad_w)
+                _avg_back_row(g_plane + oh * g.out_cols, plane, delta, oh, cols[1], g.out_cols,
+                              g, count_include_pad)
+            else:
+                _avg_back_row(g_plane + oh * g.out_cols, plane, delta, oh, 0, g.out_cols, g,
+                              count_include_pad)
+    free(delta)
+    return 0
+
+
+cdef int _avg_claimed(bint backward, const void *src, void *dst, bint single,
+                      const Geometry *g, bint count_include_pad, Py_ssize_t start,
+                      Py_ssize_t stop, int64_t *counter, Py_ssize_t claim) noexcept nogil:
+    cdef Py_ssize_t first, last
+    cdef int64_t taken
+    cdef int status = 0
+    while status == 0:
+        taken = cn_claim(counter, claim)
+        if taken < 0 or taken >= stop - start:
+            return 0
+        first = start + taken
+        last = first + claim if stop - first > claim else stop
+        if not backward:
+            if single:
+                _avg_planes(<const float *> src, <float *> dst, g, count_include_pad, first, last)
+            else:
+                _avg_planes(<const double *> src, <double *> dst, g, count_include_pad, first,
+                            last)
+        elif single:
+            status = _avg_back_planes(<const float *> src, <float *> dst, g, count_include_pad,
+                                      first, last)
+        else:
+            status = _avg_back_planes(<const double *> src, <double *> dst, g,
+                                      count_include_pad, first, last)
+    return status
+
+
+cdef Geometry _avg_geometry(Py_ssize_t height, Py_ssize_t width,
+                            (Py_ssize_t, Py_ssize_t) kernel_size,
+                            (Py_ssize_t, Py_ssize_t) stride,
+                            (Py_ssize_t, Py_ssize_t) padding) except *:
+    cdef Geometry g
+    g.height, g.width = height, width
+    g.kernel_h, g.kernel_w = kernel_size
+    g.stride_h, g.stride_w = stride
+    g.pad_h, g.pad_w = padding
+    if g.height < 1 or g.width < 1:
+        raise ValueError("planes must be non-empty")
+    if g.kernel_h < 1 or g.kernel_w < 1 or g.stride_h < 1 or g.stride_w < 1:
+        raise ValueError("kernel and stride must be >= 1")
+    if max(g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w) > INT_MAX:
+        raise ValueError("kernel, stride and padding must be at most 2**31 - 1")
+    if not (0 <= g.pad_h <= g.kernel_h // 2 and 0 <= g.pad_w <= g.kernel_w // 2):
+        raise ValueError("padding must be in [0, kernel // 2]")
+    if g.kernel_h - 2 * g.pad_h > g.height or g.kernel_w - 2 * g.pad_w > g.width:
+        raise ValueError("kernel larger than the padded input")
+    g.out_rows = (g.height - (g.kernel_h - 2 * g.pad_h)) // g.stride_h + 1
+    g.out_cols = (g.width - (g.kernel_w - 2 * g.pad_w)) // g.stride_w + 1
+    return g
+
+
+def avg_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
+                      (Py_ssize_t, Py_ssize_t) kernel_size, (Py_ssize_t, Py_ssize_t) stride,
+                      (Py_ssize_t, Py_ssize_t) padding, bint count_include_pad,
+                      Py_ssize_t start, Py_ssize_t stop, object counter=None, Py_ssize_t claim=1):
+    """Average-pools planes [start, stop) of x into y, in place (PyTorch's rule, floor mode).
+
+    x: (P, H, W) float32/float64, C-contiguous, H, W >= 1; y: (P, Ho, Wo) of x's dtype,
+    C-contiguous and writeable.  Geometry as for max_pool2d_planes; ``counter``/``claim`` too.
+    Releases the GIL.
+    """
+    check_array(x, "x", 3, ANY_FLOAT, C_ORDER)
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef Py_ssize_t planes = cnp.PyArray_DIM(x, 0)
+    cdef Geometry g = _avg_geometry(cnp.PyArray_DIM(x, 1), cnp.PyArray_DIM(x, 2), kernel_size,
+                                    stride, padding)
+    check_array(y, "y", 3, typenum, C_ORDER | WRITEABLE, (planes, g.out_rows, g.out_cols))
+    _check_range(start, stop, planes)
+    cdef int64_t unshared = 0
+    cdef int64_t *shared = _claim_counter(counter, claim)
+    if shared == NULL:
+        claim, shared = max(1, stop - start), &unshared
+    cdef const void *src = cnp.PyArray_DATA(x)
+    cdef void *dst = cnp.PyArray_DATA(y)
+    cdef bint single = typenum == cnp.NPY_FLOAT32
+    cdef int status
+    with nogil:
+        status = _avg_claimed(False, src, dst, single, &g, count_include_pad, start, stop,
+                              shared, claim)
+
+
+def avg_pool2d_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray grad_x not None,
+                               (Py_ssize_t, Py_ssize_t) kernel_size,
+                               (Py_ssize_t, Py_ssize_t) stride,
+                               (Py_ssize_t, Py_ssize_t) padding, bint count_include_pad,
+                               Py_ssize_t start, Py_ssize_t stop, object counter=None,
+                               Py_ssize_t claim=1):
+    """Overwrites planes [start, stop) of grad_x (P, H, W) with the gradient of average pooling.
+
+    grad_y: (P, Ho, Wo) float32/float64, C-contiguous, Ho and Wo those of the geometry;
+    grad_x: grad_y's dtype, C-contiguous and writeable.  Releases the GIL.
+    """
+    check_array(grad_x, "grad_x", 3, ANY_FLOAT, C_ORDER | WRITEABLE)
+    cdef int typenum = cnp.PyArray_TYPE(grad_x)
+    cdef Py_ssize_t planes = cnp.PyArray_DIM(grad_x, 0)
+    cdef Geometry g = _avg_geometry(cnp.PyArray_DIM(grad_x, 1), cnp.PyArray_DIM(grad_x, 2),
+                                    kernel_size, stride, padding)
+    check_array(grad_y, "grad_y", 3, typenum, C_ORDER, (planes, g.out_rows, g.out_cols))
+    _check_range(start, stop, planes)
+    cdef int64_t unshared = 0
+    cdef int64_t *shared = _claim_counter(counter, claim)
+    if shared == NULL:
+        claim, shared = max(1, stop - start), &unshared
+    cdef const void *src = cnp.PyArray_DATA(grad_y)
+    cdef void *dst = cnp.PyArray_DATA(grad_x)
+    cdef bint single = typenum == cnp.NPY_FLOAT32
+    cdef int status
+    with nogil:
+        status = _avg_claimed(True, src, dst, single, &g, count_include_pad, start, stop,
+                              shared, claim)
+    if status != 0:
+        raise MemoryError("out of memory in avg_pool2d_backward_planes")
+
+
+# ----------------------------------------------------------------------- global average pooling
+
+
+cdef void _global_planes(bint backward, const void *src, void *dst, bint single,
+                         Py_ssize_t size, Py_ssize_t start, Py_ssize_t stop,
+                         int64_t *counter, Py_ssize_t claim) noexcept nogil:
+    """Forward: dst[p] = sum of plane p (double, pool_simd.h's lanes) / size, rounded once.
+    Backward: every element of plane p of dst = 0 + src[p] / size, in the element type."""
+    cdef Py_ssize_t first, last, p, i
+    cdef int64_t taken
+    cdef float d32
+    cdef double d64
+    cdef float *o32
+    cdef double *o64
+    while True:
+        taken = cn_claim(counter, claim)
+        if taken < 0 or taken >= stop - start:
+            return
+        first = start + taken
+        last = first + claim if stop - first > claim else stop
+        if not backward:
+            if single:
+                cn_plane_means_f32(<const float *> src, size, first, last, <float *> dst)
+            else:
+                cn_plane_means_f64(<const double *> src, size, first, last, <double *> dst)
+            continue
+        for p in range(first, last):
+            if single:
+                d32 = 0.0
+                d32 = d32 + (<const float *> src)[p] / <float> size
+                o32 = <float *> dst + p * size
+                for i in range(size):
+                    o32[i] = d32
+            else:
+                d64 = 0.0
+                d64 = d64 + (<const double *> src)[p] / <double> size
+                o64 = <double *> dst + p * size
+                for i in range(size):
+                    o64[i] = d64
+
+
+def global_avg_pool_planes(cnp.ndarray x not None, cnp.ndarray y not None, Py_ssize_t start,
+                           Py_ssize_t stop, object counter=None, Py_ssize_t claim=1):
+    """y[p] = mean of x[p] for planes [start, stop); x: (P, S) float32/float64, C-contiguous,
+    S >= 1; y: (P,) of x's dtype, C-contiguous and writeable.  Releases the GIL."""
+    check_array(x, "x", 2, ANY_FLOAT, C_ORDER | NONEMPTY)
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef Py_ssize_t planes = cnp.PyArray_DIM(x, 0), size = cnp.PyArray_DIM(x, 1)
+    check_array(y, "y", 1, typenum, C_ORDER | WRITEABLE, (planes,))
+    _check_range(start, stop, planes)
+    cdef int64_t unshared = 0
+    cdef int64_t *shared = _claim_counter(counter, claim)
+    if shared == NULL:
+        claim, shared = max(1, stop - start), &unshared
+    cdef const void *src = cnp.PyArray_DATA(x)
+    cdef void *dst = cnp.PyArray_DATA(y)
+    cdef bint single = typenum == cnp.NPY_FLOAT32
+    with nogil:
+        _global_planes(False, src, dst, single, size, start, stop, shared, claim)
+
+
+def global_avg_pool_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray grad_x not None,
+                                    Py_ssize_t start, Py_ssize_t stop, object counter=None,
+                                    Py_ssize_t claim=1):
+    """grad_x[p, :] = grad_y[p] / S for planes [start, stop); grad_y: (P,) float32/float64,
+    C-contiguous; grad_x: (P, S) of its dtype, S >= 1, C-contiguous and writeable.  Releases
+    the GIL."""
+    check_array(grad_x, "grad_x", 2, ANY_FLOAT, C_ORDER | WRITEABLE | NONEMPTY)
+    cdef int typenum = cnp.PyArray_TYPE(grad_x)
+    cdef Py_ssize_t planes = cnp.PyArray_DIM(grad_x, 0), size = cnp.PyArray_DIM(grad_x, 1)
+    check_array(grad_y, "grad_y", 1, typenum, C_ORDER, (planes,))
+    _check_range(start, stop, planes)
+    cdef int64_t unshared = 0
+    cdef int64_t *shared = _claim_counter(counter, claim)
+    if shared == NULL:
+        claim, shared = max(1, stop - start), &unshared
+    cdef const void *src = cnp.PyArray_DATA(grad_y)
+    cdef void *dst = cnp.PyArray_DATA(grad_x)
+    cdef bint single = typenum == cnp.NPY_FLOAT32
+    with nogil:
+        _global_planes(True, src, dst, single, size, start, stop, shared, claim)

@@ -276,4 +276,134 @@ CN_AVX2 static void cn_pool2x2_f64_avx2(CN_POOL2X2_PARAMS(double))
 CN_DEFINE_POOL2X2_DISPATCH(f32, float, 4)
 CN_DEFINE_POOL2X2_DISPATCH(f64, double, 4)
 
+
+/*
+ * 2x2 average pooling with stride 2, over windows wholly inside a plane, and its backward.
+ * Plain C compiled once per level (baseline, AVX2, AVX-512 target attributes): the compiler
+ * vectorises across output columns, de-interleaving even and odd input columns itself.  Each
+ * output is PyTorch's sum ((((0 + a) + b) + c) + d) (row-major, from zero) times 0.25, which
+ * equals the division by 4 exactly; every level computes the same bits.  Backward writes
+ * 0 + grad * 0.25 to the four inputs of each window (each input lies in one window only).
+ */
+#define CN_AVG2X2_PARAMS(T)                                                                     \
+    const T *plane, cn_idx row_step, T *y, cn_idx out_cols, cn_idx row_first, cn_idx row_stop, \
+        cn_idx col_first, cn_idx col_stop, cn_idx pad_h, cn_idx pad_w
+#define CN_AVG2X2_ARGS plane, row_step, y, out_cols, row_first, row_stop, col_first, col_stop, \
+                       pad_h, pad_w
+#define CN_AVG2X2_BACK_PARAMS(T)                                                                \
+    const T *grad_y, cn_idx out_cols, T *grad_x, cn_idx width, cn_idx row_first,                \
+        cn_idx row_stop, cn_idx col_first, cn_idx col_stop, cn_idx pad_h, cn_idx pad_w
+#define CN_AVG2X2_BACK_ARGS grad_y, out_cols, grad_x, width, row_first, row_stop, col_first, \
+                            col_stop, pad_h, pad_w
+
+#define CN_DEFINE_AVG2X2(SUFFIX, T, ATTR)                                                       \
+    ATTR static void cn_avg2x2_##SUFFIX(CN_AVG2X2_PARAMS(T))                                    \
+    {                                                                                           \
+        for (cn_idx oh = row_first; oh < row_stop; oh++) {                                      \
+            const T *top = plane + (2 * oh - pad_h) * row_step - pad_w;                         \
+            const T *bottom = top + row_step;                                                   \
+            T *out = y + oh * out_cols;                                                         \
+            for (cn_idx ow = col_first; ow < col_stop; ow++) {                                  \
+                T sum = (T) 0 + top[2 * ow];                                                    \
+                sum += top[2 * ow + 1];                                                         \
+                sum += bottom[2 * ow];                                                          \
+                sum += bottom[2 * ow + 1];                                                      \
+                out[ow] = sum * (T) 0.25;                                                       \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+    ATTR static void cn_avg2x2_back_##SUFFIX(CN_AVG2X2_BACK_PARAMS(T))                          \
+    {                                                                                           \
+        for (cn_idx oh = row_first; oh < row_stop; oh++) {                                      \
+            T *top = grad_x + (2 * oh - pad_h) * width - pad_w;                                 \
+            T *bottom = top + width;                                                            \
+            const T *g = grad_y + oh * out_cols;                                                \
+            for (cn_idx ow = col_first; ow < col_stop; ow++) {                                  \
+                const T d = (T) 0 + g[ow] * (T) 0.25;                                           \
+                top[2 * ow] = d;                                                                \
+                top[2 * ow + 1] = d;                                                            \
+                bottom[2 * ow] = d;                                                             \
+                bottom[2 * ow + 1] = d;                                                         \
+            }                                                                                   \
+        }                                                                                       \
+    }
+
+CN_DEFINE_AVG2X2(f32_base, float, )
+CN_DEFINE_AVG2X2(f64_base, double, )
+#if CN_X86_DISPATCH
+CN_DEFINE_AVG2X2(f32_avx2, float, CN_AVX2)
+CN_DEFINE_AVG2X2(f64_avx2, double, CN_AVX2)
+CN_DEFINE_AVG2X2(f32_avx512, float, CN_AVX512)
+CN_DEFINE_AVG2X2(f64_avx512, double, CN_AVX512)
+#define CN_AVG2X2_PICK(NAME, T)                                                                 \
+    (cn_simd_active() >= CN_SIMD_AVX512 ? NAME##_##T##_avx512                                   \
+     : cn_simd_active() >= CN_SIMD_AVX2 ? NAME##_##T##_avx2 : NAME##_##T##_base)
+#else
+#define CN_AVG2X2_PICK(NAME, T) NAME##_##T##_base
+#endif
+
+static void cn_avg2x2_f32(CN_AVG2X2_PARAMS(float)) { CN_AVG2X2_PICK(cn_avg2x2, f32)(CN_AVG2X2_ARGS); }
+static void cn_avg2x2_f64(CN_AVG2X2_PARAMS(double)) { CN_AVG2X2_PICK(cn_avg2x2, f64)(CN_AVG2X2_ARGS); }
+static void cn_avg2x2_back_f32(CN_AVG2X2_BACK_PARAMS(float))
+{
+    CN_AVG2X2_PICK(cn_avg2x2_back, f32)(CN_AVG2X2_BACK_ARGS);
+}
+static void cn_avg2x2_back_f64(CN_AVG2X2_BACK_PARAMS(double))
+{
+    CN_AVG2X2_PICK(cn_avg2x2_back, f64)(CN_AVG2X2_BACK_ARGS);
+}
+
+/*
+ * Global average pooling: y[p] = (sum of plane p) / size, for planes [first, last) of `size`
+ * contiguous elements.  Each plane is summed in double in 8 lanes (element i to lane i % 8),
+ * the lanes added by a fixed tree ((0+4) + (2+6)) + ((1+5) + (3+7)), so every level computes
+ * the same bits.
+ */
+/* Adds plane v's `size` elements into acc[0..8): element i to lane i % 8.  The last partial
+ * block goes through a buffer padded with -0.0, the exact identity of addition, so the lanes
+ * stay in registers (a loop over a variable number of lanes would keep them in memory). */
+#define CN_PLANE_SUM(v, acc, size)                                                              \
+    do {                                                                                        \
+        cn_idx i_ = 0;                                                                          \
+        for (; i_ + 8 <= (size); i_ += 8)                                                       \
+            for (int j = 0; j < 8; j++) (acc)[j] += (double) (v)[i_ + j];                       \
+        if (i_ < (size)) {                                                                      \
+            double t_[8] = {-0.0, -0.0, -0.0, -0.0, -0.0, -0.0, -0.0, -0.0};                    \
+            for (int j = 0; j < (size) - i_; j++) t_[j] = (double) (v)[i_ + j];                 \
+            for (int j = 0; j < 8; j++) (acc)[j] += t_[j];                                      \
+        }                                                                                       \
+    } while (0)
+#define CN_DEFINE_PLANE_MEANS(SUFFIX, T, ATTR)                                                  \
+    ATTR static void cn_plane_means_##SUFFIX(const T *x, cn_idx size, cn_idx first,            \
+                                             cn_idx last, T *y)                                 \
+    {                                                                                           \
+        for (cn_idx p = first; p < last; p++) {                                                 \
+            double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                           \
+            CN_PLANE_SUM(x + p * size, acc, size);                                              \
+            /* The tree (lane j + w into lane j for w = 4, 2, 1), written out: a loop over   \
+             * the lanes made the compiler spill them and reload single lanes. */             \
+            const double total = ((acc[0] + acc[4]) + (acc[2] + acc[6]))                        \
+                                 + ((acc[1] + acc[5]) + (acc[3] + acc[7]));                     \
+            y[p] = (T) (total / (double) size);                                                 \
+        }                                                                                       \
+    }
+
+CN_DEFINE_PLANE_MEANS(f32_base, float, )
+CN_DEFINE_PLANE_MEANS(f64_base, double, )
+#if CN_X86_DISPATCH
+CN_DEFINE_PLANE_MEANS(f32_avx2, float, CN_AVX2)
+CN_DEFINE_PLANE_MEANS(f64_avx2, double, CN_AVX2)
+CN_DEFINE_PLANE_MEANS(f32_avx512, float, CN_AVX512)
+CN_DEFINE_PLANE_MEANS(f64_avx512, double, CN_AVX512)
+#endif
+static void cn_plane_means_f32(const float *x, cn_idx size, cn_idx first, cn_idx last, float *y)
+{
+    CN_AVG2X2_PICK(cn_plane_means, f32)(x, size, first, last, y);
+}
+static void cn_plane_means_f64(const double *x, cn_idx size, cn_idx first, cn_idx last,
+                               double *y)
+{
+    CN_AVG2X2_PICK(cn_plane_means, f64)(x, size, first, last, y);
+}
+
 #endif /* CNNATIVE_POOL_SIMD_H */

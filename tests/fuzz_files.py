@@ -321,7 +321,8 @@ LOSSES = ["softmax_cross_entropy", "sigmoid_cross_entropy", "quadratic"]
 # Required config keys, and the defaults of the others, per layer type.
 REQUIRED = {"Conv2D": {"in_channels", "out_channels", "kernel_size"},
             "Dense": {"in_features", "out_features"}, "MaxPool2D": {"kernel_size"}}
-DEFAULTS = {"stride": [1, 1], "padding": [0, 0], "init": "he", "dtype": "float32", "p": 0.5}
+DEFAULTS = {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 1, "bias": True,
+            "init": "he", "dtype": "float32", "p": 0.5}
 SIZE_KEYS = {"Conv2D": ["in_channels", "out_channels", "kernel_size"],
              "Dense": ["in_features", "out_features"]}
 # Invalid for every config key (MaxPool2D's stride=None aside: it means kernel_size).
@@ -513,6 +514,8 @@ def spoil_architecture(rng, architecture, saved):
         config[key] = pick(rng, BAD_VALUES)
         if (kind, key) == ("MaxPool2D", "stride") and config[key] is None:  # None means kernel_size
             described = normalised(key, config["kernel_size"])
+        if key == "bias" and config[key] is True:  # True is Conv2D's bias as saved
+            described = arch
     elif how in ("huge size", "changed size"):
         key = pick(rng, SIZE_KEYS[kind])
         if key == "kernel_size":

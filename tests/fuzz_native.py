@@ -180,32 +180,39 @@ def correlate_reference(call):
 
 def conv_call(rng, backward):
     dtype = pick(rng, FLOATS)
-    n, c, f = integer(rng, 1, 5), integer(rng, 1, 3), integer(rng, 1, 4)
+    groups = pick(rng, [1, 1, 2, 3])
+    n, c, f = integer(rng, 1, 5), groups * integer(rng, 1, 3), groups * integer(rng, 1, 3)
+    if groups > 1 and chance(rng, 0.5):
+        c = groups  # depthwise
     kh, kw = integer(rng, 1, 4), integer(rng, 1, 4)
-    sh, sw, ph, pw = integer(rng, 1, 3), integer(rng, 1, 3), integer(rng, 0, 2), integer(rng, 0, 2)
-    h, w_ = max(1, kh - 2 * ph) + integer(rng, 0, 6), max(1, kw - 2 * pw) + integer(rng, 0, 6)
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (w_ + 2 * pw - kw) // sw + 1
-    x, w = values(rng, (n, c, h, w_), dtype, 0.02), values(rng, (f, c, kh, kw), dtype, 0.02)
+    sh, sw = integer(rng, 1, 3), integer(rng, 1, 3)
+    dh, dw = (integer(rng, 1, 3), integer(rng, 1, 3)) if chance(rng, 0.4) else (1, 1)
+    pt, pb, pl, pr = (integer(rng, 0, 2) for _ in range(4))
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    h, w_ = max(1, eh - pt - pb) + integer(rng, 0, 6), max(1, ew - pl - pr) + integer(rng, 0, 6)
+    oh, ow = (h + pt + pb - eh) // sh + 1, (w_ + pl + pr - ew) // sw + 1
+    x, w = values(rng, (n, c, h, w_), dtype, 0.02), values(rng, (f, c // groups, kh, kw), dtype, 0.02)
     start = integer(rng, 0, n)
     stop = integer(rng, start, n)
+    geometry = [(sh, sw), (pt, pb, pl, pr), (dh, dw), groups]
     if backward:
         grad_x_buffer, grad_x = guarded((n, c, h, w_), dtype)
-        grad_w_buffer, grad_w = guarded((f, c, kh, kw), dtype)
+        grad_w_buffer, grad_w = guarded((f, c // groups, kh, kw), dtype)
         grad_b_buffer, grad_b = guarded((f,), dtype)
         args = [values(rng, (n, f, oh, ow), dtype, 0.02), x, w,
-                None if chance(rng, 0.2) else grad_x, grad_w, grad_b, (sh, sw), (ph, pw), start, stop]
+                None if chance(rng, 0.2) else grad_x, grad_w, grad_b, *geometry, start, stop]
         outputs = {4: (grad_w_buffer, grad_w, None), 5: (grad_b_buffer, grad_b, None)}
         if args[3] is not None:
-            outputs[3] = (grad_x_buffer, grad_x, (8, 9))
+            outputs[3] = (grad_x_buffer, grad_x, (10, 11))
         call = NativeCall("conv.backward", native_conv.backward, args, outputs)
-        spoil(rng, call, [0, 1, 2, 3, 4, 5], [6, 7, 8, 9])
+        spoil(rng, call, [0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11])
     else:
         y_buffer, y = guarded((n, f, oh, ow), dtype)
-        args = [x, w, None if chance(rng, 0.3) else values(rng, (f,), dtype), y, (sh, sw), (ph, pw),
+        args = [x, w, None if chance(rng, 0.3) else values(rng, (f,), dtype), y, *geometry,
                 start, stop]
         call = NativeCall("conv.forward", native_conv.forward, args,
-                          {3: (y_buffer, y, (6, 7))})
-        spoil(rng, call, [0, 1, 2, 3], [4, 5, 6, 7])
+                          {3: (y_buffer, y, (8, 9))})
+        spoil(rng, call, [0, 1, 2, 3], [4, 5, 6, 7, 8, 9])
     return call
 
 
@@ -215,24 +222,26 @@ def _sums_check(ours, expected, scale, terms):
 
 
 def conv_forward_reference(call):
-    x, w, bias, y, (sh, sw), (ph, pw), start, stop = call.args
+    x, w, bias, y, stride, padding, dilation, groups, start, stop = call.args
     assert x.dtype == w.dtype == y.dtype and (bias is None or bias.dtype == x.dtype)
     with np.errstate(all="ignore"):
-        expected = testing.conv2d(x[start:stop], w, bias, (sh, sw), (ph, pw))
+        expected = testing.conv2d(x[start:stop], w, bias, stride, padding, dilation, groups)
         scale = testing.conv2d(np.abs(x[start:stop]), np.abs(w),
-                                 None if bias is None else np.abs(bias), (sh, sw), (ph, pw))
+                                 None if bias is None else np.abs(bias), stride, padding, dilation,
+                                 groups)
     terms = w.shape[1] * w.shape[2] * w.shape[3] + 1
     return lambda result: (result is None and
                            _sums_check(np.array(y[start:stop]), expected, scale, terms))
 
 
 def conv_backward_reference(call):
-    grad_y, x, w, grad_x, grad_w, grad_b, (sh, sw), (ph, pw), start, stop = call.args
+    grad_y, x, w, grad_x, grad_w, grad_b, stride, padding, dilation, groups, start, stop = call.args
     assert x.dtype == w.dtype == grad_y.dtype == grad_w.dtype == grad_b.dtype
+    options = (stride, padding, dilation, groups)
     with np.errstate(all="ignore"):
-        expected = testing.conv2d_backward(grad_y[start:stop], x[start:stop], w, (sh, sw), (ph, pw))
+        expected = testing.conv2d_backward(grad_y[start:stop], x[start:stop], w, *options)
         scales = testing.conv2d_backward(np.abs(grad_y[start:stop]), np.abs(x[start:stop]),
-                                           np.abs(w), (sh, sw), (ph, pw))
+                                           np.abs(w), *options)
     pixels = (stop - start) * grad_y.shape[2] * grad_y.shape[3]
 
     def check(result):

@@ -21,8 +21,10 @@ import numpy as np
 from cnnative import testing
 import scipy.signal
 
+import cnnative
 import fuzz_files
 import fuzz_native
+import fuzz_support
 from fuzz_support import (BAD_SCALARS, BIG_BYTES, FLOATS, LAYOUTS, SEEDS, TOO_BIG, Call, Invalid,  # noqa: F401 (SEEDS: for the runners)
                           Target, Value, array_arg, as_array, assert_same_array,
                           assert_sums_close, bound_arguments, chance, float_array,
@@ -164,18 +166,39 @@ def _intended_pair(value, fallback):
         return fallback
 
 
+def _intended_padding(padding, kernel, dilation):
+    """(top, bottom, left, right) the call means, bad spellings read as 0."""
+    if isinstance(padding, str):
+        if padding == "same":
+            totals = [d * (k - 1) for d, k in zip(dilation, kernel)]
+            return (totals[0] // 2, totals[0] - totals[0] // 2, totals[1] // 2, totals[1] - totals[1] // 2)
+        return (0, 0, 0, 0)
+    ph, pw = _intended_pair(padding, (0, 0))
+    return (ph, ph, pw, pw)
+
+
 def conv_call(rng, backward):
     dtype = pick(rng, FLOATS)
     # Batches above 8 are split into chunks whose gradients are added up afterwards.
     n = size(rng, 20) if chance(rng, 0.1) else size(rng, 4)
-    channels, filters = size(rng, 3), size(rng, 4)
+    groups = pick(rng, [1, 1, 1, 2, 3, np.int64(2)]) if chance(rng, 0.96) else pick(rng, BAD_SCALARS)
+    per_group = int(groups) if is_int(groups) and 1 <= groups <= 3 else 1
+    channels = per_group * size(rng, 3)
+    # Depthwise (one channel per group) often, with F = C or F = 2C.
+    filters = per_group * (pick(rng, [1, 2]) if chance(rng, 0.3) else size(rng, 4))
+    if chance(rng, 0.03):
+        filters = size(rng, 5)
     kernel = (size(rng, 5), size(rng, 5))
     height, width = size(rng, 10, one=0.05), size(rng, 10, one=0.05)
     stride, padding = int_param(rng, 1, 3, 0.06), int_param(rng, 0, 2, 0.06)
+    if chance(rng, 0.15):
+        stride = pick(rng, [1, 1, (1, 1), stride])
+        padding = pick(rng, ["same", "same", "valid", "full", "SAME", np.str_("same"), b"same"])
+    dilation = int_param(rng, 1, 3, 0.06) if chance(rng, 0.4) else 1
     single = chance(rng, 0.2)
     special = pick(rng, [0.0, 0.0, 0.02, 0.2])
     x_shape = (channels, height, width) if single else (n, channels, height, width)
-    w_channels = channels if chance(rng, 0.97) else size(rng, 4)
+    w_channels = channels // per_group if chance(rng, 0.97) else size(rng, 4)
 
     def dtype_of():
         return dtype if chance(rng, 0.95) else float_or_other_dtype(rng, 0.5)
@@ -184,16 +207,18 @@ def conv_call(rng, backward):
     w = array_arg(rng, (filters, w_channels, *kernel), dtype_of(), special)
     kwargs = {}
     if backward:
-        (sh, sw), (ph, pw) = _intended_pair(stride, (1, 1)), _intended_pair(padding, (0, 0))
-        out = (max(0, (height + 2 * ph - kernel[0]) // max(sh, 1) + 1),
-               max(0, (width + 2 * pw - kernel[1]) // max(sw, 1) + 1))
+        (sh, sw), (dh, dw) = _intended_pair(stride, (1, 1)), _intended_pair(dilation, (1, 1))
+        top, bottom, left, right = _intended_padding(padding, kernel, (dh, dw))
+        out = (max(0, (height + top + bottom - dh * (kernel[0] - 1) - 1) // max(sh, 1) + 1),
+               max(0, (width + left + right - dw * (kernel[1] - 1) - 1) // max(sw, 1) + 1))
         if out[0] * out[1] > 10**5:  # a huge padding: no call with it can have a grad_y
             out = (size(rng, 4), size(rng, 4))
         if chance(rng, 0.05):
             out = (max(0, out[0] + pick(rng, [-1, 1])), out[1])
         g_shape = (filters, *out) if single else (n, filters, *out)
         grad_y = array_arg(rng, g_shape, dtype_of(), special)
-        named = [("grad_y", grad_y), ("x", x), ("w", w), ("stride", stride), ("padding", padding)]
+        named = [("grad_y", grad_y), ("x", x), ("w", w), ("stride", stride), ("padding", padding),
+                 ("dilation", dilation), ("groups", groups)]
         if chance(rng, 0.3):
             kwargs["need_grad_x"] = pick(rng, [False, True, 0, np.bool_(False)])
     else:
@@ -201,8 +226,9 @@ def conv_call(rng, backward):
         if chance(rng, 0.7):
             b_len = filters if chance(rng, 0.95) else filters + 1
             b = array_arg(rng, (b_len,), dtype_of(), special)
-        named = [("x", x), ("w", w), ("b", b), ("stride", stride), ("padding", padding)]
-    positional = pick(rng, [5, 5, 3, 2])
+        named = [("x", x), ("w", w), ("b", b), ("stride", stride), ("padding", padding),
+                 ("dilation", dilation), ("groups", groups)]
+    positional = pick(rng, [7, 5, 5, 3, 2])
     args = tuple(value for _, value in named[:positional])
     kwargs.update(named[positional:])
     threads_kwarg(rng, kwargs)
@@ -210,24 +236,45 @@ def conv_call(rng, backward):
 
 
 def _conv_geometry(arguments):
+    """x as 4-D, w, whether x was one image, stride, (top, bottom, left, right), dilation,
+    groups and the output size, or Invalid.  The rules: groups an int >= 1 dividing C and F,
+    w (F, C // groups, kh, kw); stride and dilation ints or pairs >= 1; padding an int or pair
+    >= 0, 'valid' or 'same' ('same' only with stride 1: dilation * (k - 1) in total per axis,
+    the odd one at the bottom/right); the dilated kernel dilation * (k - 1) + 1 within the
+    padded input."""
     w = float_array(arguments["w"], (4,))
     x = float_array(arguments["x"], (3, 4), w.dtype.itemsize)
     single = x.ndim == 3
     x4 = x[np.newaxis] if single else x
-    if x4.shape[1] != w.shape[1]:
+    groups = arguments["groups"]
+    if not is_int(groups) or groups < 1:
         raise Invalid
-    stride, padding = int_pair(arguments["stride"], 1), int_pair(arguments["padding"], 0)
-    height, width = x4.shape[2] + 2 * padding[0], x4.shape[3] + 2 * padding[1]
-    if w.shape[2] > height or w.shape[3] > width:
+    groups = int(groups)
+    if x4.shape[1] % groups or w.shape[0] % groups or w.shape[1] != x4.shape[1] // groups:
         raise Invalid
-    out = ((height - w.shape[2]) // stride[0] + 1, (width - w.shape[3]) // stride[1] + 1)
+    stride, dilation = int_pair(arguments["stride"], 1), int_pair(arguments["dilation"], 1)
+    extent = (dilation[0] * (w.shape[2] - 1) + 1, dilation[1] * (w.shape[3] - 1) + 1)
+    padding = arguments["padding"]
+    if isinstance(padding, str):
+        if padding not in ("valid", "same") or (padding == "same" and stride != (1, 1)):
+            raise Invalid
+        padding = _intended_padding(padding, w.shape[2:], dilation)
+        if max(padding) > 2**31 - 1:
+            raise Invalid
+    else:
+        ph, pw = int_pair(padding, 0)
+        padding = (ph, ph, pw, pw)
+    height, width = x4.shape[2] + padding[0] + padding[1], x4.shape[3] + padding[2] + padding[3]
+    if extent[0] > height or extent[1] > width:
+        raise Invalid
+    out = ((height - extent[0]) // stride[0] + 1, (width - extent[1]) // stride[1] + 1)
     num_threads(arguments)
-    return x4, w, single, stride, padding, out
+    return x4, w, single, (stride, padding, dilation, groups), out
 
 
 def conv2d_spec(call):
     arguments = bound_arguments(call)
-    x4, w, single, stride, padding, out = _conv_geometry(arguments)
+    x4, w, single, options, out = _conv_geometry(arguments)
     b = arguments["b"]
     if b is not None:
         b = float_array(b, (1,), w.dtype.itemsize)
@@ -237,9 +284,8 @@ def conv2d_spec(call):
         return TOO_BIG
     dtype = w.dtype.newbyteorder("=")
     with np.errstate(all="ignore"):
-        expected = testing.conv2d(x4, w, b, stride, padding)
-        scale = testing.conv2d(np.abs(x4), np.abs(w), None if b is None else np.abs(b), stride,
-                                 padding)
+        expected = testing.conv2d(x4, w, b, *options)
+        scale = testing.conv2d(np.abs(x4), np.abs(w), None if b is None else np.abs(b), *options)
     terms = w.shape[1] * w.shape[2] * w.shape[3] + 1
 
     def check_result(y):
@@ -251,17 +297,17 @@ def conv2d_spec(call):
 
 def conv2d_backward_spec(call):
     arguments = bound_arguments(call)
-    x4, w, single, stride, padding, out = _conv_geometry(arguments)
+    x4, w, single, options, out = _conv_geometry(arguments)
     grad_y = float_array(arguments["grad_y"], (3,) if single else (4,), w.dtype.itemsize)
     g4 = grad_y[np.newaxis] if single else grad_y
     if g4.shape != (x4.shape[0], w.shape[0], *out):
         raise Invalid
     dtype = w.dtype.newbyteorder("=")
     with np.errstate(all="ignore"):
-        expected = testing.conv2d_backward(g4, x4, w, stride, padding)
-        scales = testing.conv2d_backward(np.abs(g4), np.abs(x4), np.abs(w), stride, padding)
+        expected = testing.conv2d_backward(g4, x4, w, *options)
+        scales = testing.conv2d_backward(np.abs(g4), np.abs(x4), np.abs(w), *options)
     batch_terms = x4.shape[0] * out[0] * out[1]
-    terms = (w.shape[0] * w.shape[2] * w.shape[3], batch_terms, batch_terms)
+    terms = (w.shape[0] // options[3] * w.shape[2] * w.shape[3], batch_terms, batch_terms)
     need_grad_x = arguments["need_grad_x"]
 
     def check_result(result):
@@ -497,6 +543,305 @@ def dense_backward_spec(call):
     return Value(check_result)
 
 
+
+# ------------------------------------- avg_pool2d / global_avg_pool2d / batch_norm (issue 15)
+
+
+def _avg_close(ours, expected, sum_abs=None, terms=1):
+    """ours (computed in its dtype) against a float64 reference, within rounding; entries whose
+    window sums |x| to near the dtype's largest value may overflow in the dtype (as in torch)
+    and are not compared."""
+    assert isinstance(ours, np.ndarray) and ours.dtype == expected.dtype, (type(ours), expected.dtype)
+    assert ours.shape == expected.shape, (ours.shape, expected.shape)
+    tol = 1e-5 if expected.dtype == np.float32 else 1e-12
+    if sum_abs is None:
+        with np.errstate(all="ignore"):
+            assert np.allclose(ours, expected, rtol=tol, atol=tol, equal_nan=True), (ours, expected)
+        return
+    # A sum of terms in any order: within (terms + 1) eps of the sum of their magnitudes.
+    keep = ~(sum_abs > np.finfo(ours.dtype).max / 4)
+    allowed = tol * np.abs(expected) + terms * np.finfo(ours.dtype).eps * sum_abs + tol
+    with np.errstate(all="ignore"):
+        ours64, expected64 = ours.astype(np.float64), expected.astype(np.float64)
+        same = (np.abs(ours64 - expected64) <= allowed) | (ours64 == expected64)
+        same |= np.isnan(ours64) & np.isnan(expected64)
+    assert same[keep].all(), (ours, expected)
+
+
+def avg_pool2d_call(rng):
+    call = max_pool2d_call(rng)
+    call.func = "avg_pool2d"
+    if chance(rng, 0.5):
+        call.kwargs["count_include_pad"] = pick(rng, [True, False, np.bool_(False), 1, None, "no"]
+                                                if chance(rng, 0.1) else [True, False])
+    return call
+
+
+def avg_pool2d_spec(call):
+    arguments = bound_arguments(call)
+    x = _stack(arguments["x"])
+    kernel = int_pair(arguments["kernel_size"], 1)
+    stride = kernel if arguments["stride"] is None else int_pair(arguments["stride"], 1)
+    padding = int_pair(arguments["padding"], 0)
+    num_threads(arguments)
+    if not isinstance(arguments["count_include_pad"], (bool, np.bool_)):
+        raise Invalid
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise Invalid
+    if kernel[0] > x.shape[-2] + 2 * padding[0] or kernel[1] > x.shape[-1] + 2 * padding[1]:
+        raise Invalid
+    if kernel[0] * kernel[1] > 10**4:
+        return Value(lambda y: None)  # huge windows: the slow reference would take minutes
+    with np.errstate(all="ignore"):
+        expected = _native(testing.avg_pool2d(x, kernel, stride, padding,
+                                              bool(arguments["count_include_pad"])))
+        sum_abs = testing.avg_pool2d(np.abs(x.astype(np.float64)), kernel, stride, padding)
+        sum_abs = sum_abs * (kernel[0] * kernel[1])
+    return Value(functools.partial(_avg_close, expected=expected, sum_abs=sum_abs,
+                                   terms=kernel[0] * kernel[1] + 1))
+
+
+def avg_pool2d_backward_call(rng):
+    dtype = float_or_other_dtype(rng, 0.05)
+    lead = _lead(rng)
+    height, width = size(rng, 9, 0.02), size(rng, 9, 0.02)
+    k = (integer(rng, 1, 4), integer(rng, 1, 4))
+    s = (integer(rng, 1, 3), integer(rng, 1, 3))
+    p = (integer(rng, 0, k[0] // 2), integer(rng, 0, k[1] // 2)) if chance(rng, 0.95) else (2, 2)
+    out = (max(0, (height + 2 * p[0] - k[0]) // s[0] + 1), max(0, (width + 2 * p[1] - k[1]) // s[1] + 1))
+    if chance(rng, 0.05):
+        out = (out[0] + 1, out[1])
+    grad_y = array_arg(rng, (*lead, *out), dtype, special=0.02, p_reshape=0.03)
+    input_shape = (*lead, height, width)
+    if chance(rng, 0.1):
+        input_shape = pick(rng, [(*lead, 2**40, 2**40), (3, *input_shape), input_shape[1:],
+                                 (*lead, -height, width), list(input_shape), "ab", None])
+    kwargs = {"count_include_pad": pick(rng, [True, False])}
+    threads_kwarg(rng, kwargs)
+    return Call("avg_pool2d_backward", (grad_y, input_shape, spell_pair(rng, *k), s, p), kwargs)
+
+
+def _input_shape_of(value, lead):
+    try:
+        input_shape = tuple(value)
+    except TypeError:
+        raise Invalid from None
+    if not all(is_int(v) and v >= 0 for v in input_shape):
+        raise Invalid
+    input_shape = tuple(int(v) for v in input_shape)
+    if len(input_shape) != len(lead) + 2 or input_shape[:len(lead)] != lead:
+        raise Invalid
+    if input_shape[-2] == 0 or input_shape[-1] == 0:
+        raise Invalid
+    return input_shape
+
+
+def avg_pool2d_backward_spec(call):
+    arguments = bound_arguments(call)
+    grad_y = _stack(arguments["grad_y"])
+    input_shape = _input_shape_of(arguments["input_shape"], grad_y.shape[:-2])
+    kernel = int_pair(arguments["kernel_size"], 1)
+    stride = kernel if arguments["stride"] is None else int_pair(arguments["stride"], 1)
+    padding = int_pair(arguments["padding"], 0)
+    num_threads(arguments)
+    height, width = input_shape[-2:]
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise Invalid
+    if kernel[0] > height + 2 * padding[0] or kernel[1] > width + 2 * padding[1]:
+        raise Invalid
+    if nbytes(input_shape, grad_y.dtype.itemsize) > BIG_BYTES:
+        return TOO_BIG
+    out = ((height + 2 * padding[0] - kernel[0]) // stride[0] + 1,
+           (width + 2 * padding[1] - kernel[1]) // stride[1] + 1)
+    if grad_y.shape[-2:] != out:
+        raise Invalid
+    with np.errstate(all="ignore"):
+        expected = _native(testing.avg_pool2d_backward(grad_y, input_shape, kernel, stride,
+                                                       padding, arguments["count_include_pad"]))
+    return Value(functools.partial(_avg_close, expected=expected))
+
+
+def global_avg_pool2d_call(rng, backward):
+    dtype = float_or_other_dtype(rng, 0.05)
+    shape = (size(rng, 4), size(rng, 4), size(rng, 9), size(rng, 9))
+    kwargs = {}
+    threads_kwarg(rng, kwargs)
+    if not backward:
+        return Call("global_avg_pool2d", (array_arg(rng, shape, dtype, special=0.02),), kwargs)
+    grad_y = array_arg(rng, shape[:2], dtype, special=0.02)
+    input_shape = shape
+    if chance(rng, 0.1):
+        input_shape = pick(rng, [(*shape[:2], 2**40, 2**40), shape[1:], (shape[0] + 1, *shape[1:]),
+                                 list(shape), "abcd", (*shape[:3], -1)])
+    return Call("global_avg_pool2d_backward", (grad_y, input_shape), kwargs)
+
+
+def global_avg_pool2d_spec(call):
+    arguments = bound_arguments(call)
+    x = float_array(arguments["x"], (4,))
+    num_threads(arguments)
+    with np.errstate(all="ignore"):
+        expected = _native(testing.global_avg_pool2d(x))
+    return Value(functools.partial(_avg_close, expected=expected))
+
+
+def global_avg_pool2d_backward_spec(call):
+    arguments = bound_arguments(call)
+    grad_y = float_array(arguments["grad_y"], (2,))
+    input_shape = _input_shape_of(arguments["input_shape"], grad_y.shape)
+    num_threads(arguments)
+    if nbytes(input_shape, grad_y.dtype.itemsize) > BIG_BYTES:
+        return TOO_BIG
+    with np.errstate(all="ignore"):
+        expected = _native(testing.global_avg_pool2d_backward(grad_y, input_shape))
+    return Value(functools.partial(_avg_close, expected=expected))
+
+
+def batch_norm_call(rng, backward=False):
+    dtype = float_or_other_dtype(rng, 0.04)
+    n, c = size(rng, 5), size(rng, 4)
+    shape = pick(rng, [(n, c), (n, c, size(rng, 5), size(rng, 5))])
+    x = array_arg(rng, shape, dtype, special=0.02)
+    c_arg = c if chance(rng, 0.95) else c + 1
+
+    def param(positive=False, running=False):
+        d = dtype if chance(rng, 0.95) else float_or_other_dtype(rng, 0.5)
+        value = values(rng, (c_arg,), d)
+        if positive and value.dtype.kind == "f":
+            value = np.abs(value) + value.dtype.type(0.5)
+        if running:
+            value = value.copy() if chance(rng, 0.95) else value.tolist()
+            return value
+        return with_layout(value, pick(rng, LAYOUTS))
+
+    training = pick(rng, [True, False, True, np.bool_(True)]) if chance(rng, 0.95) else pick(rng, [1, None])
+    kwargs = {}
+    if chance(rng, 0.4):
+        kwargs["momentum"] = pick(rng, [0.0, 0.1, 0.5, 1.0, 1.5, -0.1, np.float32(0.3), "0.1", None])
+    if chance(rng, 0.3):
+        kwargs["eps"] = pick(rng, [1e-5, 1e-3, 0.0, -1.0, np.nan, np.inf, 1])
+    threads_kwarg(rng, kwargs)
+    args = (x, param(), param(), param(running=True), param(positive=True, running=True), training)
+    call = Call("batch_norm", args, kwargs)
+    if not backward:
+        return call
+    try:
+        if dtype.kind != "f" or dtype.itemsize not in (4, 8):
+            raise TypeError("no float cache for this dtype")
+        x_ok = np.asarray(x, dtype=dtype)
+        channels = x_ok.shape[1] if x_ok.ndim in (2, 4) and x_ok.size else 1
+        ones = np.ones(channels, x_ok.dtype)
+        _, cache = cnnative.batch_norm(x_ok, ones * 1.5, ones * 0.5, ones * 0, ones * 1,
+                                       bool(training), num_threads=1)
+    except (ValueError, TypeError):
+        return Call("batch_norm_backward", (np.ones(3), pick(rng, [None, (1, 2), "cache"])))
+    g_shape = x_ok.shape if chance(rng, 0.95) else (*x_ok.shape[:-1], x_ok.shape[-1] + 1)
+    g_dtype = x_ok.dtype if chance(rng, 0.95) else float_or_other_dtype(rng, 0.5)
+    grad_y = array_arg(rng, g_shape, g_dtype, special=0.02)
+    kwargs = {}
+    threads_kwarg(rng, kwargs)
+    return Call("batch_norm_backward", (grad_y, cache), kwargs)
+
+
+def batch_norm_spec(call):
+    arguments = bound_arguments(call)
+    x = float_array(arguments["x"], (2, 4))
+    channels = x.shape[1]
+    params = []
+    for name in ("gamma", "beta", "running_mean", "running_var"):
+        value = arguments[name]
+        if name.startswith("running") and not isinstance(value, np.ndarray):
+            raise Invalid
+        array = float_array(value, (1,), x.dtype.itemsize)
+        if array.shape != (channels,):
+            raise Invalid
+        params.append(array)
+    training = arguments["training"]
+    if not isinstance(training, (bool, np.bool_)):
+        raise Invalid
+    momentum, eps = arguments["momentum"], arguments["eps"]
+    for value in (momentum, eps):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise Invalid
+    if not 0 <= momentum <= 1 or not 0 < eps < np.inf:
+        raise Invalid
+    num_threads(arguments)
+    if training and x.size // channels < 2:
+        raise Invalid
+    if training and not all(a.flags.writeable for a in params[2:]):
+        raise Invalid
+    with np.errstate(all="ignore"):
+        y, rm, rv, _ = testing.batch_norm(x, *params, bool(training), float(momentum), float(eps))
+    dtype = x.dtype.newbyteorder("=")
+
+    def check_result(result):
+        assert isinstance(result, tuple) and len(result) == 2
+        y_ours = result[0]
+        assert isinstance(y_ours, np.ndarray) and y_ours.dtype == dtype and y_ours.shape == x.shape
+        if not (np.isfinite(x).all() and all(np.isfinite(p).all() for p in params)):
+            return
+        tol = 1e-3 if dtype == np.float32 else 1e-9
+        with np.errstate(all="ignore"):
+            assert np.allclose(y_ours, y, rtol=tol, atol=tol * max(1, float(np.abs(y).max()))), \
+                np.abs(y_ours - y).max()
+            for ours, expected in ((params[2], rm), (params[3], rv)):
+                assert np.allclose(ours, expected, rtol=tol, atol=tol * max(1, float(np.abs(expected).max())))
+
+    return Value(check_result)
+
+
+def batch_norm_backward_spec(call):
+    arguments = bound_arguments(call)
+    cache = arguments["cache"]
+    if not isinstance(cache, cnnative.norm.BatchNormCache):
+        raise Invalid
+    x = cache._x
+    grad_y = float_array(arguments["grad_y"], (2, 4), x.dtype.itemsize)
+    if grad_y.shape != cache._shape:
+        raise Invalid
+    num_threads(arguments)
+    dtype = x.dtype
+
+    def check_result(result):
+        assert isinstance(result, tuple) and len(result) == 3
+        for ours, shape in zip(result, (cache._shape, (x.shape[1],), (x.shape[1],))):
+            assert isinstance(ours, np.ndarray) and ours.dtype == dtype and ours.shape == shape
+
+    return Value(check_result)
+
+
+def batch_norm_check(call, spec):
+    """fuzz_support.check, except that a valid training call updates the running statistics
+    in place (documented), and the returned cache is no array."""
+    expected = spec_outcome = None
+    try:
+        expected = spec(call)
+    except Invalid:
+        spec_outcome = "error"
+    inputs = [a for a in (*call.args, *call.kwargs.values()) if isinstance(a, np.ndarray)]
+    before = [a.tobytes() for a in inputs]
+    running = [id(a) for a in call.args[3:5]] if call.func == "batch_norm" else []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            result = getattr(cnnative, call.func)(*call.args, **call.kwargs)
+        except (ValueError, TypeError) as exc:
+            assert spec_outcome == "error", f"raised {exc!r} on a valid call"
+            fuzz_support._check_message(call.func, exc)
+            outcome = "error"
+        else:
+            assert spec_outcome is None, f"accepted an invalid call, returned {result!r}"
+            expected.check(result)
+            arrays = [r for r in result if isinstance(r, np.ndarray)]
+            fuzz_support._check_fresh(arrays, inputs)
+            outcome = "value"
+    for array, saved in zip(inputs, before):
+        if outcome == "value" and id(array) in running:
+            continue
+        assert array.tobytes() == saved, "an input was modified"
+    return outcome
+
+
 # ------------------------------------------------------------------------------- the registry
 
 TARGETS = {target.name: target for target in [
@@ -509,6 +854,17 @@ TARGETS = {target.name: target for target in [
     Target("dense", functools.partial(dense_call, backward=False), dense_spec),
     Target("dense_backward", functools.partial(dense_call, backward=True), dense_backward_spec),
 ]}
+TARGETS.update({target.name: target for target in [
+    Target("avg_pool2d", avg_pool2d_call, avg_pool2d_spec),
+    Target("avg_pool2d_backward", avg_pool2d_backward_call, avg_pool2d_backward_spec),
+    Target("global_avg_pool2d", functools.partial(global_avg_pool2d_call, backward=False),
+           global_avg_pool2d_spec),
+    Target("global_avg_pool2d_backward", functools.partial(global_avg_pool2d_call, backward=True),
+           global_avg_pool2d_backward_spec),
+    Target("batch_norm", batch_norm_call, batch_norm_spec, batch_norm_check),
+    Target("batch_norm_backward", functools.partial(batch_norm_call, backward=True),
+           batch_norm_backward_spec, batch_norm_check),
+]})
 TARGETS.update((name, Target(name, make, reference_of, fuzz_native.check_native))
                for name, (make, reference_of) in fuzz_native.NATIVE.items())
 TARGETS.update((name, Target(name, make, spec, fuzz_files.check_file))

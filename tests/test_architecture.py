@@ -6,7 +6,7 @@ ones below it, never above:
     cli, bench, the package root
     network, optim, models, io, gradcheck, primer
     nn
-    the kernel wrappers: signal, conv, pooling, dense
+    the kernel wrappers: signal, conv, pooling, dense, norm
     _threads
     _validation, _files, _optional, _native
 
@@ -29,7 +29,7 @@ README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 LAYERS = [
     {"_validation", "_files", "_optional", "_native"},
     {"_threads"},
-    {"signal", "conv", "pooling", "dense"},
+    {"signal", "conv", "pooling", "dense", "norm"},
     {"nn"},
     {"network", "optim", "models", "io", "_gradcheck", "primer"},
     {"cli", "bench", "__main__", ""},

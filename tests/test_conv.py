@@ -21,22 +21,41 @@ def assert_close(actual, expected, dtype):
     np.testing.assert_allclose(actual, expected, rtol=0, atol=TOLERANCE[dtype] * scale)
 
 
+def reference_padding(x, w, stride, padding, dilation):
+    """padding as cnnative.testing takes it: (top, bottom, left, right), 'same' worked out."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        total_h, total_w = (dilation[0] * (w.shape[2] - 1), dilation[1] * (w.shape[3] - 1))
+        return (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    return (ph, ph, pw, pw)
+
+
 @st.composite
 def layers(draw):
-    n, c, f = draw(st.integers(1, 9)), draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    n = draw(st.integers(1, 9))
+    if groups > 1 and draw(st.booleans()):
+        c, f = groups, groups * draw(st.integers(1, 2))  # depthwise
+    else:
+        c, f = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 2)))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    height = draw(st.integers(max(1, kh - 2 * ph), 14))
-    width = draw(st.integers(max(1, kw - 2 * pw), 14))
+    padding = draw(st.one_of(st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                             st.sampled_from(["valid", "same"] if (sh, sw) == (1, 1) else ["valid"])))
+    top, bottom, left, right = reference_padding(None, np.empty((1, 1, kh, kw)), None, padding, dilation)
+    height = draw(st.integers(max(1, dilation[0] * (kh - 1) + 1 - top - bottom), 14))
+    width = draw(st.integers(max(1, dilation[1] * (kw - 1) + 1 - left - right), 14))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     x = rng.standard_normal((n, c, height, width)).astype(dtype)
-    w = rng.standard_normal((f, c, kh, kw)).astype(dtype)
+    w = rng.standard_normal((f, c // groups, kh, kw)).astype(dtype)
     b = rng.standard_normal(f).astype(dtype)
     if draw(st.booleans()):
         x = np.asfortranarray(x)
-    return x, w, b, (sh, sw), (ph, pw), dtype
+    return x, w, b, (sh, sw), padding, dilation, groups, dtype
 
 
 @pytest.fixture(params=["auto", "direct", "gemm"])
@@ -50,12 +69,13 @@ def algorithm(request):
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # the fixture is constant per test
 @given(layer=layers())
 def test_forward_and_backward_match_reference(algorithm, layer):
-    x, w, b, stride, padding, dtype = layer
-    y = cnnative.conv2d(x, w, b, stride, padding)
-    assert_close(y, testing.conv2d(x, w, b, stride, padding), dtype)
+    x, w, b, stride, padding, dilation, groups, dtype = layer
+    pads = reference_padding(x, w, stride, padding, dilation)
+    y = cnnative.conv2d(x, w, b, stride, padding, dilation, groups)
+    assert_close(y, testing.conv2d(x, w, b, stride, pads, dilation, groups), dtype)
     grad_y = np.random.default_rng(0).standard_normal(y.shape).astype(dtype)
-    grad_x, grad_w, grad_b = cnnative.conv2d_backward(grad_y, x, w, stride, padding)
-    expected = testing.conv2d_backward(grad_y, x, w, stride, padding)
+    grad_x, grad_w, grad_b = cnnative.conv2d_backward(grad_y, x, w, stride, padding, dilation, groups)
+    expected = testing.conv2d_backward(grad_y, x, w, stride, pads, dilation, groups)
     for actual, wanted in zip((grad_x, grad_w, grad_b), expected):
         assert_close(actual, wanted, dtype)
 
@@ -119,14 +139,19 @@ def test_single_image_and_no_bias():
     assert cnnative.conv2d_backward(np.ones_like(y), x, w, need_grad_x=False)[0] is None
 
 
+@pytest.mark.parametrize("options", [{}, {"padding": "same", "dilation": 2},
+                                     {"padding": 1, "groups": 3}, {"padding": 1, "groups": 6}],
+                         ids=["plain", "dilated", "grouped", "depthwise"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_results_are_bit_identical_across_thread_counts(algorithm, dtype):
+def test_results_are_bit_identical_across_thread_counts(algorithm, dtype, options):
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((64, 3, 12, 12)).astype(dtype)
-    w = rng.standard_normal((5, 3, 5, 5)).astype(dtype)
-    b = rng.standard_normal(5).astype(dtype)
-    grad_y = rng.standard_normal((64, 5, 8, 8)).astype(dtype)
-    results = [(cnnative.conv2d(x, w, b, num_threads=t),) + cnnative.conv2d_backward(grad_y, x, w, num_threads=t)
+    groups = options.get("groups", 1)
+    x = rng.standard_normal((64, 6, 12, 12)).astype(dtype)
+    w = rng.standard_normal((6, 6 // groups, 5, 5)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    grad_y = rng.standard_normal(cnnative.conv2d(x, w, **options).shape).astype(dtype)
+    results = [(cnnative.conv2d(x, w, b, num_threads=t, **options),)
+               + cnnative.conv2d_backward(grad_y, x, w, num_threads=t, **options)
                for t in (1, 2, 3)]
     for other in results[1:]:
         for a, b_ in zip(results[0], other):
@@ -166,6 +191,17 @@ GOOD_W = np.ones((4, 3, 3, 3))
     (lambda: cnnative.conv2d(GOOD_X, GOOD_W, num_threads=0), ValueError, r"num_threads must be a positive integer"),
     (lambda: cnnative.conv2d_backward(np.ones((2, 4, 5, 5)), GOOD_X, GOOD_W), ValueError, r"grad_y must have shape \(2, 4, 6, 6\)"),
     (lambda: cnnative.conv2d_backward(np.ones((2, 4, 6)), GOOD_X, GOOD_W), ValueError, r"grad_y must be a 4-D array"),
+    (lambda: cnnative.conv2d(GOOD_X, np.ones((4, 1, 3, 3)), groups=2), ValueError, r"groups=2 must divide both x's 3 channels"),
+    (lambda: cnnative.conv2d(np.ones((2, 4, 8, 8)), np.ones((6, 1, 3, 3)), groups=4), ValueError, r"groups=4 must divide .* w's 6 filters"),
+    (lambda: cnnative.conv2d(np.ones((2, 4, 8, 8)), np.ones((4, 1, 3, 3)), groups=2), ValueError, r"w must have C // groups = 2 input channels"),
+    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, groups=0), ValueError, r"groups must be a positive integer"),
+    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, groups=1.0), TypeError, r"groups must be a positive integer"),
+    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, dilation=0), ValueError, r"dilation must be >= 1"),
+    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, dilation=(1, 2, 3)), ValueError, r"dilation must be an int or a pair"),
+    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, dilation=4), ValueError, r"w's kernel 3x3 \(dilated to 9x9\) is larger than the padded input 8x8"),
+    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, stride=2, padding="same"), ValueError, r"padding='same' needs stride 1"),
+    (lambda: cnnative.conv2d(GOOD_X, GOOD_W, padding="full"), ValueError, r"padding must be an int, a pair of ints, 'valid' or 'same'"),
+    (lambda: cnnative.conv2d_backward(np.ones((2, 4, 6, 6)), GOOD_X, GOOD_W, padding="same"), ValueError, r"grad_y must have shape \(2, 4, 8, 8\)"),
 ])
 def test_bad_input_raises_naming_the_argument(call, error, message):
     with pytest.raises(error, match=message):
@@ -178,17 +214,17 @@ def test_native_entry_points_check_their_own_preconditions():
     x, w = np.ones((2, 3, 8, 8)), np.ones((4, 3, 3, 3))
     y = np.empty((2, 4, 6, 6))
     with pytest.raises(ValueError):
-        native.forward(x, w, None, y, (1, 1), (0, 0), 0, 3)  # chunk beyond the batch
+        native.forward(x, w, None, y, (1, 1), (0, 0, 0, 0), (1, 1), 1, 0, 3)  # chunk beyond the batch
     with pytest.raises(ValueError):
-        native.forward(x, w, None, np.empty((2, 4, 5, 5)), (1, 1), (0, 0), 0, 2)  # wrong output shape
+        native.forward(x, w, None, np.empty((2, 4, 5, 5)), (1, 1), (0, 0, 0, 0), (1, 1), 1, 0, 2)  # wrong output shape
     with pytest.raises(ValueError):
-        native.forward(x, w, None, np.empty((2, 4, 6, 6), order="F"), (1, 1), (0, 0), 0, 2)
+        native.forward(x, w, None, np.empty((2, 4, 6, 6), order="F"), (1, 1), (0, 0, 0, 0), (1, 1), 1, 0, 2)
     with pytest.raises(ValueError):
-        native.forward(x, np.ones((4, 2, 3, 3)), None, y, (1, 1), (0, 0), 0, 2)
+        native.forward(x, np.ones((4, 2, 3, 3)), None, y, (1, 1), (0, 0, 0, 0), (1, 1), 1, 0, 2)
     with pytest.raises(ValueError):
-        native.forward(x, w, None, y, (0, 1), (0, 0), 0, 2)
+        native.forward(x, w, None, y, (0, 1), (0, 0, 0, 0), (1, 1), 1, 0, 2)
     with pytest.raises(ValueError):
-        native.forward(x, w, np.ones(3), y, (1, 1), (0, 0), 0, 2)
+        native.forward(x, w, np.ones(3), y, (1, 1), (0, 0, 0, 0), (1, 1), 1, 0, 2)
 
 
 def test_float32_gemm_path_is_bit_identical_across_thread_counts_and_restores_blas():
@@ -214,7 +250,7 @@ def test_float32_gemm_path_is_bit_identical_across_thread_counts_and_restores_bl
 def test_native_conv_geometry_does_not_overflow_int():
     x, w = np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3))
     with pytest.raises(ValueError):
-        native_conv.forward(x, w, None, np.empty((1, 1, 1, 3)), (1, 1), (2**31 - 1, 0), 0, 1)
+        native_conv.forward(x, w, None, np.empty((1, 1, 1, 3)), (1, 1), (2**31 - 1, 2**31 - 1, 0, 0), (1, 1), 1, 0, 1)
 
 
 def test_strided_bias_and_equal_but_distinct_dtype_objects_are_accepted():
@@ -262,10 +298,10 @@ def test_conv_kernels_refuse_read_only_outputs(output):
     arrays[output].flags.writeable = False
     with pytest.raises(ValueError, match=f"{output} must be writeable"):
         if output == "y":
-            native_conv.forward(x, w, None, arrays["y"], (1, 1), (0, 0), 0, 2)
+            native_conv.forward(x, w, None, arrays["y"], (1, 1), (0, 0, 0, 0), (1, 1), 1, 0, 2)
         else:
             native_conv.backward(np.ones((2, 4, 6, 6)), x, w, arrays["grad_x"], arrays["grad_w"],
-                                 arrays["grad_b"], (1, 1), (0, 0), 0, 2)
+                                 arrays["grad_b"], (1, 1), (0, 0, 0, 0), (1, 1), 1, 0, 2)
     assert not any(a.any() for a in arrays.values())
 
 
@@ -276,4 +312,130 @@ def test_native_conv_backward_checks_the_chunk_before_offsetting_grad_x(start, s
     x, w, grad_y = np.ones((2, 1, 4, 4)), np.ones((1, 1, 3, 3)), np.ones((2, 1, 2, 2))
     with pytest.raises(ValueError, match="outside the batch"):
         native_conv.backward(grad_y, x, w, np.empty_like(x), np.empty_like(w), np.empty(1),
-                             (1, 1), (0, 0), start, stop)
+                             (1, 1), (0, 0, 0, 0), (1, 1), 1, start, stop)
+
+
+# ------------------------------------------------------ dilation, groups, asymmetric padding
+
+# x shape, w shape, stride, padding, dilation, groups: odd and even kernels, 'same' (even
+# kernels pad one more at the bottom/right) and 'valid', depthwise with F = C and F = 2C,
+# widths around the vector widths.
+GEOMETRIES = [
+    ((2, 3, 9, 10), (4, 3, 3, 3), (1, 1), "same", (1, 1), 1),
+    ((2, 3, 9, 10), (4, 3, 4, 2), (1, 1), "same", (1, 1), 1),
+    ((2, 3, 11, 9), (5, 3, 2, 3), (1, 1), "same", (2, 3), 1),
+    ((2, 3, 9, 10), (4, 3, 3, 2), (2, 1), "valid", (1, 1), 1),
+    ((2, 2, 17, 19), (3, 2, 3, 3), (1, 1), (2, 2), (2, 2), 1),
+    ((3, 4, 13, 12), (6, 2, 3, 3), (2, 2), (1, 0), (1, 2), 2),
+    ((2, 6, 9, 9), (6, 2, 2, 2), (1, 1), "same", (1, 1), 3),
+    ((3, 4, 14, 14), (4, 1, 3, 3), (1, 1), (1, 1), (1, 1), 4),
+    ((3, 4, 14, 14), (8, 1, 3, 3), (1, 1), (1, 1), (1, 1), 4),
+    ((2, 5, 17, 33), (10, 1, 5, 5), (2, 2), (2, 2), (1, 1), 5),
+    ((2, 3, 10, 16), (3, 1, 4, 4), (1, 1), "same", (2, 1), 3),
+    ((2, 3, 12, 9), (6, 1, 3, 2), (1, 3), (0, 1), (2, 1), 3),
+    ((1, 2, 5, 40), (2, 1, 1, 3), (3, 1), "valid", (1, 4), 2),
+]
+
+
+def _case(shapes, dtype, seed=0):
+    x_shape, w_shape, stride, padding, dilation, groups = shapes
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    return x, w, b, stride, padding, dilation, groups
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", GEOMETRIES, ids=lambda s: "x{}w{}s{}p{}d{}g{}".format(*s).replace(" ", ""))
+def test_dilation_groups_and_padding_match_reference(algorithm, dtype, shapes):
+    x, w, b, stride, padding, dilation, groups = _case(shapes, dtype)
+    pads = reference_padding(x, w, stride, padding, dilation)
+    y = cnnative.conv2d(x, w, b, stride, padding, dilation, groups)
+    assert_close(y, testing.conv2d(x, w, b, stride, pads, dilation, groups), dtype)
+    if padding == "same":
+        assert y.shape[2:] == x.shape[2:]
+    grad_y = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+    results = [cnnative.conv2d(x, w, b, stride, padding, dilation, groups, num_threads=t)
+               for t in (1, 2, 3)]
+    grads = [cnnative.conv2d_backward(grad_y, x, w, stride, padding, dilation, groups, num_threads=t)
+             for t in (1, 2, 3)]
+    expected = testing.conv2d_backward(grad_y, x, w, stride, pads, dilation, groups)
+    for actual, wanted in zip(grads[0], expected):
+        assert_close(actual, wanted, dtype)
+    for other, other_grads in zip(results[1:], grads[1:]):
+        assert np.array_equal(other, results[0])
+        for a, b_ in zip(other_grads, grads[0]):
+            assert np.array_equal(a, b_)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", GEOMETRIES, ids=lambda s: "x{}w{}s{}p{}d{}g{}".format(*s).replace(" ", ""))
+def test_dilation_groups_and_padding_match_torch(dtype, shapes):
+    torch = pytest.importorskip("torch")
+    x, w, b, stride, padding, dilation, groups = _case(shapes, dtype, seed=7)
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y = cnnative.conv2d(x, w, b, **options)
+    grad_y = np.random.default_rng(2).standard_normal(y.shape).astype(dtype)
+    tx, tw, tb = (torch.from_numpy(a.astype(np.float64)).requires_grad_(True) for a in (x, w, b))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 'same' with an even kernel: torch warns about a copy
+        ty = torch.nn.functional.conv2d(tx, tw, tb, **options)
+    ty.backward(torch.from_numpy(grad_y.astype(np.float64)))
+    assert_close(y, ty.detach().numpy(), dtype)
+    grad_x, grad_w, grad_b = cnnative.conv2d_backward(grad_y, x, w, **options)
+    for ours, theirs in [(grad_x, tx.grad), (grad_w, tw.grad), (grad_b, tb.grad)]:
+        assert_close(ours, theirs.numpy(), dtype)
+
+
+def test_same_padding_puts_the_odd_row_and_column_at_the_bottom_right():
+    x = np.arange(36.0).reshape(1, 1, 6, 6)
+    w = np.zeros((1, 1, 2, 2))
+    w[0, 0, 0, 0] = 1.0  # y[i, j] = x_padded[i, j]: with top = left = 0, y == x
+    np.testing.assert_array_equal(cnnative.conv2d(x, w, padding="same"), x)
+    w = np.zeros((1, 1, 4, 4))
+    w[0, 0, 1, 1] = 1.0  # total padding 3: top = left = 1
+    np.testing.assert_array_equal(cnnative.conv2d(x, w, padding="same"), x)
+    np.testing.assert_array_equal(cnnative.conv2d(x, w, padding="valid"), cnnative.conv2d(x, w))
+
+
+@pytest.mark.parametrize("groups,w_shape", [(3, (6, 2, 3, 3)), (6, (6, 1, 3, 3)), (6, (12, 1, 3, 3))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_grouped_layer_is_its_groups_side_by_side(dtype, groups, w_shape):
+    x, w, b, *_ = _case(((3, 6, 9, 9), w_shape, 1, 1, 1, groups), dtype)
+    y = cnnative.conv2d(x, w, b, padding=1, groups=groups)
+    grad_y = np.random.default_rng(3).standard_normal(y.shape).astype(dtype)
+    grad_x, grad_w, grad_b = cnnative.conv2d_backward(grad_y, x, w, padding=1, groups=groups)
+    cg, fg = 6 // groups, w_shape[0] // groups
+    for g in range(groups):
+        c, f = slice(g * cg, (g + 1) * cg), slice(g * fg, (g + 1) * fg)
+        assert_close(y[:, f], cnnative.conv2d(x[:, c], w[f], b[f], padding=1).astype(np.float64), dtype)
+        expected = cnnative.conv2d_backward(grad_y[:, f], x[:, c], w[f], padding=1)
+        for ours, wanted in zip((grad_x[:, c], grad_w[f], grad_b[f]), expected):
+            assert_close(ours, wanted.astype(np.float64), dtype)
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_depthwise_non_finite_weight_reaches_only_the_inputs_it_multiplies(padding):
+    # The depthwise input gradient reads a zero-framed output gradient; inf * 0 must not put
+    # NaN where torch has no product with that weight.
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, 6, 7))
+    w = rng.standard_normal((3, 1, 3, 3))
+    w[1, 0, 0, 2] = np.inf
+    grad_y = rng.standard_normal(cnnative.conv2d(x, w, padding=padding, groups=3).shape)
+    grad_x, grad_w, _ = cnnative.conv2d_backward(grad_y, x, w, padding=padding, groups=3)
+    with np.errstate(invalid="ignore"):
+        expected = testing.conv2d_backward(grad_y, x, w, (1, 1), (padding, padding), (1, 1), 3)
+    for ours, wanted in zip((grad_x, grad_w), expected[:2]):
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(wanted))
+        np.testing.assert_array_equal(np.isinf(ours), np.isinf(wanted))
+        finite = np.isfinite(wanted)
+        np.testing.assert_allclose(ours[finite], wanted[finite], atol=1e-10)
+
+
+def test_groups_and_dilation_of_one_keep_the_positional_order():
+    rng = np.random.default_rng(8)
+    x, w = rng.standard_normal((2, 4, 9, 9)), rng.standard_normal((4, 2, 3, 3))
+    np.testing.assert_array_equal(cnnative.conv2d(x, w, None, 1, 1, 2, 2),
+                                  cnnative.conv2d(x, w, padding=1, dilation=2, groups=2))

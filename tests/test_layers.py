@@ -4,7 +4,8 @@ import pytest
 
 import cnnative
 from cnnative import testing
-from cnnative.nn import (Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh,
+from cnnative.nn import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten,
+                         GlobalAvgPool2D, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh,
                          layer_from_config)
 
 RNG = np.random.default_rng(20261122)
@@ -26,6 +27,17 @@ def gradcheck_cases():
         (Sigmoid(), (3, 4)),
         (Tanh(), (3, 4)),
         (Dropout(0.3, rng=0), (5, 6)),
+        (Conv2D(4, 6, 3, padding="same", groups=2, bias=False, dtype="float64", rng=6),
+         (2, 4, 5, 6)),
+        (Conv2D(3, 3, 3, padding=2, dilation=2, groups=3, dtype="float64", rng=7), (2, 3, 6, 5)),
+        (Conv2D(2, 4, (2, 3), padding="same", dilation=(2, 1), dtype="float64", rng=8),
+         (1, 2, 6, 6)),
+        (BatchNorm2D(3, dtype="float64"), (4, 3, 3, 2)),
+        (BatchNorm1D(5, dtype="float64", momentum=0.3), (6, 5)),
+        (AvgPool2D(2), (2, 3, 6, 6)),
+        (AvgPool2D(3, stride=2, padding=1, count_include_pad=False), (2, 2, 7, 6)),
+        (GlobalAvgPool2D(), (3, 4, 5, 2)),
+        (LeakyReLU(0.2), (3, 4)),
     ]
 
 
@@ -215,3 +227,87 @@ def test_gradcheck_skips_and_counts_kinks_but_not_wrong_gradients_beside_them():
     near = np.array([[0.7e-6, -0.7e-6, 2.0]])
     report = cnnative.gradcheck(ReLU(), near)
     assert report["ok"] and report["kinks"] == 0
+
+
+def test_conv2d_layer_options_reach_the_kernel_and_the_config():
+    layer = Conv2D(4, 8, 3, padding="same", dilation=2, groups=4, bias=False, rng=0)
+    assert layer.params["w"].shape == (8, 1, 3, 3) and "b" not in layer.params
+    x = RNG.standard_normal((2, 4, 7, 6)).astype(np.float32)
+    np.testing.assert_array_equal(
+        layer.forward(x), cnnative.conv2d(x, layer.params["w"], None, 1, "same", 2, 4))
+    layer.backward(np.ones((2, 8, 7, 6), np.float32))
+    assert set(layer.grads) == {"w"}
+    config = layer.get_config()
+    assert config["padding"] == "same" and config["groups"] == 4 and config["bias"] is False
+    assert Conv2D.param_shapes(config) == {"w": ((8, 1, 3, 3), np.dtype(np.float32))}
+    assert repr(layer_from_config("Conv2D", config)) == repr(layer)
+    with pytest.raises(ValueError, match="groups=3 must divide in_channels=4"):
+        Conv2D(4, 6, 3, groups=3)
+    with pytest.raises(ValueError, match="padding='same' needs stride 1"):
+        Conv2D(4, 4, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="padding must be one of"):
+        Conv2D(4, 4, 3, padding="full")
+    with pytest.raises(ValueError, match="dilation must be >= 1"):
+        Conv2D(4, 4, 3, dilation=0)
+    with pytest.raises(TypeError, match="bias must be True or False"):
+        Conv2D(4, 4, 3, bias=None)
+
+
+@pytest.mark.parametrize("cls, shape", [(BatchNorm2D, (4, 3, 5, 2)), (BatchNorm1D, (7, 3))])
+def test_batch_norm_layer_trains_on_batch_statistics_and_evaluates_on_running_ones(cls, shape):
+    layer = cls(3, momentum=0.25, dtype="float64")
+    layer.params["gamma"][...] = [1.0, 2.0, -0.5]
+    layer.params["beta"][...] = [0.0, 1.0, 3.0]
+    x = RNG.standard_normal(shape) * 3 + 1
+    axes = (0, 2, 3) if x.ndim == 4 else (0,)
+    expand = (slice(None), None, None) if x.ndim == 4 else (slice(None),)
+    mean, var = x.mean(axis=axes), x.var(axis=axes)
+    y = layer.forward(x, training=True)
+    expected = ((x - mean[expand]) / np.sqrt(var[expand] + 1e-5)
+                * layer.params["gamma"][expand] + layer.params["beta"][expand])
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    count = x.size // 3
+    np.testing.assert_allclose(layer.buffers["running_mean"], 0.25 * mean, rtol=1e-12)
+    np.testing.assert_allclose(layer.buffers["running_var"],
+                               0.75 + 0.25 * var * count / (count - 1), rtol=1e-12)
+    assert int(layer.buffers["num_batches_tracked"]) == 1
+    running_mean = layer.buffers["running_mean"].copy()
+    y_eval = layer.forward(x, training=False)
+    np.testing.assert_array_equal(layer.buffers["running_mean"], running_mean)
+    assert int(layer.buffers["num_batches_tracked"]) == 1
+    np.testing.assert_allclose(
+        y_eval, (x - running_mean[expand]) / np.sqrt(layer.buffers["running_var"][expand] + 1e-5)
+        * layer.params["gamma"][expand] + layer.params["beta"][expand], rtol=1e-12, atol=1e-12)
+    assert cls.buffer_shapes(layer.get_config())["num_batches_tracked"] == ((), np.dtype(np.int64))
+
+
+def test_batch_norm_layer_errors():
+    with pytest.raises(ValueError, match="x must be \\(N, C, H, W\\)"):
+        BatchNorm2D(3).forward(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="num_features must be a positive integer"):
+        BatchNorm1D(0)
+    with pytest.raises(ValueError, match="momentum must be in \\[0, 1\\]"):
+        BatchNorm2D(2, momentum=1.5)
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        BatchNorm2D(2, eps=0)
+    with pytest.raises(ValueError):  # one value per channel in training, as torch
+        BatchNorm1D(3).forward(np.zeros((1, 3), np.float32), training=True)
+    with pytest.raises(ValueError):  # channel mismatch
+        BatchNorm2D(3).forward(np.zeros((2, 4, 2, 2), np.float32))
+
+
+def test_batch_norm_layer_matches_torch():
+    torch = pytest.importorskip("torch")
+    ours = BatchNorm2D(4, momentum=0.2, dtype="float64")
+    theirs = torch.nn.BatchNorm2d(4, momentum=0.2).double()
+    x = RNG.standard_normal((5, 4, 3, 3))
+    for _ in range(2):
+        y = ours.forward(x, training=True)
+        expected = theirs(torch.from_numpy(x))
+        np.testing.assert_allclose(y, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for name in ("running_mean", "running_var"):
+        np.testing.assert_allclose(ours.buffers[name], getattr(theirs, name).numpy(), rtol=1e-12)
+    assert int(ours.buffers["num_batches_tracked"]) == int(theirs.num_batches_tracked)
+    theirs.eval()
+    np.testing.assert_allclose(ours.forward(x, training=False),
+                               theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-10, atol=1e-12)

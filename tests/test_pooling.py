@@ -467,3 +467,178 @@ def test_native_pool_backward_refuses_misaligned_indices():
         native.max_pool2d_backward_planes(grad_y, shifted, np.empty((2, 5, 6)), 0, 2)
     np.testing.assert_array_equal(cnnative.max_pool2d_backward(grad_y, shifted, (2, 5, 6)),
                                   cnnative.max_pool2d_backward(grad_y, indices, (2, 5, 6)))
+
+
+# ---------------------------------------------------------------- average pooling
+
+AVG_WINDOWS = [(2, None, 0), (2, 2, 1), (3, 1, 1), (3, 2, 0), (3, 2, 1), ((2, 3), (1, 2), (1, 1)),
+               ((3, 2), (2, 1), (1, 0)), (4, 3, 2), (1, 1, 0), (5, 1, 2)]
+
+
+def _avg_tolerance(dtype):
+    return {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel,stride,padding", AVG_WINDOWS)
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("kind", ["C", "F", "rows"])
+def test_avg_pool_matches_reference(dtype, kernel, stride, padding, count_include_pad, kind):
+    rng = np.random.default_rng(17)
+    x = layout(rng.standard_normal((2, 3, 11, 13)).astype(dtype), kind)
+    saved = np.array(x)
+    y = cnnative.avg_pool2d(x, kernel, stride, padding, count_include_pad)
+    np.testing.assert_array_equal(x, saved)
+    y_ref = reference.avg_pool2d(x, kernel, stride, padding, count_include_pad)
+    assert y.dtype == dtype and y.shape == y_ref.shape
+    np.testing.assert_allclose(y, y_ref, **_avg_tolerance(dtype))
+    grad_y = rng.standard_normal(y.shape).astype(dtype)
+    grad_x = cnnative.avg_pool2d_backward(layout(grad_y, kind), x.shape, kernel, stride, padding,
+                                          count_include_pad)
+    assert grad_x.dtype == dtype and grad_x.shape == x.shape
+    np.testing.assert_allclose(grad_x, reference.avg_pool2d_backward(
+        grad_y, x.shape, kernel, stride, padding, count_include_pad), **_avg_tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel,stride,padding", AVG_WINDOWS)
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_avg_pool_matches_torch_to_the_bit(dtype, kernel, stride, padding, count_include_pad):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((3, 4, 15, 17)).astype(dtype)
+    y = cnnative.avg_pool2d(x, kernel, stride, padding, count_include_pad)
+    tx = torch.from_numpy(x.copy()).requires_grad_(True)
+    ty = torch.nn.functional.avg_pool2d(tx, kernel, stride, padding,
+                                        count_include_pad=count_include_pad)
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    grad_y = rng.standard_normal(y.shape).astype(dtype)
+    ty.backward(torch.from_numpy(grad_y))
+    np.testing.assert_array_equal(cnnative.avg_pool2d_backward(
+        grad_y, x.shape, kernel, stride, padding, count_include_pad), tx.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("padding", [0, 1, (0, 1), (1, 0)])
+def test_avg_pool_2x2_fast_path_at_every_simd_level(cap_simd, dtype, padding):
+    cap_simd(native)
+    rng = np.random.default_rng(41)
+    for width in range(1, 40):
+        for height in (2, 3, 7):
+            x = rng.standard_normal((2, height, width)).astype(dtype)
+            pw = padding[1] if isinstance(padding, tuple) else padding
+            ph = padding[0] if isinstance(padding, tuple) else padding
+            if 2 > width + 2 * pw or 2 > height + 2 * ph:
+                continue
+            y = cnnative.avg_pool2d(x, 2, 2, padding)
+            expected = reference.avg_pool2d(x, 2, 2, padding)
+            np.testing.assert_allclose(y, expected, **_avg_tolerance(dtype))
+            grad_y = rng.standard_normal(y.shape).astype(dtype)
+            np.testing.assert_array_equal(
+                cnnative.avg_pool2d_backward(grad_y, x.shape, 2, 2, padding),
+                reference.avg_pool2d_backward(grad_y, x.shape, 2, 2, padding))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel,stride,padding", [(2, 2, 0), (3, 1, 1), ((2, 3), (1, 2), (1, 0))])
+def test_avg_pool_thread_count_does_not_change_results(dtype, kernel, stride, padding,
+                                                       monkeypatch):
+    monkeypatch.setattr(pooling, "_MIN_WORK_PER_THREAD", 1)
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((5, 9, 64, 64)).astype(dtype)
+    runs = [cnnative.avg_pool2d(x, kernel, stride, padding, num_threads=n) for n in (1, 2, 3)]
+    grad_y = rng.standard_normal(runs[0].shape).astype(dtype)
+    grads = [cnnative.avg_pool2d_backward(grad_y, x.shape, kernel, stride, padding, num_threads=n)
+             for n in (1, 2, 3)]
+    for y, grad in zip(runs[1:], grads[1:]):
+        assert np.array_equal(y, runs[0]) and np.array_equal(grad, grads[0])
+
+
+@pytest.mark.parametrize("x,args,kwargs,error,match", [
+    (np.zeros((4, 4)), (2,), {"padding": 2}, ValueError, "padding must be at most half"),
+    (np.zeros((4, 4)), (5,), {}, ValueError, "kernel_size .* larger than the padded"),
+    (np.zeros((4, 4)), (2,), {"count_include_pad": "yes"}, TypeError, "count_include_pad must be a bool"),
+    (np.zeros((4, 4), np.int32), (2,), {}, TypeError, "x must be float32 or float64"),
+    (np.zeros(4), (2,), {}, ValueError, "x must have at least 2 dimensions"),
+    (np.zeros((4, 4)), (0,), {}, ValueError, "kernel_size must be >= 1"),
+    (np.zeros((4, 4)), (2,), {"stride": 0}, ValueError, "stride must be >= 1"),
+])
+def test_avg_pool_bad_arguments(x, args, kwargs, error, match):
+    with pytest.raises(error, match="avg_pool2d: " + match):
+        cnnative.avg_pool2d(x, *args, **kwargs)
+
+
+@pytest.mark.parametrize("grad_y,input_shape,match", [
+    (np.ones((2, 3, 3)), (2, 6, 6), r"grad_y's last two dimensions \(3, 3\) must be the pooled size \(3, 3\)|"),
+    (np.ones((2, 2, 2)), (2, 6, 6), r"grad_y's last two dimensions \(2, 2\) must be the pooled size"),
+    (np.ones((2, 3, 3)), (3, 6, 6), "input_shape .* leading dimensions"),
+    (np.ones((2, 3, 3)), (2, 6, 0), "input_shape .* empty"),
+    (np.ones((2, 3, 3)), (2, 1, 6), "kernel_size .* larger than the padded input"),
+])
+def test_avg_pool_backward_bad_arguments(grad_y, input_shape, match):
+    if grad_y.shape[-2:] == (3, 3) and input_shape == (2, 6, 6):
+        cnnative.avg_pool2d_backward(grad_y, input_shape, 2)  # valid
+        return
+    with pytest.raises(ValueError, match="avg_pool2d_backward: " + match):
+        cnnative.avg_pool2d_backward(grad_y, input_shape, 2)
+
+
+# ---------------------------------------------------------------- global average pooling
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 3, 7, 7), (1, 1, 1, 1), (3, 2, 1, 9), (2, 5, 17, 23)])
+@pytest.mark.parametrize("kind", ["C", "F", "strided"])
+def test_global_avg_pool_matches_reference(dtype, shape, kind):
+    rng = np.random.default_rng(5)
+    x = layout((rng.standard_normal(shape) + 3).astype(dtype), kind)
+    y = cnnative.global_avg_pool2d(x)
+    assert y.dtype == dtype and y.shape == shape[:2]
+    np.testing.assert_allclose(y, reference.global_avg_pool2d(x), **_avg_tolerance(dtype))
+    grad_y = rng.standard_normal(shape[:2]).astype(dtype)
+    grad_x = cnnative.global_avg_pool2d_backward(layout(grad_y, kind), shape)
+    assert grad_x.dtype == dtype and grad_x.shape == shape and grad_x.flags.writeable
+    np.testing.assert_array_equal(grad_x, reference.global_avg_pool2d_backward(grad_y, shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_global_avg_pool_matches_torch(dtype):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(9).standard_normal((4, 6, 7, 7)).astype(dtype)
+    tx = torch.from_numpy(x.copy()).requires_grad_(True)
+    ty = torch.nn.functional.adaptive_avg_pool2d(tx, 1).flatten(1)
+    np.testing.assert_allclose(cnnative.global_avg_pool2d(x), ty.detach().numpy(),
+                               **_avg_tolerance(dtype))
+    grad_y = np.random.default_rng(10).standard_normal((4, 6)).astype(dtype)
+    ty.backward(torch.from_numpy(grad_y))
+    np.testing.assert_array_equal(cnnative.global_avg_pool2d_backward(grad_y, x.shape),
+                                  tx.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_global_avg_pool_threads_and_simd_levels_agree(cap_simd, dtype, monkeypatch):
+    monkeypatch.setattr(pooling, "_MIN_WORK_PER_THREAD", 1)
+    monkeypatch.setattr(pooling, "_CLAIM_ELEMENTS", 1)
+    x = np.random.default_rng(2).standard_normal((9, 7, 5, 11)).astype(dtype)
+    grad_y = np.random.default_rng(3).standard_normal((9, 7)).astype(dtype)
+    first = (cnnative.global_avg_pool2d(x), cnnative.global_avg_pool2d_backward(grad_y, x.shape))
+    cap_simd(native)
+    for threads in (1, 2, 3):
+        assert np.array_equal(cnnative.global_avg_pool2d(x, num_threads=threads), first[0])
+        assert np.array_equal(cnnative.global_avg_pool2d_backward(grad_y, x.shape,
+                                                                  num_threads=threads), first[1])
+
+
+def test_global_avg_pool_bad_arguments():
+    with pytest.raises(ValueError, match="global_avg_pool2d: x must be a 4-D array"):
+        cnnative.global_avg_pool2d(np.ones((3, 4, 4)))
+    with pytest.raises(ValueError, match="global_avg_pool2d: x must be non-empty"):
+        cnnative.global_avg_pool2d(np.ones((3, 0, 4, 4)))
+    with pytest.raises(TypeError, match="global_avg_pool2d: x must be float32 or float64"):
+        cnnative.global_avg_pool2d(np.ones((3, 1, 4, 4), int))
+    with pytest.raises(ValueError, match="global_avg_pool2d_backward: grad_y must be a 2-D"):
+        cnnative.global_avg_pool2d_backward(np.ones(3), (3, 1, 2, 2))
+    with pytest.raises(ValueError, match="global_avg_pool2d_backward: input_shape .* leading"):
+        cnnative.global_avg_pool2d_backward(np.ones((3, 2)), (3, 1, 2, 2))
+    with pytest.raises(ValueError, match="global_avg_pool2d_backward: input_shape .* empty"):
+        cnnative.global_avg_pool2d_backward(np.ones((3, 2)), (3, 2, 0, 2))

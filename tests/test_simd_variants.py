@@ -14,11 +14,13 @@ import cnnative
 from cnnative import testing as reference
 from cnnative._native import conv as native_conv
 from cnnative._native import correlate as native_correlate
+from cnnative._native import norm as native_norm
 from cnnative._native import pool as native_pool
 from conftest import LEVEL_NAMES, detected_level
 from conftest import with_layout as layout
 
-MODULES = {"correlate": native_correlate, "conv": native_conv, "pool": native_pool}
+MODULES = {"correlate": native_correlate, "conv": native_conv, "pool": native_pool,
+           "norm": native_norm}
 DTYPES = [np.float32, np.float64]
 
 
@@ -169,6 +171,55 @@ def test_every_conv_variant_matches_the_reference(cap_simd, simd_level, conv_alg
         y = cnnative.conv2d(x, w, b, stride, padding, num_threads=threads)
         grads = cnnative.conv2d_backward(grad_y, x, w, stride, padding, num_threads=threads)
         runs.append((y, *grads))
+    assert_close(runs[0][0], y_ref, dtype)
+    for ours, expected in zip(runs[0][1:], grads_ref):
+        assert_close(ours, expected, dtype)
+    for run in runs[1:]:
+        for ours, first in zip(run, runs[0]):
+            np.testing.assert_array_equal(ours, first)
+
+
+# Depthwise layers (groups == C) take their own kernels (lanes across output columns, masked
+# row tails) at every level under the automatic choice: widths around every vector width,
+# strides, dilations, 'same' with an even kernel, F = C and F = 2C.
+DEPTHWISE_SHAPES = [
+    # x shape, w shape, stride, padding, dilation
+    ((3, 4, 14, 14), (4, 1, 3, 3), (1, 1), (1, 1), (1, 1)),
+    ((2, 3, 9, 37), (6, 1, 3, 3), (1, 1), (0, 2), (2, 1)),
+    ((2, 3, 11, 17), (3, 1, 4, 2), (1, 1), "same", (1, 2)),
+    ((2, 2, 13, 33), (4, 1, 5, 3), (2, 3), (2, 1), (1, 1)),
+    ((3, 5, 6, 5), (5, 1, 1, 1), (1, 2), (0, 0), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shapes", DEPTHWISE_SHAPES, ids=lambda s: "x{}w{}".format(*s[:2]))
+def test_every_depthwise_variant_matches_the_reference(cap_simd, simd_level, dtype, shapes):
+    cap_simd(native_conv)
+    previous = native_conv.set_algorithm("auto")
+    x_shape, w_shape, stride, padding, dilation = shapes
+    groups = x_shape[1]
+    rng = np.random.default_rng(simd_level)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    if padding == "same":
+        total_h, total_w = dilation[0] * (w_shape[2] - 1), dilation[1] * (w_shape[3] - 1)
+        pads = (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
+    else:
+        pads = padding
+    try:
+        y_ref = reference.conv2d(x, w, b, stride, pads, dilation, groups)
+        grad_y = rng.standard_normal(y_ref.shape).astype(dtype)
+        grads_ref = reference.conv2d_backward(grad_y, x, w, stride, pads, dilation, groups)
+        runs = []
+        for threads in (1, 2, 3):
+            y = cnnative.conv2d(x, w, b, stride, padding, dilation, groups, num_threads=threads)
+            grads = cnnative.conv2d_backward(grad_y, x, w, stride, padding, dilation, groups,
+                                             num_threads=threads)
+            runs.append((y, *grads))
+    finally:
+        native_conv.set_algorithm(previous)
     assert_close(runs[0][0], y_ref, dtype)
     for ours, expected in zip(runs[0][1:], grads_ref):
         assert_close(ours, expected, dtype)

@@ -13,6 +13,9 @@ from ._threads import get_num_threads, set_num_threads
 from .conv import conv2d, conv2d_backward
 from .dense import dense, dense_backward
 from .pooling import max_pool2d, max_pool2d_backward
+from .pooling import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
+                      global_avg_pool2d_backward)
+from .norm import batch_norm, batch_norm_backward
 from .signal import choose_method, convolve2d, correlate2d
 from . import nn, optim
 from .network import Network
@@ -27,6 +30,8 @@ __all__ = [
     "conv2d", "conv2d_backward",
     "dense", "dense_backward",
     "max_pool2d", "max_pool2d_backward",
+    "avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
+    "batch_norm", "batch_norm_backward",
     "get_num_threads", "set_num_threads",
     "Network", "load", "save", "gradcheck", "GradcheckError",
     "nn", "optim", "models", "datasets", "io", "primer", "testing", "bench",

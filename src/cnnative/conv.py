@@ -8,6 +8,8 @@ order, so every result is bit-identical whatever the thread count.
 dtype rule: x, w, b (and grad_y) must all be float32 or all float64; mixing them raises
 ``TypeError`` rather than silently upcasting a float32 network to float64.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from . import _threads, _validation
@@ -24,81 +26,99 @@ _CHUNK_ELEMENTS = 1 << 20
 _MAX_CHUNK = 8
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, *, num_threads=None):
-    """Cross-correlate a batch of images with a bank of filters.
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, num_threads=None):
+    """Cross-correlate a batch of images with a bank of filters (``torch.nn.functional.conv2d``).
 
     Parameters
     ----------
     x : ndarray, shape (N, C, H, W) or (C, H, W)
-    w : ndarray, shape (F, C, kh, kw)
+    w : ndarray, shape (F, C // groups, kh, kw)
     b : ndarray, shape (F,), optional
-    stride, padding : int or (int, int)
-        Stride >= 1 and zero padding >= 0, per (height, width); each at most 2**31 - 1.
+    stride : int or (int, int)
+        Stride >= 1 per (height, width).
+    padding : int, (int, int), 'valid' or 'same'
+        Zero padding >= 0 on both sides of each axis, per (height, width); 'valid' is 0;
+        'same' (stride 1 only) pads each axis by ``dilation * (k - 1)`` in total so that the
+        output has the input's size, the odd one at the bottom/right as in torch.
+    dilation : int or (int, int)
+        Spacing >= 1 between kernel taps; the kernel then spans ``dilation * (k - 1) + 1``.
+    groups : int
+        Number >= 1 of groups, dividing both C and F: group g's F // groups filters see only
+        channels ``g * C // groups`` to ``(g + 1) * C // groups - 1``.  ``groups == C`` is a
+        depthwise layer.
     num_threads : int, optional
         Defaults to :func:`cnnative.get_num_threads`.
+
+    Stride, padding and dilation are each at most 2**31 - 1.
 
     Returns
     -------
     y : ndarray, shape (N, F, Ho, Wo) (or (F, Ho, Wo) for a single image), with
-        Ho = (H + 2*ph - kh) // sh + 1 and Wo likewise.
+        Ho = (H + pad_top + pad_bottom - dh * (kh - 1) - 1) // sh + 1 and Wo likewise.
     """
-    x, w, single, geometry = _prepare("conv2d", x, w, stride, padding)
+    x, w, single, geometry = _prepare("conv2d", x, w, stride, padding, dilation, groups)
     threads = _threads.thread_count(num_threads, "conv2d")
     dtype = x.dtype
     if b is not None:
         b = _validation.array(b, "b", "conv2d", ndim=1, like=(dtype, "w"), layout="C")
         if b.shape != (w.shape[0],):
             raise ValueError(f"conv2d: b must have shape ({w.shape[0]},) to match w, got {b.shape}")
-    n, out_h, out_w = x.shape[0], geometry[4], geometry[5]
+    n, (out_h, out_w) = x.shape[0], geometry.out
     out_shape = (n, w.shape[0], out_h, out_w)
     _validation.check_array_size(out_shape, dtype.itemsize, "x, w, stride and padding", "conv2d")
     y = np.empty(out_shape, dtype)
 
     def forward_chunk(start, stop):
-        _conv.forward(x, w, b, y, geometry[0:2], geometry[2:4], start, stop)
+        _conv.forward(x, w, b, y, geometry.stride, geometry.padding, geometry.dilation,
+                      geometry.groups, start, stop)
 
     _threads.run_chunks(forward_chunk, n, _chunk_size(w, out_h, out_w), threads)
     return y[0] if single else y
 
 
-def conv2d_backward(grad_y, x, w, stride=1, padding=0, *, need_grad_x=True, num_threads=None):
+def conv2d_backward(grad_y, x, w, stride=1, padding=0, dilation=1, groups=1, *, need_grad_x=True,
+                    num_threads=None):
     """Gradients of :func:`conv2d` with respect to x, w and b.
 
     Parameters
     ----------
     grad_y : ndarray, shape (N, F, Ho, Wo) (or (F, Ho, Wo) with a single image x)
-    x, w, stride, padding : as given to :func:`conv2d`
+    x : ndarray, shape (N, C, H, W) or (C, H, W)
+    w : ndarray, shape (F, C // groups, kh, kw)
+    stride, padding, dilation, groups : as given to :func:`conv2d`
     need_grad_x : bool
         False skips the input gradient (a network's first layer never needs it) and returns
         None in its place.
+    num_threads : int, optional
+        Defaults to :func:`cnnative.get_num_threads`.
 
     Returns
     -------
     grad_x : ndarray, shape of x (or None)
-        The full convolution of w with grad_y, summed over filters.
-    grad_w : ndarray, shape (F, C, kh, kw)
-        The valid correlation of x with grad_y, summed over the batch.
+        The transposed convolution of grad_y with w (each group's filters onto its channels).
+    grad_w : ndarray, shape (F, C // groups, kh, kw)
+        The correlation of x with grad_y, summed over the batch.
     grad_b : ndarray, shape (F,)
         grad_y summed over batch and positions.
     """
-    x, w, single, geometry = _prepare("conv2d_backward", x, w, stride, padding)
+    x, w, single, geometry = _prepare("conv2d_backward", x, w, stride, padding, dilation, groups)
     threads = _threads.thread_count(num_threads, "conv2d_backward")
     dtype = x.dtype
-    n, out_h, out_w = x.shape[0], geometry[4], geometry[5]
+    n, (out_h, out_w) = x.shape[0], geometry.out
     grad_y = _validation.array(grad_y, "grad_y", "conv2d_backward", ndim=3 if single else 4,
                                like=(dtype, "x"), layout="C")
     expected = (w.shape[0], out_h, out_w) if single else (n, w.shape[0], out_h, out_w)
     if grad_y.shape != expected:
         raise ValueError(f"conv2d_backward: grad_y must have shape {expected} (the output of "
-                         f"conv2d for these x, w, stride and padding), got {grad_y.shape}")
+                         f"conv2d for these x, w, stride, padding and dilation), got {grad_y.shape}")
     grad_y = grad_y.reshape(n, *expected[-3:])
     grad_x = np.empty_like(x) if need_grad_x else None
 
     def backward_chunk(start, stop):
         grad_w = np.empty_like(w)
         grad_b = np.empty(w.shape[0], dtype)
-        _conv.backward(grad_y, x, w, grad_x, grad_w, grad_b, geometry[0:2], geometry[2:4],
-                       start, stop)
+        _conv.backward(grad_y, x, w, grad_x, grad_w, grad_b, geometry.stride, geometry.padding,
+                       geometry.dilation, geometry.groups, start, stop)
         return grad_w, grad_b
 
     partials = _threads.run_chunks(backward_chunk, n, _chunk_size(w, out_h, out_w), threads)
@@ -117,24 +137,60 @@ def _chunk_size(w, out_h, out_w):
     return max(1, min(_MAX_CHUNK, _CHUNK_ELEMENTS // (taps * out_h * out_w)))
 
 
-def _prepare(func, x, w, stride, padding):
-    """Validated C-contiguous (N, C, H, W) x and w, whether x was one image, and the geometry
-    (stride_h, stride_w, pad_h, pad_w, out_h, out_w)."""
+class _Geometry(NamedTuple):
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int]  # top, bottom, left, right
+    dilation: tuple[int, int]
+    groups: int
+    out: tuple[int, int]
+
+
+_PADDING_STRINGS = ("valid", "same")
+
+
+def _prepare(func, x, w, stride, padding, dilation, groups):
+    """Validated C-contiguous (N, C, H, W) x and w, whether x was one image, and the geometry."""
     w = _validation.array(w, "w", func, ndim=4, floating=True, layout="C")
     x = _validation.array(x, "x", func, ndim=(3, 4), like=(w.dtype, "w"), layout="C")
     single = x.ndim == 3
     if single:
         x = x[np.newaxis]
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(f"{func}: x has {x.shape[1]} channels but w expects {w.shape[1]} "
-                         f"(x shape {x.shape}, w shape {w.shape})")
-    stride_h, stride_w = _validation.int_pair(stride, "stride", func, minimum=1)
-    pad_h, pad_w = _validation.int_pair(padding, "padding", func, minimum=0)
+    channels, filters = x.shape[1], w.shape[0]
+    groups = _validation.positive_int(groups, "groups", func)
+    if channels % groups or filters % groups:
+        raise ValueError(f"{func}: groups={groups} must divide both x's {channels} channels and "
+                         f"w's {filters} filters")
+    if w.shape[1] != channels // groups:
+        if groups == 1:
+            raise ValueError(f"{func}: x has {channels} channels but w expects {w.shape[1]} "
+                             f"(x shape {x.shape}, w shape {w.shape})")
+        raise ValueError(f"{func}: w must have C // groups = {channels // groups} input channels "
+                         f"(x has {channels}, groups={groups}), got w shape {w.shape}")
+    stride = _validation.int_pair(stride, "stride", func, minimum=1)
+    dilation = _validation.int_pair(dilation, "dilation", func, minimum=1)
     kernel_h, kernel_w = w.shape[2:]
-    height, width = x.shape[2] + 2 * pad_h, x.shape[3] + 2 * pad_w
-    if kernel_h > height or kernel_w > width:
-        raise ValueError(f"{func}: w's kernel {kernel_h}x{kernel_w} is larger than the padded input "
-                         f"{height}x{width} (x's height and width plus twice padding)")
-    out_h = (height - kernel_h) // stride_h + 1
-    out_w = (width - kernel_w) // stride_w + 1
-    return x, w, single, (stride_h, stride_w, pad_h, pad_w, out_h, out_w)
+    extent = (dilation[0] * (kernel_h - 1) + 1, dilation[1] * (kernel_w - 1) + 1)
+    if isinstance(padding, str):
+        if padding not in _PADDING_STRINGS:
+            raise ValueError(f"{func}: padding must be an int, a pair of ints, 'valid' or 'same', "
+                             f"got {padding!r}")
+        if padding == "valid":
+            pads = (0, 0, 0, 0)
+        else:
+            if stride != (1, 1):
+                raise ValueError(f"{func}: padding='same' needs stride 1, got stride={stride}")
+            total_h, total_w = extent[0] - 1, extent[1] - 1
+            pads = (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
+            if max(pads) > _validation.INT_MAX:
+                raise ValueError(f"{func}: padding='same' needs a padding of "
+                                 f"{max(pads)} (dilation * (k - 1) / 2), above 2147483647")
+    else:
+        pad_h, pad_w = _validation.int_pair(padding, "padding", func, minimum=0)
+        pads = (pad_h, pad_h, pad_w, pad_w)
+    height, width = x.shape[2] + pads[0] + pads[1], x.shape[3] + pads[2] + pads[3]
+    if extent[0] > height or extent[1] > width:
+        dilated = "" if dilation == (1, 1) else f" (dilated to {extent[0]}x{extent[1]})"
+        raise ValueError(f"{func}: w's kernel {kernel_h}x{kernel_w}{dilated} is larger than the "
+                         f"padded input {height}x{width} (x's height and width plus padding)")
+    out = ((height - extent[0]) // stride[0] + 1, (width - extent[1]) // stride[1] + 1)
+    return x, w, single, _Geometry(stride, pads, dilation, groups, out)

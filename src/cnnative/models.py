@@ -4,10 +4,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import DTypeLike
 
-from .nn import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
+from . import _validation
+from .nn import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
+                 Layer, MaxPool2D, ReLU, Residual, Sequential, Tanh)
 from .network import Network
 
-__all__ = ["nielsen"]
+__all__ = ["nielsen", "resnet", "lenet5"]
 
 
 def nielsen(dtype: DTypeLike = np.float32, seed: int | None = 0, dropout: float = 0.0) -> Network:
@@ -34,4 +36,87 @@ def nielsen(dtype: DTypeLike = np.float32, seed: int | None = 0, dropout: float 
         Flatten(),
         *drop(), Dense(640, 100, dtype=dtype, rng=seeds[2]), ReLU(),
         *drop(), Dense(100, 10, dtype=dtype, rng=seeds[3]),
+    ])
+
+
+def resnet(depth: int = 20, in_channels: int = 1, num_classes: int = 10, width: int = 16,
+           dtype: DTypeLike = np.float32, seed: int = 0) -> Network:
+    """The CIFAR-style residual network of He et al. (2016, section 4.2), for 28x28 inputs.
+
+    A 3x3 convolution (``width`` filters) with batch norm and ReLU, then three stages of
+    (depth - 2) / 6 basic blocks with ``width``, 2 * ``width`` and 4 * ``width`` filters; each
+    block is two 3x3 convolutions with batch norm (ReLU between them, and after the sum), the
+    first block of stages 2 and 3 halving the resolution with stride 2 and a projection
+    shortcut (a strided 1x1 convolution with batch norm); then global average pooling and one
+    dense layer.  Convolutions before a batch norm have no bias.  ``depth`` = 6n + 2: 20, 32,
+    44, 56, 110.
+
+    The same network in torch::
+
+        def block(cin, cout, stride):
+            body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+                                 nn.BatchNorm2d(cout), nn.ReLU(),
+                                 nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+            shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                      nn.BatchNorm2d(cout)) if stride != 1 or cin != cout
+                        else nn.Identity())
+            return body, shortcut          # forward: relu(body(x) + shortcut(x))
+        # stem: Conv2d(in_channels, width, 3, 1, 1, bias=False), BatchNorm2d(width), ReLU();
+        # head: AdaptiveAvgPool2d(1), Flatten(), Linear(4 * width, num_classes)
+    """
+    depth = _validation.positive_int(depth, "depth", "resnet")
+    if (depth - 2) % 6 or depth < 8:
+        raise ValueError(f"resnet: depth must be 6n + 2 with n >= 1 (20, 32, 44, 56, 110), "
+                         f"got {depth}")
+    in_channels = _validation.positive_int(in_channels, "in_channels", "resnet")
+    num_classes = _validation.positive_int(num_classes, "num_classes", "resnet")
+    width = _validation.positive_int(width, "width", "resnet")
+    blocks_per_stage = (depth - 2) // 6
+    seeds = iter(np.random.SeedSequence(seed).spawn(3 * 3 * blocks_per_stage + 2))
+
+    def conv(cin: int, cout: int, kernel: int, stride: int = 1) -> Conv2D:
+        return Conv2D(cin, cout, kernel, stride, kernel // 2, bias=False, dtype=dtype,
+                      rng=next(seeds))
+
+    def norm(channels: int) -> BatchNorm2D:
+        return BatchNorm2D(channels, dtype=dtype)
+
+    layers: list[Layer] = [conv(in_channels, width, 3), norm(width), ReLU()]
+    channels = width
+    for stage in range(3):
+        out = width << stage
+        for block in range(blocks_per_stage):
+            stride = 2 if stage > 0 and block == 0 else 1
+            shortcut = (Sequential(conv(channels, out, 1, stride), norm(out))
+                        if stride != 1 or channels != out else None)
+            layers += [Residual(conv(channels, out, 3, stride), norm(out), ReLU(),
+                                conv(out, out, 3), norm(out), shortcut=shortcut), ReLU()]
+            channels = out
+    layers += [GlobalAvgPool2D(), Dense(channels, num_classes, dtype=dtype, rng=next(seeds))]
+    return Network(layers)
+
+
+def lenet5(dtype: DTypeLike = np.float32, seed: int = 0, num_classes: int = 10) -> Network:
+    """LeNet-5 (LeCun et al. 1998) as usually reimplemented, for (N, 1, 28, 28) digits: tanh
+    activations, average pooling, Xavier initialisation, softmax cross-entropy.
+
+    Conv2D(1, 6, 5, padding=2) + Tanh + AvgPool2D(2) -> Conv2D(6, 16, 5) + Tanh + AvgPool2D(2)
+    -> Flatten -> Dense(400, 120) + Tanh -> Dense(120, 84) + Tanh -> Dense(84, num_classes).
+    The historical counterpart of :func:`nielsen`.  In torch::
+
+        nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2),
+                      nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(),
+                      nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(),
+                      nn.Linear(84, num_classes))
+    """
+    num_classes = _validation.positive_int(num_classes, "num_classes", "lenet5")
+    seeds = np.random.SeedSequence(seed).spawn(5)
+    xavier = {"init": "xavier", "dtype": dtype}
+    return Network([
+        Conv2D(1, 6, 5, padding=2, rng=seeds[0], **xavier), Tanh(), AvgPool2D(2),
+        Conv2D(6, 16, 5, rng=seeds[1], **xavier), Tanh(), AvgPool2D(2),
+        Flatten(),
+        Dense(400, 120, rng=seeds[2], **xavier), Tanh(),
+        Dense(120, 84, rng=seeds[3], **xavier), Tanh(),
+        Dense(84, num_classes, rng=seeds[4], **xavier),
     ])

@@ -1,4 +1,4 @@
-"""2-D max pooling with argmax indices, and its backward scatter, for float32/float64 planes."""
+"""2-D max and average pooling (with backward passes) for float32/float64 planes."""
 import enum
 
 import numpy as np
@@ -16,3 +16,17 @@ def max_pool2d_planes(x: np.ndarray, y: np.ndarray, indices: np.ndarray,
 def max_pool2d_backward_planes(grad_y: np.ndarray, indices: np.ndarray, grad_x: np.ndarray,
                                start: int, stop: int, counter: np.ndarray | None = None,
                                claim: int = 1) -> int: ...
+def avg_pool2d_planes(x: np.ndarray, y: np.ndarray, kernel_size: tuple[int, int],
+                      stride: tuple[int, int], padding: tuple[int, int],
+                      count_include_pad: bool, start: int, stop: int,
+                      counter: np.ndarray | None = None, claim: int = 1) -> None: ...
+def avg_pool2d_backward_planes(grad_y: np.ndarray, grad_x: np.ndarray,
+                               kernel_size: tuple[int, int], stride: tuple[int, int],
+                               padding: tuple[int, int], count_include_pad: bool, start: int,
+                               stop: int, counter: np.ndarray | None = None,
+                               claim: int = 1) -> None: ...
+def global_avg_pool_planes(x: np.ndarray, y: np.ndarray, start: int, stop: int,
+                           counter: np.ndarray | None = None, claim: int = 1) -> None: ...
+def global_avg_pool_backward_planes(grad_y: np.ndarray, grad_x: np.ndarray, start: int,
+                                    stop: int, counter: np.ndarray | None = None,
+                                    claim: int = 1) -> None: ...

@@ -14,11 +14,13 @@ from .conv import Conv2D
 from .dropout import Dropout
 from .linear import Dense, Flatten
 from .losses import Loss, QuadraticCost, SigmoidCrossEntropy, SoftmaxCrossEntropy, get_loss
-from .pooling import MaxPool2D
+from .normalization import BatchNorm1D, BatchNorm2D
+from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 
 __all__ = [
     "Layer", "Conv2D", "MaxPool2D", "Dense", "Flatten", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-    "Dropout", "Sequential", "Residual",
+    "Dropout", "Sequential", "Residual", "AvgPool2D", "GlobalAvgPool2D", "BatchNorm2D",
+    "BatchNorm1D",
     "sigmoid", "layer_class", "layer_from_config", "named_layers", "register", "spec_of",
     "Loss", "SoftmaxCrossEntropy", "QuadraticCost", "SigmoidCrossEntropy", "get_loss",
     "init", "losses",

@@ -7,6 +7,9 @@ over many shapes, dtypes and layouts (as bottleneck's ``bn.slow`` does for bottl
 
 - :func:`conv2d`, :func:`conv2d_backward`: batched convolution and its gradients;
 - :func:`max_pool2d`, :func:`max_pool2d_backward`: max pooling with PyTorch's argmax rule;
+- :func:`avg_pool2d`, :func:`avg_pool2d_backward`, :func:`global_avg_pool2d`,
+  :func:`global_avg_pool2d_backward`: average pooling;
+- :func:`batch_norm`, :func:`batch_norm_backward`: batch normalisation from the formulas;
 - :func:`dense`, :func:`dense_backward`: fully connected layers;
 - :func:`numeric_gradient`: central differences of a scalar function;
 - :mod:`cnnative.testing.primer`: the primer article's scipy formulas, written out plainly.
@@ -14,7 +17,10 @@ over many shapes, dtypes and layouts (as bottleneck's ``bn.slow`` does for bottl
 from .conv import conv2d, conv2d_backward
 from .dense import dense, dense_backward
 from .gradients import numeric_gradient
-from .pooling import max_pool2d, max_pool2d_backward
+from .norm import batch_norm, batch_norm_backward
+from .pooling import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
+                      global_avg_pool2d_backward, max_pool2d, max_pool2d_backward)
 
 __all__ = ["conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "dense",
-           "dense_backward", "numeric_gradient"]
+           "dense_backward", "numeric_gradient", "avg_pool2d", "avg_pool2d_backward",
+           "global_avg_pool2d", "global_avg_pool2d_backward", "batch_norm", "batch_norm_backward"]

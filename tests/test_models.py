@@ -1,0 +1,103 @@
+"""The ready-made networks: structure, gradients, training, model files, torch equivalence."""
+import numpy as np
+import pytest
+
+import cnnative
+from cnnative import models
+from cnnative.nn import BatchNorm2D, Conv2D, GlobalAvgPool2D, Residual, Sequential
+
+RNG = np.random.default_rng(7)
+
+
+def test_resnet20_has_he_et_al_s_shape():
+    net = models.resnet(20)
+    blocks = [layer for layer in net.layers if isinstance(layer, Residual)]
+    assert len(blocks) == 9
+    widths = [block.body[0].out_channels for block in blocks]
+    assert widths == [16] * 3 + [32] * 3 + [64] * 3
+    strides = [block.body[0].stride for block in blocks]
+    assert strides[3] == strides[6] == (2, 2) and strides.count((1, 1)) == 7
+    projections = [block for block in blocks if block.shortcut is not None]
+    assert projections == [blocks[3], blocks[6]]
+    assert isinstance(projections[0].shortcut, Sequential)
+    assert all(not conv.bias for _, conv in net.named_layers() if isinstance(conv, Conv2D))
+    assert isinstance(net.layers[-2], GlobalAvgPool2D)
+    assert sum(p.size for p, _ in net.parameters()) == 272_186  # the published 0.27M
+    x = RNG.random((2, 1, 28, 28)).astype(np.float32)
+    assert net.forward(x, training=False).shape == (2, 10)
+
+
+def test_small_resnet_gradients_match_finite_differences():
+    net = models.resnet(8, width=2, num_classes=3, dtype="float64", seed=1)
+    x = RNG.standard_normal((3, 1, 8, 8))
+    report = cnnative.gradcheck(net, x, np.array([0, 2, 1]), samples=6)
+    assert report["ok"] and "5.shortcut.0.w" in report and "5.shortcut.1.gamma" in report
+
+
+def test_resnet_and_lenet5_train_and_round_trip(tmp_path):
+    (x, y), (x_val, y_val) = cnnative.datasets.load_digits_5k()
+    for net in (models.resnet(8, width=4, seed=0), models.lenet5(seed=0)):
+        before = net.evaluate(x_val[:200], y_val[:200])[0]
+        net.fit(x[:512], y[:512], epochs=1, batch_size=32, seed=0, progress=False,
+                optimizer=cnnative.optim.SGD(0.05, momentum=0.9))
+        assert net.evaluate(x_val[:200], y_val[:200])[0] < before
+        path = tmp_path / "model.npz"
+        cnnative.save(net, path)
+        loaded = cnnative.load(path)
+        np.testing.assert_array_equal(loaded.predict_proba(x_val[:50]), net.predict_proba(x_val[:50]))
+        for (name, a), (_, b) in zip(net.named_layers(), loaded.named_layers()):
+            for key in a.buffers:
+                np.testing.assert_array_equal(a.buffers[key], b.buffers[key], err_msg=name)
+
+
+def test_resnet_errors():
+    with pytest.raises(ValueError, match="depth must be 6n \\+ 2"):
+        models.resnet(21)
+    with pytest.raises(ValueError, match="width must be a positive integer"):
+        models.resnet(20, width=0)
+
+
+def test_resnet_matches_the_torch_definition_in_its_docstring():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    net = models.resnet(8, width=4, num_classes=5, dtype="float64", seed=3)
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+                                      nn.BatchNorm2d(cout), nn.ReLU(),
+                                      nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+                                      nn.BatchNorm2d(cout))
+            self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                           nn.BatchNorm2d(cout))
+                             if stride != 1 or cin != cout else nn.Identity())
+
+        def forward(self, x):
+            return torch.relu(self.body(x) + self.shortcut(x))
+
+    theirs = nn.Sequential(nn.Conv2d(1, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+                           Block(4, 4, 1), Block(4, 8, 2), Block(8, 16, 2),
+                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5)).double()
+    ours = [layer for _, layer in net.named_layers() if layer.params or layer.buffers]
+    modules = [m for m in theirs.modules()
+               if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear))]
+    # Same order: each block's body, then its shortcut.
+    assert len(ours) == len(modules)
+    with torch.no_grad():
+        for layer, module in zip(ours, modules):
+            if isinstance(layer, BatchNorm2D):
+                module.weight.copy_(torch.from_numpy(RNG.random(module.weight.shape) + 0.5))
+                layer.params["gamma"][...] = module.weight.numpy()
+                module.bias.copy_(torch.from_numpy(RNG.standard_normal(module.bias.shape)))
+                layer.params["beta"][...] = module.bias.numpy()
+            else:
+                module.weight.copy_(torch.from_numpy(layer.params["w"]))
+                if module.bias is not None:
+                    module.bias.copy_(torch.from_numpy(layer.params["b"]))
+    x = RNG.standard_normal((4, 1, 12, 12))
+    np.testing.assert_allclose(net.forward(x, training=True),
+                               theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-9, atol=1e-10)
+    theirs.eval()
+    np.testing.assert_allclose(net.forward(x, training=False),
+                               theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-9, atol=1e-10)
