@@ -101,3 +101,19 @@ def test_resnet_matches_the_torch_definition_in_its_docstring():
     theirs.eval()
     np.testing.assert_allclose(net.forward(x, training=False),
                                theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-9, atol=1e-10)
+
+
+def test_seeded_resnet_training_is_bit_identical_at_any_thread_count():
+    (x, y), _ = cnnative.datasets.load_digits_5k()
+    weights = []
+    for threads in (1, 2, 3):
+        previous = cnnative.set_num_threads(threads)
+        try:
+            net = models.resnet(8, width=4, seed=0)
+            net.fit(x[:96], y[:96], epochs=1, batch_size=32, seed=0, progress=False)
+        finally:
+            cnnative.set_num_threads(previous)
+        weights.append([a.copy() for _, layer in net.named_layers()
+                        for a in (*layer.params.values(), *layer.buffers.values())])
+    for other in weights[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(weights[0], other))
