@@ -50,6 +50,7 @@ cdef extern from "conv_simd.h" nogil:
     void cn_dw_grad_w_f64(int level, const double *grad, cn_idx grad_pitch, cn_idx rows,
                           cn_idx width, const double *input, cn_idx row_step,
                           const cn_idx *tap_offset, cn_idx taps, double *acc)
+    void cn_prefetch(const void *p, cn_idx nbytes)
     void cn_dw_frame_f32(int level, const float *src, cn_idx rows, cn_idx width, float *dst,
                          cn_idx pitch)
     void cn_dw_frame_f64(int level, const double *src, cn_idx rows, cn_idx width, double *dst,
@@ -445,9 +446,14 @@ cdef int _grad_x_columns(const floating *grad_y, const floating *w, floating *gr
 #            (multiplier, i, j).  When a weight of the channel is not finite, the framing
 #            zeros would turn into NaN where torch has no product at all; those planes take a
 #            plain scatter loop instead.
+# The planes of x and grad_y are asked for PREFETCH planes ahead.
 # Column phases: phase j holds column ow*sw + j*dw of the framed plane at column ow (zero for
 # ow >= Wo up to whole vectors), so every read is contiguous and the padding lanes only ever
 # meet zeros.
+
+
+cdef enum:
+    PREFETCH = 4
 
 
 cdef inline void _dw_rows(int level, const floating *src, Py_ssize_t row_step,
@@ -565,6 +571,9 @@ cdef int _forward_depthwise(const floating *x, const floating *w, const floating
         src, row_step = framed + rows * pitch, g.stride_h * out_round
     for s in range(batch):
         for c in range(g.groups):
+            if s * g.groups + c + PREFETCH < batch * g.groups:
+                cn_prefetch(x + s * g.x_sample + (c + PREFETCH) * g.height * g.width,
+                            g.height * g.width * sizeof(floating))
             _frame_copy(level, x + s * g.x_sample + c * g.height * g.width, 1, g.height, g.width,
                         framed, rows, pitch, g.pad_top, g.pad_left, 1, 1)
             if phased:
@@ -658,6 +667,10 @@ cdef int _backward_depthwise(const floating *grad_y, const floating *x, const fl
                     + (g.kernel_w - 1 - j) * g.dilation_w)
     for s in range(batch):
         for c in range(g.groups):
+            if s * g.groups + c + PREFETCH < batch * g.groups:
+                cn_prefetch(x + s * g.x_sample + (c + PREFETCH) * plane, plane * sizeof(floating))
+                cn_prefetch(grad_y + s * g.y_sample + (c + PREFETCH) * m * pixels,
+                            m * pixels * sizeof(floating))
             _frame_copy(level, x + s * g.x_sample + c * plane, 1, g.height, g.width, framed, rows,
                         pitch, g.pad_top, g.pad_left, 1, 1)
             if phased:
@@ -838,6 +851,11 @@ cdef Geometry _geometry(cnp.ndarray x, cnp.ndarray w, (int, int) stride,
     padded_w = g.width + g.pad_left + g.pad_right
     if (g.kernel_h - 1) > (padded_h - 1) // dilation_h or (g.kernel_w - 1) > (padded_w - 1) // dilation_w:
         raise ValueError("kernel larger than the padded input")
+    # Workspaces hold padded planes (a chunk's, or one plane per filter of a group, or per
+    # kernel column): sizes in doubles first, so that no size computed below can overflow.
+    if ((<double> padded_h) * (padded_w + 64) * max(g.channels, g.filters, g.kernel_w)
+            * 8 * 16 > 2.0 ** 62):
+        raise MemoryError("out of memory in conv2d: the padded input would not fit")
     g.out_h = (padded_h - dilation_h * (g.kernel_h - 1) - 1) // stride_h + 1
     g.out_w = (padded_w - dilation_w * (g.kernel_w - 1) - 1) // stride_w + 1
     g.x_sample = channels * g.height * g.width

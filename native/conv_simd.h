@@ -135,8 +135,8 @@ CN_AVX512 static inline cn_f64x8 cn_f64x8_madd(cn_f64x8 acc, double x, cn_f64x8 
 CN_DEFINE_GATHER(cn_gather_f32_avx2, float, cn_f32x8, 8, 4, 8, 1, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}), cn_f32x8_madd)
 CN_DEFINE_GATHER(cn_gather_f64_avx2, double, cn_f64x4, 4, 4, 8, 1, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}), cn_f64x4_madd)
 /* 32 registers: 8 x 3 accumulators, 3 weights, the broadcast value. */
-CN_DEFINE_GATHER(cn_gather_f32_avx512, float, cn_f32x16, 16, 8, 16, 1, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}), cn_f32x16_madd)
-CN_DEFINE_GATHER(cn_gather_f64_avx512, double, cn_f64x8, 8, 8, 16, 1, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}), cn_f64x8_madd)
+CN_DEFINE_GATHER(cn_gather_f32_avx512, float, cn_f32x16, 16, 8, 8, 1, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}), cn_f32x16_madd)
+CN_DEFINE_GATHER(cn_gather_f64_avx512, double, cn_f64x8, 8, 8, 8, 1, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}), cn_f64x8_madd)
 #endif
 
 /* Lanes per vector of the variant cn_gather_* uses at `level` (read once by the caller from
@@ -449,6 +449,18 @@ CN_DEFINE_COL2IM_DISPATCH(f64, double)
             if (l < width) STORE_TAIL(d_ + l, LOAD_TAIL(s_ + l, width - l), width - l);        \
         }                                                                                      \
     }
+
+/* Asks for `bytes` from p on into the cache ahead of use: depthwise planes are small, and the
+ * kernels would otherwise wait for each plane's first lines when the arrays come from memory. */
+static inline void cn_prefetch(const void *p, cn_idx bytes)
+{
+#if CN_HAVE_VECTOR_EXT
+    for (cn_idx o = 0; o < bytes; o += 64) __builtin_prefetch((const char *) p + o);
+#else
+    (void) p;
+    (void) bytes;
+#endif
+}
 
 #define CN_SCALAR_SPLAT(x) (x)
 #define CN_VV_MUL_ADD(acc, x, w) ((acc) + (x) * (w))

@@ -439,3 +439,12 @@ def test_groups_and_dilation_of_one_keep_the_positional_order():
     x, w = rng.standard_normal((2, 4, 9, 9)), rng.standard_normal((4, 2, 3, 3))
     np.testing.assert_array_equal(cnnative.conv2d(x, w, None, 1, 1, 2, 2),
                                   cnnative.conv2d(x, w, padding=1, dilation=2, groups=2))
+
+
+@pytest.mark.parametrize("groups,w_shape", [(1, (1, 1, 3, 3)), (3, (6, 1, 5, 5))])
+def test_padded_planes_too_large_to_address_raise_memory_error(groups, w_shape):
+    # Padding 2**31 - 1 on both axes with as large a stride leaves a tiny output, but a padded
+    # plane of 2**64 elements: its size overflowed Py_ssize_t on the way to malloc.
+    x = np.ones((1, groups, 3, 3))
+    with pytest.raises(MemoryError, match="padded input would not fit"):
+        cnnative.conv2d(x, np.ones(w_shape), None, 2**31 - 1, 2**31 - 1, groups=groups)
