@@ -125,7 +125,9 @@ def test_thread_count_does_not_change_results(dtype, shape, training, monkeypatc
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(4, 3, 7, 9), (3, 2, 28, 28), (5, 40)])
+# (70, 2, 1, 3): segments shorter than a block; (3, 2, 40, 40): longer than the prefetch distance.
+@pytest.mark.parametrize("shape", [(4, 3, 7, 9), (3, 2, 28, 28), (5, 40), (70, 2, 1, 3),
+                                   (3, 2, 40, 40)])
 def test_every_simd_level_gives_the_same_bits(cap_simd, dtype, shape):
     x, gamma, beta, rm, rv, grad_y = _problem(shape, dtype)
     old = native.set_simd_cap(3)
@@ -260,3 +262,44 @@ def test_kernels_recheck_their_preconditions():
     for call in bad:
         with pytest.raises((ValueError, TypeError)):
             call()
+
+
+def _lane_sum(values, pad):
+    """The kernels' fixed order for one channel, values (N, S) in double: element i of a segment
+    goes to lane i % 16 (a partial last block padded with ``pad``), each lane adds segment by
+    segment, block by block, and the lanes are added by the tree 8, 4, 2, 1."""
+    n, s = values.shape
+    blocks = -(-s // 16)
+    padded = np.full((n, blocks * 16), pad)
+    padded[:, :s] = values
+    lanes = np.zeros(16)
+    for row in padded.reshape(-1, 16):
+        lanes = lanes + row
+    for width in (8, 4, 2, 1):
+        lanes[:width] = lanes[:width] + lanes[width:2 * width]
+    return lanes[0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(4, 3, 7, 9), (3, 2, 1, 40), (6, 2, 2, 2), (2, 2, 5, 16)])
+def test_statistics_and_sums_follow_the_documented_order_exactly(cap_simd, dtype, shape):
+    # Pins the summation order (norm_simd_body.h) bit for bit, at every SIMD level: a faster
+    # kernel may not change it without changing this test.
+    cap_simd(native)
+    x, gamma, beta, rm, rv, grad_y = _problem(shape, dtype)
+    eps = 1e-5
+    _, cache = cnnative.batch_norm(x, gamma, beta, rm.copy(), rv.copy(), True, eps=eps)
+    _, grad_gamma, grad_beta = cnnative.batch_norm_backward(grad_y, cache)
+    n, channels = shape[0], shape[1]
+    count = float(x.size // channels)
+    for c in range(channels):
+        xc = x[:, c].reshape(n, -1).astype(np.float64)
+        gc = grad_y[:, c].reshape(n, -1).astype(np.float64)
+        mean = _lane_sum(xc, -0.0) / count
+        m2 = _lane_sum((xc - mean) ** 2, 0.0)
+        assert cache._mean[c] == dtype(mean)
+        inv_std = dtype(1.0 / np.sqrt(m2 / count + eps))
+        assert cache._inv_std[c] == inv_std
+        mean_t = float(dtype(mean))
+        assert grad_beta[c] == dtype(_lane_sum(gc, -0.0))
+        assert grad_gamma[c] == dtype(_lane_sum(gc * (xc - mean_t), -0.0) * float(inv_std))
