@@ -3,8 +3,10 @@
 
 Each call handles samples [start, stop) of a batch.  A product runs on the direct gather kernel
 (conv_simd.h) when its lanes are mostly useful, or else the samples' receptive fields are
-unrolled into one column matrix (im2col) so that the whole chunk is one BLAS product.  Either
-way, input gradients are computed as column matrices and folded back (col2im).  Grouped layers
+unrolled into one column matrix (im2col) so that the whole chunk is one BLAS product.  Input
+gradients of stride-1 layers run as a transposed convolution on the gather kernel (lanes = input
+channels, _grad_x_transposed) where that pays; the others are computed as column matrices and
+folded back (col2im).  Grouped layers
 run those products group by group on channel and filter slices, reading x and y in place;
 depthwise layers (one input channel per group) take their own kernels, with lanes across
 output columns (the cn_dw_* kernels of conv_simd.h).  The validating wrappers live in
@@ -34,6 +36,10 @@ cdef extern from "conv_simd.h" nogil:
         cn_idx batch, channels, height, width, kernel_h, kernel_w
         cn_idx stride_h, stride_w, pad_h, pad_w, out_h, out_w, row_len
         cn_idx dilation_h, dilation_w, image_stride
+    void cn_transpose_f32(int level, const float *src, cn_idx src_pitch, cn_idx rows,
+                          cn_idx cols, float *dst, cn_idx dst_pitch, const float *shift)
+    void cn_transpose_f64(const double *src, cn_idx src_pitch, cn_idx rows, cn_idx cols,
+                          double *dst, cn_idx dst_pitch, const double *shift)
     void cn_im2col_f32(const cn_columns *g, const float *x, float *cols)
     void cn_im2col_f64(const cn_columns *g, const double *x, double *cols)
     void cn_col2im_f32(int level, const cn_columns *g, const float *cols, float *grad)
@@ -103,6 +109,40 @@ cdef bint _direct_pays(double useful_fraction, int level) noexcept nogil:
     return level >= CN_SIMD_AVX2 and useful_fraction >= 0.7
 
 
+# Input-gradient choice for stride-1 layers: 0 picks per shape, 1 forces the transposed
+# convolution (_grad_x_transposed), 2 the column matrix + col2im (or gemm) of _algorithm.
+cdef int _input_gradient = 0
+INPUT_GRADIENTS = {"auto": 0, "transposed": 1, "columns": 2}
+
+
+def set_input_gradient(name):
+    """Select 'auto', 'transposed' or 'columns' for the input gradient of stride-1 layers (every
+    later call; 'transposed' still needs finite weights); returns the previous name."""
+    global _input_gradient
+    if name not in INPUT_GRADIENTS:
+        raise ValueError(f"input gradient must be one of {sorted(INPUT_GRADIENTS)}, got {name!r}")
+    previous = [k for k, v in INPUT_GRADIENTS.items() if v == _input_gradient][0]
+    _input_gradient = INPUT_GRADIENTS[name]
+    return previous
+
+
+cdef bint _transposed_pays(const Geometry *g, int level, bint double_precision) noexcept nogil:
+    """Whether a stride-1 input gradient should run as a transposed convolution on the gather
+    kernel (lanes = the group's channels) rather than through a column matrix."""
+    if g.stride_h != 1 or g.stride_w != 1 or _input_gradient == 2:
+        return False
+    if _input_gradient == 1:
+        return True
+    if _algorithm != 0:
+        return _algorithm == 1
+    # The transposed product spends H*W*round_up(C) multiply-adds per (f, i, j) where the
+    # column matrix has Ho*Wo*C useful ones: with little padding (a 'valid' 5x5 layer, whose
+    # output is much smaller than its input) most of them would meet the zero frame.
+    return (level >= CN_SIMD_AVX2
+            and g.out_h * g.out_w * _lane_fraction(g.channels, level, double_precision)
+            >= 0.7 * g.height * g.width)
+
+
 cdef inline double _lane_fraction(Py_ssize_t lanes_used, int level, bint double_precision) noexcept nogil:
     cdef Py_ssize_t width = cn_gather_width(level, double_precision)
     return lanes_used / <double> _round_up(lanes_used, width)
@@ -115,6 +155,16 @@ cdef inline void _gather(int level, const floating *image, const cn_idx *pixel_b
         cn_gather_f32(level, image, pixel_base, pixels, tap_offset, taps, weights, lanes, out)
     else:
         cn_gather_f64(level, image, pixel_base, pixels, tap_offset, taps, weights, lanes, out)
+
+
+cdef inline void _transpose(int level, const floating *src, Py_ssize_t src_pitch, Py_ssize_t rows,
+                            Py_ssize_t cols, floating *dst, Py_ssize_t dst_pitch,
+                            const floating *shift) noexcept nogil:
+    """dst[c * dst_pitch + r] = src[r * src_pitch + c] (+ shift[c] unless shift is NULL)."""
+    if floating is float:
+        cn_transpose_f32(level, src, src_pitch, rows, cols, dst, dst_pitch, shift)
+    else:
+        cn_transpose_f64(src, src_pitch, rows, cols, dst, dst_pitch, shift)
 
 
 cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t multiple) noexcept nogil:
@@ -179,37 +229,6 @@ cdef inline void _col2im_add(const floating *cols, Py_ssize_t batch, Py_ssize_t 
         cn_col2im_f32(level, &shape, cols, grad_x)
     else:
         cn_col2im_f64(level, &shape, cols, grad_x)
-
-
-cdef void _shifted_copy(const floating *src, Py_ssize_t planes, Py_ssize_t height,
-                        Py_ssize_t width, floating *dst, Py_ssize_t dst_height,
-                        Py_ssize_t dst_width, Py_ssize_t top, Py_ssize_t left) noexcept nogil:
-    """dst[k, r, c] = src[k, r - top, c - left] where that lies in src, else 0.
-
-    Zero padding when top/left > 0, cropping when negative; planes are (height, width) in src
-    and (dst_height, dst_width) in dst.
-    """
-    cdef Py_ssize_t k, r, c, source_row
-    cdef Py_ssize_t first = left if left > 0 else 0
-    cdef Py_ssize_t last = width + left if width + left < dst_width else dst_width
-    cdef floating *row
-    cdef const floating *source
-    if last < first:
-        last = first
-    for k in range(planes):
-        for r in range(dst_height):
-            row = dst + (k * dst_height + r) * dst_width
-            source_row = r - top
-            if source_row < 0 or source_row >= height:
-                memset(row, 0, dst_width * sizeof(floating))
-                continue
-            source = src + (k * height + source_row) * width - left
-            for c in range(first):
-                row[c] = 0
-            for c in range(first, last):
-                row[c] = source[c]
-            for c in range(last, dst_width):
-                row[c] = 0
 
 
 cdef void _sum_bias_gradient(const floating *grad_y, floating *grad_b, Py_ssize_t batch,
@@ -313,6 +332,9 @@ cdef int _forward_direct(const floating *x, const floating *w, const floating *b
                  sizeof(floating)) != 0:
         return -1
     weights, product = <floating *> ws.weights, <floating *> ws.product
+    if padded:
+        # The frame is zeroed once; every sample's copy writes the same inside positions.
+        memset(ws.buffer, 0, g.channels * padded_h * padded_w * sizeof(floating))
     _window_offsets(ws.tap_offset, g, padded_h * padded_w, padded_w)
     _output_positions(ws.pixel_base, g, padded_w)
     for gi in range(g.groups):
@@ -325,16 +347,16 @@ cdef int _forward_direct(const floating *x, const floating *w, const floating *b
                 weights[t * lanes + f] = 0
         for s in range(batch):
             image = x + s * g.x_sample + gi * group_x
+            if s + 1 < batch:
+                # The next sample's slice, fetched while this one is multiplied.
+                cn_prefetch(image + g.x_sample, group_x * sizeof(floating))
             if padded:
-                _shifted_copy(image, g.channels, g.height, g.width, <floating *> ws.buffer,
-                              padded_h, padded_w, g.pad_top, g.pad_left)
+                _frame_copy(level, image, g.channels, g.height, g.width, <floating *> ws.buffer,
+                            padded_h, padded_w, g.pad_top, g.pad_left, 1, 1)
                 image = <floating *> ws.buffer
             _gather(level, image, ws.pixel_base, pixels, ws.tap_offset, taps, weights, lanes, product)
-            for f in range(g.filters):
-                dst = y + s * g.y_sample + (first + f) * pixels
-                shift = bias[first + f] if bias != NULL else 0
-                for p in range(pixels):
-                    dst[p] = product[p * lanes + f] + shift
+            _transpose(level, product, lanes, pixels, g.filters, y + s * g.y_sample + first * pixels,
+                       pixels, bias + first if bias != NULL else NULL)
     _release(&ws)
     return 0
 
@@ -357,14 +379,19 @@ cdef int _grad_w_direct(const floating *grad_y, const floating *x, floating *gra
                  sizeof(floating)) != 0:
         return -1
     weights, product = <floating *> ws.weights, <floating *> ws.product
+    if padded:
+        memset(ws.buffer, 0, batch * g.channels * plane * sizeof(floating))
+    memset(ws.weights, 0, positions * lanes * sizeof(floating))
     _window_offsets(ws.pixel_base, g, plane, padded_w)
     for gi in range(g.groups):
         first = gi * g.filters
         if padded:
             for s in range(batch):
-                _shifted_copy(x + s * g.x_sample + gi * group_x, g.channels, g.height, g.width,
-                              <floating *> ws.buffer + s * g.channels * plane, padded_h, padded_w,
-                              g.pad_top, g.pad_left)
+                if s + 1 < batch:
+                    cn_prefetch(x + (s + 1) * g.x_sample + gi * group_x, group_x * sizeof(floating))
+                _frame_copy(level, x + s * g.x_sample + gi * group_x, g.channels, g.height,
+                            g.width, <floating *> ws.buffer + s * g.channels * plane, padded_h,
+                            padded_w, g.pad_top, g.pad_left, 1, 1)
             image, sample_step = <floating *> ws.buffer, g.channels * plane
         else:
             image, sample_step = x + gi * group_x, g.x_sample
@@ -372,17 +399,17 @@ cdef int _grad_w_direct(const floating *grad_y, const floating *x, floating *gra
         _output_positions(ws.tap_offset, g, padded_w)
         for s in range(batch):
             for p in range(pixels):
-                q = s * pixels + p
-                ws.tap_offset[q] = ws.tap_offset[p] + s * sample_step
-                for f in range(g.filters):
-                    weights[q * lanes + f] = grad_y[s * g.y_sample + (first + f) * pixels + p]
-                for f in range(g.filters, lanes):
-                    weights[q * lanes + f] = 0
+                ws.tap_offset[s * pixels + p] = ws.tap_offset[p] + s * sample_step
+            # Lanes past the filters stay zero (set once, above).
+            if s + 1 < batch:
+                cn_prefetch(grad_y + (s + 1) * g.y_sample + first * pixels,
+                            g.filters * pixels * sizeof(floating))
+            _transpose(level, grad_y + s * g.y_sample + first * pixels, pixels, g.filters, pixels,
+                       weights + s * pixels * lanes, lanes, NULL)
         _gather(level, image, ws.pixel_base, kernel_taps, ws.tap_offset, positions, weights, lanes,
                 product)
-        for f in range(g.filters):
-            for t in range(kernel_taps):
-                grad_w[(first + f) * kernel_taps + t] = product[t * lanes + f]
+        _transpose(level, product, lanes, kernel_taps, g.filters, grad_w + first * kernel_taps,
+                   kernel_taps, NULL)
     _release(&ws)
     return 0
 
@@ -427,6 +454,69 @@ cdef int _grad_x_columns(const floating *grad_y, const floating *w, floating *gr
             _gather(level, w + gi * g.filters * kernel_taps, ws.pixel_base, kernel_taps,
                     ws.tap_offset, g.filters, delta, lanes, <floating *> ws.product)
             _col2im_add(<floating *> ws.product, 1, lanes, g, grad_x + s * g.x_sample + gi * group_x)
+    _release(&ws)
+    return 0
+
+
+cdef int _grad_x_transposed(const floating *grad_y, const floating *w, floating *grad_x,
+                            Py_ssize_t batch, const Geometry *g, int level) noexcept nogil:
+    """Input gradient of a stride-1 layer as a transposed convolution on the gather kernel.
+
+    Per sample and group, the output gradients are framed (shifted by (k-1)*d - pad, zero
+    around) and correlated with the group's kernels flipped and transposed F <-> C:
+        grad_x[c, h, w] = sum over (f, i, j) of frame[f, h + i*dh, w + j*dw] * w[f, c, kh-1-i, kw-1-j]
+    pixels = input positions, taps = (f, i, j), lanes = the group's channels: a forward-style
+    product, no column matrix and no col2im.  Overwrites grad_x.  Each element sums its taps in
+    one fixed order, so results do not depend on threads.  The frame's zeros meet every weight:
+    callers take this path only when all weights are finite (0 * inf would be NaN where im2col +
+    gemm has no product).
+    """
+    cdef Py_ssize_t lanes = _round_up(g.channels, cn_gather_width(level, floating is double))
+    cdef Py_ssize_t kernel = g.kernel_h * g.kernel_w, taps = g.filters * kernel
+    cdef Py_ssize_t frame_h = g.height + (g.kernel_h - 1) * g.dilation_h
+    cdef Py_ssize_t frame_w = g.width + (g.kernel_w - 1) * g.dilation_w
+    cdef Py_ssize_t frame = frame_h * frame_w, pixels = g.height * g.width
+    cdef Py_ssize_t group_x = g.channels * pixels, positions = g.out_h * g.out_w
+    cdef Py_ssize_t s, f, c, i, j, t, p, gi
+    cdef Workspace ws
+    cdef floating *weights
+    cdef floating *product
+    cdef floating *dst
+    if _allocate(&ws, taps, pixels, lanes, g.filters * frame, sizeof(floating)) != 0:
+        return -1
+    weights, product = <floating *> ws.weights, <floating *> ws.product
+    memset(ws.buffer, 0, g.filters * frame * sizeof(floating))
+    for f in range(g.filters):
+        for i in range(g.kernel_h):
+            for j in range(g.kernel_w):
+                ws.tap_offset[(f * g.kernel_h + i) * g.kernel_w + j] = (
+                    f * frame + i * g.dilation_h * frame_w + j * g.dilation_w)
+    for p in range(pixels):
+        ws.pixel_base[p] = (p // g.width) * frame_w + p % g.width
+    for gi in range(g.groups):
+        # Weights as (taps, lanes): tap (f, i, j) holds w[f, :, kh-1-i, kw-1-j], zero-padded.
+        for f in range(g.filters):
+            for i in range(g.kernel_h):
+                for j in range(g.kernel_w):
+                    t = (f * g.kernel_h + i) * g.kernel_w + j
+                    for c in range(g.channels):
+                        weights[t * lanes + c] = w[((gi * g.filters + f) * g.channels + c) * kernel
+                                                   + (g.kernel_h - 1 - i) * g.kernel_w
+                                                   + (g.kernel_w - 1 - j)]
+                    for c in range(g.channels, lanes):
+                        weights[t * lanes + c] = 0
+        for s in range(batch):
+            if s + 1 < batch:
+                cn_prefetch(grad_y + (s + 1) * g.y_sample + gi * g.filters * positions,
+                            g.filters * positions * sizeof(floating))
+            _frame_copy(level, grad_y + s * g.y_sample + gi * g.filters * positions, g.filters,
+                        g.out_h, g.out_w, <floating *> ws.buffer, frame_h, frame_w,
+                        (g.kernel_h - 1) * g.dilation_h - g.pad_top,
+                        (g.kernel_w - 1) * g.dilation_w - g.pad_left, 1, 1)
+            _gather(level, <floating *> ws.buffer, ws.pixel_base, pixels, ws.tap_offset, taps,
+                    weights, lanes, product)
+            _transpose(level, product, lanes, pixels, g.channels, grad_x + s * g.x_sample + gi * group_x,
+                       pixels, NULL)
     _release(&ws)
     return 0
 
@@ -731,15 +821,22 @@ cdef int _backward_chunk(const floating *grad_y, const floating *x, const floati
     # Lanes are the output positions of a sample, rounded up to whole vectors.
     cdef bint input_direct = grad_x != NULL and _direct_pays(
         _lane_fraction(g.out_h * g.out_w, level, floating is double), level)
+    cdef bint transposed
     cdef int status = 0
     _sum_bias_gradient(grad_y, grad_b, batch, g)
     if _is_depthwise(g):
         return _backward_depthwise(grad_y, x, w, grad_x, grad_w, batch, g, level)
-    if grad_x != NULL:
+    transposed = grad_x != NULL and _transposed_pays(g, level, floating is double) and _all_finite(
+        w, g.groups * g.filters * g.channels * g.kernel_h * g.kernel_w)
+    if transposed:
+        input_direct = True
+    elif grad_x != NULL:
         memset(grad_x, 0, batch * g.x_sample * sizeof(floating))
     if weights_direct:
         status = _grad_w_direct(grad_y, x, grad_w, batch, g, level)
-    if status == 0 and input_direct:
+    if status == 0 and transposed:
+        status = _grad_x_transposed(grad_y, w, grad_x, batch, g, level)
+    elif status == 0 and input_direct:
         status = _grad_x_columns(grad_y, w, grad_x, batch, g, level)
     if status == 0 and (not weights_direct or (grad_x != NULL and not input_direct)):
         status = _backward_gemm(grad_y, x, w, NULL if input_direct else grad_x,

@@ -7,9 +7,11 @@
  * (filters).  One kernel serves all three convolution products of a layer:
  *   forward:  pixels = output positions, taps = (c, i, j), lanes = filters;
  *   grad_w:   pixels = (c, i, j), taps = (sample, output position), lanes = filters;
- *   grad_x:   one sample's column matrix: pixels = (c, i, j) read from the weights, taps =
- *             filters, lanes = output positions (the sample's output gradient, as it lies),
- *             folded back into the image by col2im.
+ *   grad_x:   stride 1: a transposed convolution, pixels = input positions, taps = (f, i, j)
+ *             over the framed output gradient, lanes = channels (weights flipped, F <-> C);
+ *             otherwise one sample's column matrix: pixels = (c, i, j) read from the weights,
+ *             taps = filters, lanes = output positions (the sample's output gradient, as it
+ *             lies), folded back into the image by col2im.
  * Unlike im2col + gemm, the image is never unrolled into memory: each image value is broadcast
  * from where it lies and multiplied into a register block of ROWS pixels x NB vectors of lanes
  * (only grad_x writes a column matrix, one sample's, which col2im then folds back).
@@ -192,6 +194,98 @@ static cn_idx cn_gather_width(int level, int double_precision)
 
 CN_DEFINE_GATHER_DISPATCH(f32, float)
 CN_DEFINE_GATHER_DISPATCH(f64, double)
+
+/* dst[c * dst_pitch + r] = src[r * src_pitch + c] (+ shift[c] when shift is not NULL) for
+ * r < rows, c < cols: the gather kernel's (pixels x lanes) products into planes, and planes
+ * into (pixels x lanes) operands.  In tiles of 16 x 16, so that the strided side's cache lines
+ * are used 16 times while they are in L1; sizes in locals and restrict pointers let the
+ * compiler keep the indices in registers. */
+#define CN_DEFINE_TRANSPOSE(NAME, T)                                                           \
+    static void NAME(const T *restrict src, cn_idx src_pitch, cn_idx rows, cn_idx cols,        \
+                     T *restrict dst, cn_idx dst_pitch, const T *restrict shift)               \
+    {                                                                                          \
+        for (cn_idx r0 = 0; r0 < rows; r0 += 16) {                                             \
+            const cn_idx r1 = rows - r0 < 16 ? rows : r0 + 16;                                 \
+            for (cn_idx c0 = 0; c0 < cols; c0 += 16) {                                         \
+                const cn_idx c1 = cols - c0 < 16 ? cols : c0 + 16;                             \
+                for (cn_idx c = c0; c < c1; c++) {                                             \
+                    const T add = shift != NULL ? shift[c] : (T) 0;                            \
+                    T *restrict d = dst + c * dst_pitch;                                       \
+                    if (shift != NULL)                                                         \
+                        for (cn_idx r = r0; r < r1; r++) d[r] = src[r * src_pitch + c] + add;  \
+                    else                                                                       \
+                        for (cn_idx r = r0; r < r1; r++) d[r] = src[r * src_pitch + c];        \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+CN_DEFINE_TRANSPOSE(cn_transpose_f32_scalar, float)
+CN_DEFINE_TRANSPOSE(cn_transpose_f64, double)
+
+#if CN_X86_DISPATCH
+/* 8 x 8 blocks in registers (the usual unpack / shuffle / lane-permute sequence), the edges by
+ * the scalar loop: one vector load and store per row instead of eight scalar ones. */
+CN_AVX2 static void cn_transpose_f32_avx2(const float *restrict src, cn_idx src_pitch,
+                                          cn_idx rows, cn_idx cols, float *restrict dst,
+                                          cn_idx dst_pitch, const float *restrict shift)
+{
+    const cn_idx rows8 = rows - rows % 8, cols8 = cols - cols % 8;
+    for (cn_idx r = 0; r < rows8; r += 8) {
+        for (cn_idx c = 0; c < cols8; c += 8) {
+            const float *s_ = src + r * src_pitch + c;
+            const __m256 r0 = _mm256_loadu_ps(s_), r1 = _mm256_loadu_ps(s_ + src_pitch);
+            const __m256 r2 = _mm256_loadu_ps(s_ + 2 * src_pitch), r3 = _mm256_loadu_ps(s_ + 3 * src_pitch);
+            const __m256 r4 = _mm256_loadu_ps(s_ + 4 * src_pitch), r5 = _mm256_loadu_ps(s_ + 5 * src_pitch);
+            const __m256 r6 = _mm256_loadu_ps(s_ + 6 * src_pitch), r7 = _mm256_loadu_ps(s_ + 7 * src_pitch);
+            const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            __m256 o[8];
+            o[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+            o[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+            o[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+            o[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+            o[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+            o[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+            o[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+            o[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+            float *d_ = dst + c * dst_pitch + r;
+            if (shift != NULL) {
+                for (int k = 0; k < 8; k++)
+                    _mm256_storeu_ps(d_ + k * dst_pitch, _mm256_add_ps(o[k], _mm256_set1_ps(shift[c + k])));
+            } else {
+                for (int k = 0; k < 8; k++) _mm256_storeu_ps(d_ + k * dst_pitch, o[k]);
+            }
+        }
+    }
+    /* The right edge (columns past cols8, every row) and the bottom edge (rows past rows8). */
+    if (cols8 < cols)
+        cn_transpose_f32_scalar(src + cols8, src_pitch, rows, cols - cols8, dst + cols8 * dst_pitch,
+                                dst_pitch, shift != NULL ? shift + cols8 : NULL);
+    if (rows8 < rows)
+        cn_transpose_f32_scalar(src + rows8 * src_pitch, src_pitch, rows - rows8, cols8,
+                                dst + rows8, dst_pitch, shift);
+}
+#endif
+
+static void cn_transpose_f32(int level, const float *src, cn_idx src_pitch, cn_idx rows,
+                             cn_idx cols, float *dst, cn_idx dst_pitch, const float *shift)
+{
+#if CN_X86_DISPATCH
+    if (level >= CN_SIMD_AVX2) {
+        cn_transpose_f32_avx2(src, src_pitch, rows, cols, dst, dst_pitch, shift);
+        return;
+    }
+#endif
+    (void) level;
+    cn_transpose_f32_scalar(src, src_pitch, rows, cols, dst, dst_pitch, shift);
+}
 
 /* ---- Column matrices: im2col and its adjoint ----
  *

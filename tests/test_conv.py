@@ -448,3 +448,65 @@ def test_padded_planes_too_large_to_address_raise_memory_error(groups, w_shape):
     x = np.ones((1, groups, 3, 3))
     with pytest.raises(MemoryError, match="padded input would not fit"):
         cnnative.conv2d(x, np.ones(w_shape), None, 2**31 - 1, 2**31 - 1, groups=groups)
+
+
+# Stride-1 input gradients run as a transposed convolution on the gather kernel (lanes = the
+# group's channels) or through a column matrix + col2im; tests force each.  Paddings larger
+# than the kernel extent crop the framed output gradient, 'same' with an even kernel pads
+# unevenly.
+TRANSPOSED_GEOMETRIES = GEOMETRIES + [
+    ((2, 3, 6, 7), (5, 3, 3, 3), (1, 1), (4, 3), (1, 1), 1),
+    ((2, 4, 8, 8), (4, 2, 3, 2), (1, 1), (1, 5), (2, 3), 2),
+    ((3, 8, 14, 14), (16, 2, 3, 3), (1, 1), (1, 1), (1, 1), 4),
+    ((2, 20, 7, 7), (18, 20, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((2, 3, 9, 10), (4, 3, 4, 4), (1, 1), "same", (1, 1), 1),
+]
+
+
+@pytest.fixture(params=["transposed", "columns"])
+def input_gradient(request):
+    previous = native_conv.set_input_gradient(request.param)
+    yield request.param
+    native_conv.set_input_gradient(previous)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", TRANSPOSED_GEOMETRIES,
+                         ids=lambda s: "x{}w{}s{}p{}d{}g{}".format(*s).replace(" ", ""))
+def test_each_input_gradient_matches_the_reference(algorithm, input_gradient, dtype, shapes):
+    x, w, b, stride, padding, dilation, groups = _case(shapes, dtype)
+    pads = reference_padding(x, w, stride, padding, dilation)
+    y = cnnative.conv2d(x, w, b, stride, padding, dilation, groups)
+    grad_y = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+    grads = [cnnative.conv2d_backward(grad_y, x, w, stride, padding, dilation, groups, num_threads=t)
+             for t in (1, 2)]
+    expected = testing.conv2d_backward(grad_y, x, w, stride, pads, dilation, groups)
+    for actual, wanted in zip(grads[0], expected):
+        assert_close(actual, wanted, dtype)
+    for a, b_ in zip(grads[1], grads[0]):
+        assert np.array_equal(a, b_)
+
+
+def test_set_input_gradient_validates_and_returns_the_previous_choice():
+    previous = native_conv.set_input_gradient("columns")
+    try:
+        assert native_conv.set_input_gradient("transposed") == "columns"
+        with pytest.raises(ValueError, match="input gradient"):
+            native_conv.set_input_gradient("nope")
+    finally:
+        native_conv.set_input_gradient(previous)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_transposed_input_gradient_keeps_non_finite_weights_to_their_own_terms(input_gradient, groups):
+    # The transposed product reads a zero-framed output gradient: an inf weight must still
+    # reach only the inputs it multiplies (the layer then takes the column path).
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, 6, 6))
+    w = rng.standard_normal((4, 4 // groups, 3, 3))
+    w[1, 0, 0, 2] = np.inf
+    grad_y = rng.standard_normal((2, 4, 6, 6))
+    ours = cnnative.conv2d_backward(grad_y, x, w, padding=1, groups=groups)[0]
+    wanted = testing.conv2d_backward(grad_y, x, w, (1, 1), (1, 1, 1, 1), (1, 1), groups)[0]
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(wanted))
+    np.testing.assert_array_equal(np.isinf(ours), np.isinf(wanted))
