@@ -21,7 +21,7 @@ def gradcheck(target: Layer | Network, x: ArrayLike, y: ArrayLike | None = None,
               seed: int = 0, raise_exception: bool = True) -> dict[str, float | int | bool]:
     """Compare ``backward``'s gradients with central differences ``(f(v+eps) - f(v-eps)) / 2eps``.
 
-    For a :class:`~cnnative.layers.Layer`, f is ``sum(layer.forward(x) * g)`` with a fixed random
+    For a :class:`~cnnative.nn.Layer`, f is ``sum(layer.forward(x) * g)`` with a fixed random
     g of the output's shape, whose gradient is what ``layer.backward(g)`` returns (and fills
     into ``layer.grads``).  For a :class:`~cnnative.Network`, f is its loss on (x, y).  Dropout
     masks are replayed identically for every evaluation.

@@ -3,7 +3,7 @@
 Inputs: x is (N, C, H, W), (N, H, W) (a channel axis of 1 is added) or (N, features) for
 networks that start with a dense layer.  uint8 images are scaled to [0, 1] (divided by 255);
 float input is used as given, converted to the network's dtype.  Targets are class labels
-(N,) of ints, or arrays of the output's shape (see :mod:`cnnative.losses`).
+(N,) of ints, or arrays of the output's shape (see :mod:`cnnative.nn.losses`).
 
 A seeded ``fit`` is bit-reproducible at any thread count: the kernels' results do not depend
 on threads, and the seed alone drives shuffling and dropout masks.
@@ -144,7 +144,7 @@ class Network:
             Show a tqdm bar per epoch with the running loss and accuracy.
         augment : callable, optional
             ``augment(batch, rng) -> batch`` applied to each raw training batch (before uint8
-            scaling), e.g. :class:`cnnative.augment.ShiftRotate`; ``rng`` is a Generator
+            scaling), e.g. :class:`cnnative.datasets.augment.ShiftRotate`; ``rng`` is a Generator
             seeded from ``seed``.
         lr_schedule : callable, optional
             ``lr_schedule(epoch) -> lr`` (epoch counted from 0) sets the optimizer's learning

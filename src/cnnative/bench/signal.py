@@ -29,7 +29,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from .._optional import import_pyplot, optional_import
-from . import timing as _timing
+from . import timing
 
 if TYPE_CHECKING:
     import numpy as np
@@ -153,7 +153,7 @@ def compare_close(name: str, out: ArrayLike, ref: np.ndarray, rtol: float) -> st
 
 
 def run_cell(size: int, kernel: int, mode: str, dtype_name: str, args: argparse.Namespace,
-             libs: tuple[Any, Any, Any, Any], budget: _timing.Budget,
+             libs: tuple[Any, Any, Any, Any], budget: timing.Budget,
              rng: np.random.Generator) -> dict[str, Any]:
     np, scipy_signal, cnnative, torch = libs
     dtype = np.dtype(dtype_name)
@@ -201,7 +201,7 @@ def run_cell(size: int, kernel: int, mode: str, dtype_name: str, args: argparse.
             if problem:
                 problems.append(problem)
 
-    timings = _timing.time_interleaved(
+    timings = timing.time_interleaved(
         contenders, budget.for_next_cell(), min_sample_s=args.min_sample_ms * 1e-3,
         min_repeats=args.min_repeats, max_repeats=args.max_repeats)
     budget.cell_done()
@@ -215,7 +215,7 @@ def run_cell(size: int, kernel: int, mode: str, dtype_name: str, args: argparse.
         "auto_vs_fft": med["fft"] / med["auto"],
         "torch_vs_cnnative": med["torch"] / med["cnnative"] if "torch" in med else None,
         "timings": {name: t.as_dict() for name, t in timings.items()},
-        "spread": _timing.median_spread(timings.values()),
+        "spread": timing.median_spread(timings.values()),
     }
 
 
@@ -225,14 +225,14 @@ def table_rows(cells: Sequence[dict[str, Any]]) -> list[list[str]]:
         t = c["timings"]
         rows.append([
             f"{c['image']}²", f"{c['kernel']}x{c['kernel']}", c["mode"], c["dtype"],
-            _timing.format_us(t["scipy"]["median_s"]),
-            _timing.format_us(t["cnnative"]["median_s"]) + ("" if c["exact"] else " (!)"),
-            _timing.format_ratio(c["speedup"]),
-            _timing.format_us(t["auto"]["median_s"]),
+            timing.format_us(t["scipy"]["median_s"]),
+            timing.format_us(t["cnnative"]["median_s"]) + ("" if c["exact"] else " (!)"),
+            timing.format_ratio(c["speedup"]),
+            timing.format_us(t["auto"]["median_s"]),
             c["auto_method"],
-            _timing.format_us(t["fft"]["median_s"]),
-            _timing.format_ratio(c["auto_vs_fft"]),
-            _timing.format_us(t["torch"]["median_s"]) if "torch" in t else "-",
+            timing.format_us(t["fft"]["median_s"]),
+            timing.format_ratio(c["auto_vs_fft"]),
+            timing.format_us(t["torch"]["median_s"]) if "torch" in t else "-",
         ])
     return rows
 
@@ -267,7 +267,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     ]
     at_256 = summary["auto_vs_fft_256_15"]
     if at_256:
-        us, ratio = _timing.format_us, _timing.format_ratio
+        us, ratio = timing.format_us, timing.format_ratio
         parts = [f"{c['mode']}/{c['dtype']} {us(c['auto_s'])} µs ({c['auto_method']}) "
                  f"vs {us(c['fft_s'])} µs = {ratio(c['auto_vs_fft'])}" for c in at_256]
         lines.append("256²/15x15 auto vs fftconvolve (fft/auto, >1 means auto is faster): "
@@ -316,9 +316,9 @@ def main(argv: Sequence[str] | None = None, results: str = RESULTS,
          reexec: bool | None = None) -> int:
     """Run the benchmark; returns the exit status.  As a program's main (``argv`` None, or
     ``reexec`` true) it may restart the process to size the libraries' thread pools (see
-    ``_timing.configure_threads``); called with an explicit ``argv`` it never does."""
+    ``timing.configure_threads``); called with an explicit ``argv`` it never does."""
     args = parse_args(argv, results)
-    threads = _timing.configure_threads(args.threads, argv is None if reexec is None else reexec)
+    threads = timing.configure_threads(args.threads, argv is None if reexec is None else reexec)
 
     import numpy as np
     import scipy
@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None, results: str = RESULTS,
           f"threads {threads}; {len(cells_spec)} cells, budget {args.budget:g} s", file=sys.stderr)
 
     rng = np.random.default_rng(args.seed)
-    budget = _timing.Budget(args.budget, len(cells_spec))
+    budget = timing.Budget(args.budget, len(cells_spec))
     cells, failures = [], 0
     for n, (size, kernel, mode, dtype) in enumerate(cells_spec, 1):
         if mode == "valid" and kernel > size:
@@ -366,7 +366,7 @@ def main(argv: Sequence[str] | None = None, results: str = RESULTS,
         print("nothing to time: the filters left no cells", file=sys.stderr)
         return 2
     summary = summarise(cells)
-    print(_timing.markdown_table(HEADERS, table_rows(cells), align="llllrrrrlrrr"))
+    print(timing.markdown_table(HEADERS, table_rows(cells), align="llllrrrrlrrr"))
     print()
     for text in summary_lines(summary):
         print(text)
@@ -378,7 +378,7 @@ def main(argv: Sequence[str] | None = None, results: str = RESULTS,
 
     payload = {
         "benchmark": "signal.correlate2d",
-        "environment": _timing.environment(
+        "environment": timing.environment(
             threads=threads, simd={"detected": detected, "active": active},
             torch_skipped=None if torch is not None else torch_reason),
         "settings": {k: getattr(args, k) for k in ("quick", "sizes", "kernels", "modes", "dtypes",
@@ -388,7 +388,7 @@ def main(argv: Sequence[str] | None = None, results: str = RESULTS,
         "summary": summary,
         "cells": cells,
     }
-    print(f"raw results: {_timing.write_json(args.json, payload)}", file=sys.stderr)
+    print(f"raw results: {timing.write_json(args.json, payload)}", file=sys.stderr)
 
     pyplot, reason = import_pyplot()
     if pyplot is None:
