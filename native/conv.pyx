@@ -969,6 +969,20 @@ cdef void _check_chunk(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t n, Py_ssize
         raise ValueError("matrix dimension above 2**31 - 1; use smaller chunks")
 
 
+cdef void _check_workspace(const Geometry *g, Py_ssize_t batch) except *:
+    """MemoryError unless every workspace of a chunk of ``batch`` samples has a size that fits.
+
+    _geometry bounds what one padded plane needs; the chunk's buffers multiply that by the
+    batch (padded copies of every sample's channels, column matrices of every sample's output
+    positions), so the batch enters here, in doubles, before any size is computed in integers.
+    """
+    cdef double padded = (<double> _padded_h(g)) * (_padded_w(g) + 64) * g.channels
+    cdef double columns = ((<double> g.out_h) * g.out_w
+                           * max(g.channels * g.kernel_h * g.kernel_w, g.filters))
+    if (<double> batch) * max(padded, columns) * 8 * 16 > 2.0 ** 62:
+        raise MemoryError("out of memory in conv2d: a chunk's workspace would not fit")
+
+
 def forward(cnp.ndarray x not None, cnp.ndarray w not None, cnp.ndarray bias,
             cnp.ndarray y not None, (int, int) stride, (int, int, int, int) padding,
             (int, int) dilation, int groups, Py_ssize_t start, Py_ssize_t stop):
@@ -988,6 +1002,7 @@ def forward(cnp.ndarray x not None, cnp.ndarray w not None, cnp.ndarray bias,
         bias_data = <const char *> cnp.PyArray_DATA(bias)
     _check_chunk(start, stop, x.shape[0], g.out_h * g.out_w,
                  max(g.channels * g.kernel_h * g.kernel_w, g.filters))
+    _check_workspace(&g, stop - start)
     cdef Py_ssize_t x_sample = g.x_sample, y_sample = g.y_sample
     cdef int status = 0
     if stop == start:
@@ -1030,6 +1045,7 @@ def backward(cnp.ndarray grad_y not None, cnp.ndarray x not None, cnp.ndarray w 
         check_array(grad_x, "grad_x", 4, typenum, C_ORDER | WRITEABLE, (<object> x).shape)
     _check_chunk(start, stop, x.shape[0], g.out_h * g.out_w,
                  max(g.channels * g.kernel_h * g.kernel_w, g.filters))
+    _check_workspace(&g, stop - start)
     # Only once start is known to lie in the batch: before, a start far outside it overflowed
     # start * x_sample * itemsize (undefined behaviour, found by tools/sanitize.sh).
     if grad_x is not None:

@@ -54,8 +54,7 @@ CN_NATTR static inline double CN_NFN(vtotal_)(const CN_NDV *acc)
  * (sum forward, dot backward) reads it from L3 or memory a segment (a few KiB) at a time, C * S
  * elements apart, which the hardware prefetchers learn anew for every segment: these passes
  * fetch the block CN_NORM_PF_BYTES further along the channel (rounded up to whole segments)
- * while they add up this one.  (Measured on a (128, 32, 28, 28) float32 batch: backward 2.2 ms
- * without, 1.3 ms with; one segment ahead 1.5 ms.) */
+ * while they add up this one (benchmarks/bench_blocks.py's batch-norm cell measures it). */
 #define CN_NORM_PREFETCH(q)                                                                     \
     do {                                                                                        \
         for (int l_ = 0; l_ < (int) (CN_NORM_LANES * sizeof(CN_NT)); l_ += 64)                  \

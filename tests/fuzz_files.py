@@ -8,7 +8,7 @@ Each case builds a valid file from its seed, and most of the time spoils it:
   a bad magic, type code or dimension count, absurd dimensions (2**32 - 1), a corrupt,
   truncated or padded gzip stream, an empty file, garbage, gzip of garbage.
 - Models: a small network (dense or convolutional, float32 or float64, any loss; now and then
-  Nielsen's) saved by ``Network.save``; spoiled by rewriting the .npz with an array missing, an
+  Nielsen's) saved by ``cnnative.save``; spoiled by rewriting the .npz with an array missing, an
   extra one, a wrong shape, dtype or value, an object (pickled) array, a wrong format marker or
   version, a mutated architecture JSON (unknown layer type, wrong or missing config keys, huge
   sizes, deep nesting, ...), a member that is not an .npy array or whose .npy header declares
@@ -47,7 +47,7 @@ from cnnative.nn import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoi
 from fuzz_support import (ERROR, FLOATS, LAYOUTS, Value, assert_same_array, chance, describe,
                           integer, pick, size, values, with_layout)
 
-# Files are written to a memory-backed directory where there is one: Network.save and
+# Files are written to a memory-backed directory where there is one: cnnative.save and
 # write_idx fsync.
 SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
@@ -373,7 +373,7 @@ def activation(rng):
 
 
 def architecture_of(network):
-    """The network's architecture as Network.save describes it."""
+    """The network's architecture as cnnative.save describes it."""
     return {"loss": network.loss.name,
             "layers": [{"type": type(layer).__name__, "config": layer.get_config()}
                        for layer in network.layers]}

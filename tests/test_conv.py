@@ -510,3 +510,15 @@ def test_transposed_input_gradient_keeps_non_finite_weights_to_their_own_terms(i
     wanted = testing.conv2d_backward(grad_y, x, w, (1, 1), (1, 1, 1, 1), (1, 1), groups)[0]
     np.testing.assert_array_equal(np.isnan(ours), np.isnan(wanted))
     np.testing.assert_array_equal(np.isinf(ours), np.isinf(wanted))
+
+
+def test_native_backward_refuses_a_chunk_whose_workspace_size_would_overflow():
+    # Huge dilations keep the output 1x1, so the chunk check passed, while the padded copies
+    # of 2048 samples took 2**51 + 1 elements each: the byte count wrapped to 16 KiB and the
+    # copy wrote far past it (a segfault).  The chunk's workspace is now bounded first.
+    u, v = 9 * 307 * 6529, 2857 * 43691
+    x, w = np.ones((2048, 1, 1, 1)), np.ones((8, 1, 2, 2))
+    padding = ((u - 1) // 2, (u - 1) // 2, (v - 1) // 2, (v - 1) // 2)
+    with pytest.raises(MemoryError, match="workspace would not fit"):
+        native_conv.backward(np.ones((2048, 8, 1, 1)), x, w, None, np.empty_like(w),
+                             np.empty(8), (1, 1), padding, (u - 1, v - 1), 1, 0, 2048)

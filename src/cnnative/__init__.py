@@ -1,11 +1,12 @@
 """cnnative: native kernels for training convolutional networks from scratch in NumPy.
 
 The top level is the kernel API: scipy.signal-style ``correlate2d``/``convolve2d`` and
-torch.nn.functional-style ``conv2d``, ``max_pool2d``, ``dense`` (with their backward passes),
-plus :class:`Network`, :func:`load`, :func:`save` and :func:`gradcheck`.  Subpackages:
-:mod:`cnnative.nn` (layers, losses), :mod:`cnnative.optim`, :mod:`cnnative.models`,
-:mod:`cnnative.datasets`, :mod:`cnnative.io`, :mod:`cnnative.primer`, :mod:`cnnative.testing`
-(slow NumPy references) and :mod:`cnnative.bench`; the last four load on first use.
+torch.nn.functional-style ``conv2d``, ``max_pool2d``, ``avg_pool2d``, ``global_avg_pool2d``,
+``batch_norm`` and ``dense`` (with their backward passes), plus :class:`Network`,
+:func:`load`, :func:`save` and :func:`gradcheck`.  Subpackages: :mod:`cnnative.nn` (layers,
+containers, losses), :mod:`cnnative.optim`, :mod:`cnnative.models`, :mod:`cnnative.io`, and,
+loaded on first use, :mod:`cnnative.datasets`, :mod:`cnnative.primer`,
+:mod:`cnnative.testing` (slow NumPy references) and :mod:`cnnative.bench`.
 """
 import importlib
 

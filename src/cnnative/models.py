@@ -72,7 +72,9 @@ def resnet(depth: int = 20, in_channels: int = 1, num_classes: int = 10, width: 
     num_classes = _validation.positive_int(num_classes, "num_classes", "resnet")
     width = _validation.positive_int(width, "width", "resnet")
     blocks_per_stage = (depth - 2) // 6
-    seeds = iter(np.random.SeedSequence(seed).spawn(3 * 3 * blocks_per_stage + 2))
+    # One seed per weighted layer: the stem, two convolutions a block, the two projection
+    # shortcuts and the dense layer.
+    seeds = iter(np.random.SeedSequence(seed).spawn(6 * blocks_per_stage + 4))
 
     def conv(cin: int, cout: int, kernel: int, stride: int = 1) -> Conv2D:
         return Conv2D(cin, cout, kernel, stride, kernel // 2, bias=False, dtype=dtype,

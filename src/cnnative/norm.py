@@ -53,7 +53,7 @@ def _channels_run(kernel, channels, per_channel, threads):
 
 def _channel_array(value, name, func, x, channels, *, running=False):
     """A (C,) parameter of x's dtype; ``running`` ones must be writeable ndarrays (updated in
-    place), returned as themselves (second value: a C-contiguous native copy or the same)."""
+    place) and are returned as themselves."""
     if running and not isinstance(value, np.ndarray):
         raise TypeError(f"{func}: {name} must be a numpy array (it is updated in place), got "
                         f"{type(value).__name__}")

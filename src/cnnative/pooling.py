@@ -358,7 +358,7 @@ def global_avg_pool2d(x, *, num_threads=None):
     Returns
     -------
     y : ndarray, shape (N, C), dtype of x
-        Each plane's sum, taken in double in a fixed order (16 interleaved partial sums
+        Each plane's sum, taken in double in a fixed order (8 interleaved partial sums
         added by a fixed tree), divided by H * W and rounded once to x's dtype.
 
     Raises

@@ -8,11 +8,11 @@ the thread environment in place when one of them is already imported (as it is o
 Typical use in a benchmark script::
 
     args = parser.parse_args()
-    threads = _timing.configure_threads(args.threads)
+    threads = timing.configure_threads(args.threads)
     import numpy as np
-    budget = _timing.Budget(args.budget, n_cells)
+    budget = timing.Budget(args.budget, n_cells)
     for cell in cells:
-        timings = _timing.time_interleaved({"a": f, "b": g}, budget.for_next_cell())
+        timings = timing.time_interleaved({"a": f, "b": g}, budget.for_next_cell())
         budget.cell_done()
 """
 from __future__ import annotations

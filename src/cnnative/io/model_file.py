@@ -41,7 +41,7 @@ def save(network: Network, path: str | os.PathLike) -> None:
         raise TypeError(f"save: network must be a cnnative.Network, got {network!r}")
     architecture = {"loss": network.loss.name,
                     "layers": [spec_of(layer) for layer in network.layers]}
-    arrays = {f"{path}.{name}": array for path, layer in network.named_layers()
+    arrays = {f"{prefix}.{name}": array for prefix, layer in network.named_layers()
               for name, array in _arrays_of(layer).items()}
     atomic_write(os.fspath(path),
                  lambda stream: np.savez(stream, format=np.array(FORMAT),
@@ -80,16 +80,16 @@ def load(path: str | os.PathLike) -> Network:
         raise ValueError(f"{where}: model format version {int(version)} is not supported "
                          f"(this cnnative reads version {VERSION})")
 
-    def build(spec: Any, path: str) -> Layer:
+    def build(spec: Any, prefix: str) -> Layer:
         cls = layer_class(spec["type"])
         config = check_config(spec["type"], spec["config"])
         # Checked before the layer is built: a damaged config could ask for terabytes.
         for name, (shape, dtype) in {**cls.param_shapes(config),
                                      **cls.buffer_shapes(config)}.items():
-            problem = _param_problem(contents, f"{path}.{name}", shape, dtype)
+            problem = _param_problem(contents, f"{prefix}.{name}", shape, dtype)
             if problem:
                 raise _ParameterError(problem)
-        return cls.from_config(config, lambda child, name: build(child, f"{path}.{name}"))
+        return cls.from_config(config, lambda child, name: build(child, f"{prefix}.{name}"))
 
     try:
         architecture = json.loads(_text(contents.get("architecture")) or "")
@@ -101,9 +101,9 @@ def load(path: str | os.PathLike) -> Network:
         raise ValueError(f"{where}: model file has an invalid architecture ({error})") from None
 
     expected = set()
-    for path, layer in network.named_layers():
+    for prefix, layer in network.named_layers():
         for name, array in _arrays_of(layer).items():
-            key = f"{path}.{name}"
+            key = f"{prefix}.{name}"
             expected.add(key)
             problem = _param_problem(contents, key, array.shape, array.dtype)
             if problem:

@@ -95,7 +95,8 @@ class Residual(Layer):
         if shortcut is not None and not isinstance(shortcut, Layer):
             raise TypeError(f"Residual: shortcut must be a Layer or None, got {shortcut!r}")
         self.shortcut = shortcut
-        self._input_grad = True
+        # Through the setter: a body layer reused from elsewhere may have had it turned off.
+        self.input_grad = True
 
     def sublayers(self) -> list[tuple[str, Layer]]:
         named = [(f"body.{index}", layer) for index, layer in enumerate(self.body)]

@@ -44,8 +44,8 @@ class _BatchNorm(Layer):
         func = type(self).__name__
         self.num_features = _validation.positive_int(num_features, "num_features", func)
         eps = float(_validation.real_scalar(eps, "eps", func))
-        if not eps > 0:
-            raise ValueError(f"{func}: eps must be > 0, got {eps!r}")
+        if not 0 < eps < float("inf"):
+            raise ValueError(f"{func}: eps must be > 0 and finite, got {eps!r}")
         momentum = float(_validation.real_scalar(momentum, "momentum", func))
         if not 0 <= momentum <= 1:
             raise ValueError(f"{func}: momentum must be in [0, 1], got {momentum!r}")
