@@ -13,6 +13,7 @@ import os
 import sys
 
 from cnnative.bench import timing
+from cnnative.testing import torch_models
 
 
 def _conv_cell(x_shape, filters, kernel, padding=0, dilation=1, groups=1):
@@ -152,35 +153,6 @@ CELLS += [
 # -- a whole network ----------------------------------------------------------------------------
 
 
-def _torch_resnet(torch, depth, width, num_classes):
-    """The torch definition in cnnative.models.resnet's docstring."""
-    nn = torch.nn
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
-                                      nn.BatchNorm2d(cout), nn.ReLU(),
-                                      nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
-                                      nn.BatchNorm2d(cout))
-            self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                           nn.BatchNorm2d(cout))
-                             if stride != 1 or cin != cout else nn.Identity())
-
-        def forward(self, x):
-            return torch.relu(self.body(x) + self.shortcut(x))
-
-    layers, channels = [nn.Conv2d(1, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
-                        nn.ReLU()], width
-    for stage in range(3):
-        for block in range((depth - 2) // 6):
-            out = width << stage
-            layers.append(Block(channels, out, 2 if stage and not block else 1))
-            channels = out
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)]
-    return nn.Sequential(*layers)
-
-
 def _resnet_step_cell(depth, batch):
     """One SGD-with-momentum training step (forward, loss, backward, update) of
     cnnative.models.resnet(depth) on (batch, 1, 28, 28) against the same network in torch."""
@@ -201,7 +173,7 @@ def _resnet_step_cell(depth, batch):
 
         if torch is None:
             return ours, None
-        model = _torch_resnet(torch, depth, 16, 10).to(getattr(torch, dtype.name))
+        model = torch_models.resnet(torch, depth).to(getattr(torch, dtype.name))
         torch_optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 

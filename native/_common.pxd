@@ -4,6 +4,7 @@
 # dependency.
 
 cimport numpy as cnp
+from libc.stdint cimport int64_t
 
 ctypedef fused floating:
     float
@@ -87,3 +88,25 @@ cdef inline int check_array(cnp.ndarray a, str name, int ndim, int typenum, int 
     if flags & WRITEABLE and not cnp.PyArray_ISWRITEABLE(a):
         raise ValueError(f"{name} must be writeable")
     return 0
+
+
+cdef inline int64_t *claimed_work(object counter, Py_ssize_t *claim, int64_t *unshared,
+                                  Py_ssize_t start, Py_ssize_t stop, Py_ssize_t count,
+                                  str what) except NULL:
+    """Where the threads of one call claim pieces of ``what`` [start, stop) out of ``count``.
+
+    ``counter`` is a 1-D int64 array shared by the threads of the call (counter[0] = 0 at
+    first), from which each claims ``*claim`` at a time; None means no sharing: ``unshared``
+    is returned and ``*claim`` set to the whole range, one piece.
+    """
+    if not 0 <= start <= stop <= count:
+        raise ValueError(f"{what} [{start}, {stop}) outside [0, {count})")
+    if counter is None:
+        claim[0] = max(1, stop - start)
+        return unshared
+    if not isinstance(counter, cnp.ndarray):
+        raise TypeError("counter must be a numpy array")
+    check_array(<cnp.ndarray> counter, "counter", 1, cnp.NPY_INT64, NONEMPTY | WRITEABLE)
+    if claim[0] < 1:
+        raise ValueError("claim must be >= 1")
+    return <int64_t *> cnp.PyArray_DATA(<cnp.ndarray> counter)

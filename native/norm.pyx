@@ -23,7 +23,7 @@ from libc.math cimport sqrt
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free
 
-from _common cimport C_ORDER, NONEMPTY, WRITEABLE, ANY_FLOAT, check_array, floating
+from _common cimport ANY_FLOAT, C_ORDER, NONEMPTY, WRITEABLE, check_array, claimed_work, floating
 from _simd cimport cn_idx, set_simd_cap_of_module, simd_info_of_module
 
 cnp.import_array()
@@ -331,18 +331,6 @@ cdef int _claimed(int kind, const void *a, const void *b, void *out, const void 
     return status
 
 
-cdef int64_t *_claim_counter(object counter, Py_ssize_t claim) except? NULL:
-    """The shared counter's address, or NULL for None (no claiming)."""
-    cdef cnp.ndarray a
-    if counter is None:
-        return NULL
-    if not isinstance(counter, cnp.ndarray):
-        raise TypeError("counter must be a numpy array")
-    a = <cnp.ndarray> counter
-    check_array(a, "counter", 1, cnp.NPY_INT64, NONEMPTY | WRITEABLE)
-    if claim < 1:
-        raise ValueError("claim must be >= 1")
-    return <int64_t *> cnp.PyArray_DATA(a)
 
 
 cdef Shape _shape_of(cnp.ndarray x, str name) except *:
@@ -360,9 +348,6 @@ cdef _check_channels(int typenum, Py_ssize_t channels, dict arrays, bint write):
                     (channels,))
 
 
-cdef _check_range(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t channels):
-    if not 0 <= start <= stop <= channels:
-        raise ValueError(f"channels [{start}, {stop}) outside [0, {channels})")
 
 
 cdef void *_data(object a):
@@ -391,11 +376,9 @@ def batch_norm_train(cnp.ndarray x not None, cnp.ndarray gamma not None,
         raise ValueError("training needs more than one value per channel")
     if not eps > 0:
         raise ValueError("eps must be > 0")
-    _check_range(start, stop, sh.c)
     cdef int64_t unshared = 0
-    cdef int64_t *shared = _claim_counter(counter, claim)
-    if shared == NULL:
-        claim, shared = max(1, stop - start), &unshared
+    cdef int64_t *shared = claimed_work(counter, &claim, &unshared, start, stop, sh.c,
+                                         "channels")
     cdef bint single = typenum == cnp.NPY_FLOAT32
     cdef const void *px = _data(x)
     cdef void *py = _data(y)
@@ -426,11 +409,9 @@ def batch_norm_eval(cnp.ndarray x not None, cnp.ndarray gamma not None,
     check_array(y, "y", 3, typenum, C_ORDER | WRITEABLE, (<object> x).shape)
     _check_channels(typenum, sh.c, {"gamma": gamma, "beta": beta, "mean": mean,
                                     "inv_std": inv_std}, False)
-    _check_range(start, stop, sh.c)
     cdef int64_t unshared = 0
-    cdef int64_t *shared = _claim_counter(counter, claim)
-    if shared == NULL:
-        claim, shared = max(1, stop - start), &unshared
+    cdef int64_t *shared = claimed_work(counter, &claim, &unshared, start, stop, sh.c,
+                                         "channels")
     cdef bint single = typenum == cnp.NPY_FLOAT32
     cdef const void *px = _data(x)
     cdef void *py = _data(y)
@@ -464,11 +445,9 @@ def batch_norm_backward(cnp.ndarray grad_y not None, cnp.ndarray x not None,
     check_array(grad_x, "grad_x", 3, typenum, C_ORDER | WRITEABLE, (<object> x).shape)
     _check_channels(typenum, sh.c, {"gamma": gamma, "mean": mean, "inv_std": inv_std}, False)
     _check_channels(typenum, sh.c, {"grad_gamma": grad_gamma, "grad_beta": grad_beta}, True)
-    _check_range(start, stop, sh.c)
     cdef int64_t unshared = 0
-    cdef int64_t *shared = _claim_counter(counter, claim)
-    if shared == NULL:
-        claim, shared = max(1, stop - start), &unshared
+    cdef int64_t *shared = claimed_work(counter, &claim, &unshared, start, stop, sh.c,
+                                         "channels")
     cdef bint single = typenum == cnp.NPY_FLOAT32
     cdef const void *pdy = _data(grad_y)
     cdef const void *px = _data(x)

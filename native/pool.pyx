@@ -19,7 +19,8 @@ from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from _common cimport ANY_FLOAT, C_ORDER, NONEMPTY, WRITEABLE, check_array, element_step, floating
+from _common cimport (ANY_FLOAT, C_ORDER, NONEMPTY, WRITEABLE, check_array, claimed_work,
+                     element_step, floating)
 from _simd cimport cn_idx, set_simd_cap_of_module, simd_info_of_module
 
 cnp.import_array()
@@ -614,23 +615,8 @@ cdef int _scatter_planes(const floating *grad_y, const int64_t *indices, floatin
     return STATUS_OK
 
 
-cdef _check_range(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t planes):
-    if not 0 <= start <= stop <= planes:
-        raise ValueError(f"planes [{start}, {stop}) outside [0, {planes})")
 
 
-cdef int64_t *_claim_counter(object counter, Py_ssize_t claim) except? NULL:
-    """The shared counter's address, or NULL for None (no claiming)."""
-    cdef cnp.ndarray a
-    if counter is None:
-        return NULL
-    if not isinstance(counter, cnp.ndarray):
-        raise TypeError("counter must be a numpy array")
-    a = <cnp.ndarray> counter
-    check_array(a, "counter", 1, cnp.NPY_INT64, NONEMPTY | WRITEABLE)
-    if claim < 1:
-        raise ValueError("claim must be >= 1")
-    return <int64_t *> cnp.PyArray_DATA(a)
 
 
 def max_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
@@ -676,18 +662,14 @@ def max_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
     check_array(y, "y", 3, typenum, C_ORDER | WRITEABLE, (planes, g.out_rows, g.out_cols))
     check_array(indices, "indices", 3, cnp.NPY_INT64, C_ORDER | WRITEABLE,
                 (planes, g.out_rows, g.out_cols))
-    _check_range(start, stop, planes)
-
     cdef int64_t unshared = 0
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
     cdef Py_ssize_t plane_step = element_step(cnp.PyArray_STRIDE(x, 0), itemsize, planes)
     cdef Py_ssize_t row_step = element_step(cnp.PyArray_STRIDE(x, 1), itemsize, g.height)
     cdef Py_ssize_t col_step = element_step(cnp.PyArray_STRIDE(x, 2), itemsize, g.width)
-    cdef int64_t *shared = _claim_counter(counter, claim)
+    cdef int64_t *shared = claimed_work(counter, &claim, &unshared, start, stop, planes,
+                                         "planes")
     cdef int status
-    if shared == NULL:
-        claim = stop - start  # one piece: all of it
-        shared = &unshared
     if typenum == cnp.NPY_FLOAT32:
         with nogil:
             status = _pool_claimed(<const float *> cnp.PyArray_DATA(x), plane_step, row_step,
@@ -727,16 +709,12 @@ def max_pool2d_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray indices 
     check_array(grad_x, "grad_x", 3, typenum, C_ORDER | WRITEABLE)
     if cnp.PyArray_DIM(grad_x, 0) != planes:
         raise ValueError(f"grad_x must have {planes} planes, got shape {(<object> grad_x).shape}")
-    _check_range(start, stop, planes)
-
     cdef Py_ssize_t n_out = out_rows * out_cols
     cdef Py_ssize_t plane_size = cnp.PyArray_DIM(grad_x, 1) * cnp.PyArray_DIM(grad_x, 2)
     cdef int64_t unshared = 0
-    cdef int64_t *shared = _claim_counter(counter, claim)
+    cdef int64_t *shared = claimed_work(counter, &claim, &unshared, start, stop, planes,
+                                         "planes")
     cdef int status
-    if shared == NULL:
-        claim = stop - start
-        shared = &unshared
     if typenum == cnp.NPY_FLOAT32:
         with nogil:
             status = _scatter_claimed(<const float *> cnp.PyArray_DATA(grad_y),
@@ -1046,11 +1024,9 @@ def avg_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
     cdef Geometry g = _avg_geometry(cnp.PyArray_DIM(x, 1), cnp.PyArray_DIM(x, 2), kernel_size,
                                     stride, padding)
     check_array(y, "y", 3, typenum, C_ORDER | WRITEABLE, (planes, g.out_rows, g.out_cols))
-    _check_range(start, stop, planes)
     cdef int64_t unshared = 0
-    cdef int64_t *shared = _claim_counter(counter, claim)
-    if shared == NULL:
-        claim, shared = max(1, stop - start), &unshared
+    cdef int64_t *shared = claimed_work(counter, &claim, &unshared, start, stop, planes,
+                                         "planes")
     cdef const void *src = cnp.PyArray_DATA(x)
     cdef void *dst = cnp.PyArray_DATA(y)
     cdef bint single = typenum == cnp.NPY_FLOAT32
@@ -1077,11 +1053,9 @@ def avg_pool2d_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray grad_x n
     cdef Geometry g = _avg_geometry(cnp.PyArray_DIM(grad_x, 1), cnp.PyArray_DIM(grad_x, 2),
                                     kernel_size, stride, padding)
     check_array(grad_y, "grad_y", 3, typenum, C_ORDER, (planes, g.out_rows, g.out_cols))
-    _check_range(start, stop, planes)
     cdef int64_t unshared = 0
-    cdef int64_t *shared = _claim_counter(counter, claim)
-    if shared == NULL:
-        claim, shared = max(1, stop - start), &unshared
+    cdef int64_t *shared = claimed_work(counter, &claim, &unshared, start, stop, planes,
+                                         "planes")
     cdef const void *src = cnp.PyArray_DATA(grad_y)
     cdef void *dst = cnp.PyArray_DATA(grad_x)
     cdef bint single = typenum == cnp.NPY_FLOAT32
@@ -1142,11 +1116,9 @@ def global_avg_pool_planes(cnp.ndarray x not None, cnp.ndarray y not None, Py_ss
     cdef int typenum = cnp.PyArray_TYPE(x)
     cdef Py_ssize_t planes = cnp.PyArray_DIM(x, 0), size = cnp.PyArray_DIM(x, 1)
     check_array(y, "y", 1, typenum, C_ORDER | WRITEABLE, (planes,))
-    _check_range(start, stop, planes)
     cdef int64_t unshared = 0
-    cdef int64_t *shared = _claim_counter(counter, claim)
-    if shared == NULL:
-        claim, shared = max(1, stop - start), &unshared
+    cdef int64_t *shared = claimed_work(counter, &claim, &unshared, start, stop, planes,
+                                         "planes")
     cdef const void *src = cnp.PyArray_DATA(x)
     cdef void *dst = cnp.PyArray_DATA(y)
     cdef bint single = typenum == cnp.NPY_FLOAT32
@@ -1164,11 +1136,9 @@ def global_avg_pool_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray gra
     cdef int typenum = cnp.PyArray_TYPE(grad_x)
     cdef Py_ssize_t planes = cnp.PyArray_DIM(grad_x, 0), size = cnp.PyArray_DIM(grad_x, 1)
     check_array(grad_y, "grad_y", 1, typenum, C_ORDER, (planes,))
-    _check_range(start, stop, planes)
     cdef int64_t unshared = 0
-    cdef int64_t *shared = _claim_counter(counter, claim)
-    if shared == NULL:
-        claim, shared = max(1, stop - start), &unshared
+    cdef int64_t *shared = claimed_work(counter, &claim, &unshared, start, stop, planes,
+                                         "planes")
     cdef const void *src = cnp.PyArray_DATA(grad_y)
     cdef void *dst = cnp.PyArray_DATA(grad_x)
     cdef bint single = typenum == cnp.NPY_FLOAT32

@@ -4,6 +4,7 @@ import pytest
 
 import cnnative
 from cnnative import models
+from cnnative.testing import torch_models
 from cnnative.nn import BatchNorm2D, Conv2D, GlobalAvgPool2D, Residual, Sequential
 
 RNG = np.random.default_rng(7)
@@ -61,24 +62,7 @@ def test_resnet_matches_the_torch_definition_in_its_docstring():
     torch = pytest.importorskip("torch")
     nn = torch.nn
     net = models.resnet(8, width=4, num_classes=5, dtype="float64", seed=3)
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
-                                      nn.BatchNorm2d(cout), nn.ReLU(),
-                                      nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
-                                      nn.BatchNorm2d(cout))
-            self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                           nn.BatchNorm2d(cout))
-                             if stride != 1 or cin != cout else nn.Identity())
-
-        def forward(self, x):
-            return torch.relu(self.body(x) + self.shortcut(x))
-
-    theirs = nn.Sequential(nn.Conv2d(1, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
-                           Block(4, 4, 1), Block(4, 8, 2), Block(8, 16, 2),
-                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5)).double()
+    theirs = torch_models.resnet(torch, 8, width=4, num_classes=5).double()
     ours = [layer for _, layer in net.named_layers() if layer.params or layer.buffers]
     modules = [m for m in theirs.modules()
                if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear))]

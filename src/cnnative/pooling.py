@@ -86,28 +86,16 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, num_threads=None):
     """
     func = "max_pool2d"
     x = _validation.array(x, "x", func, min_ndim=2, floating=True)
-    kernel_h, kernel_w = _validation.int_pair(kernel_size, "kernel_size", func, minimum=1)
-    if stride is None:
-        stride_h, stride_w = kernel_h, kernel_w
-    else:
-        stride_h, stride_w = _validation.int_pair(stride, "stride", func, minimum=1)
-    pad_h, pad_w = _validation.int_pair(padding, "padding", func, minimum=0)
+    (kernel_h, kernel_w), stride, padding, (out_h, out_w) = _window(func, x.shape, kernel_size,
+                                                                     stride, padding)
     threads = _threads.thread_count(num_threads, func)
-    if pad_h > kernel_h // 2 or pad_w > kernel_w // 2:
-        raise ValueError(f"{func}: padding must be at most half the kernel size, got "
-                         f"padding=({pad_h}, {pad_w}) for kernel_size=({kernel_h}, {kernel_w})")
     *lead, height, width = x.shape
-    if kernel_h > height + 2 * pad_h or kernel_w > width + 2 * pad_w:
-        raise ValueError(f"{func}: kernel_size ({kernel_h}, {kernel_w}) is larger than the "
-                         f"padded input ({height + 2 * pad_h}, {width + 2 * pad_w})")
-    out_h = (height + 2 * pad_h - kernel_h) // stride_h + 1
-    out_w = (width + 2 * pad_w - kernel_w) // stride_w + 1
 
     planes = x.reshape(-1, height, width)
     n_planes = planes.shape[0]
     y, indices = _pair_of_outputs((n_planes, out_h, out_w), x.dtype)
     kernel = functools.partial(_pool.max_pool2d_planes, planes, y, indices, (kernel_h, kernel_w),
-                               (stride_h, stride_w), (pad_h, pad_w))
+                               stride, padding)
     _run_shared(kernel, n_planes, height * width, threads,
                 n_planes * out_h * out_w * kernel_h * kernel_w)
     out_shape = (*lead, out_h, out_w)
