@@ -13,6 +13,8 @@ over many shapes, dtypes and layouts (as bottleneck's ``bn.slow`` does for bottl
 - :func:`dense`, :func:`dense_backward`: fully connected layers;
 - :func:`numeric_gradient`: central differences of a scalar function;
 - :mod:`cnnative.testing.primer`: the primer article's scipy formulas, written out plainly.
+- :mod:`cnnative.testing.torch_models`: the torch definitions in cnnative.models' docstrings,
+  built from the torch module the caller passes in.
 """
 from .conv import conv2d, conv2d_backward
 from .dense import dense, dense_backward
