@@ -615,8 +615,34 @@ cdef int _scatter_planes(const floating *grad_y, const int64_t *indices, floatin
     return STATUS_OK
 
 
-
-
+cdef Geometry _window_geometry(Py_ssize_t height, Py_ssize_t width,
+                               (Py_ssize_t, Py_ssize_t) kernel_size,
+                               (Py_ssize_t, Py_ssize_t) stride,
+                               (Py_ssize_t, Py_ssize_t) padding) except *:
+    """The pooling geometry of (height, width) planes, every precondition the kernels rely on
+    checked: non-empty planes, kernel and stride >= 1, padding in [0, kernel // 2], all within
+    INT_MAX, the window inside the padded plane."""
+    cdef Geometry g
+    g.height, g.width = height, width
+    g.kernel_h, g.kernel_w = kernel_size
+    g.stride_h, g.stride_w = stride
+    g.pad_h, g.pad_w = padding
+    if g.height < 1 or g.width < 1:
+        raise ValueError("planes must be non-empty")
+    if g.kernel_h < 1 or g.kernel_w < 1 or g.stride_h < 1 or g.stride_w < 1:
+        raise ValueError("kernel and stride must be >= 1")
+    # Bounded so that window arithmetic (corners, clipped tap ranges) cannot overflow.
+    if max(g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w) > INT_MAX:
+        raise ValueError("kernel, stride and padding must be at most 2**31 - 1")
+    # The bound on padding is what makes every max-pool window contain a real element, which
+    # the kernels use as its initial argmax (and keeps every average's divisor positive).
+    if not (0 <= g.pad_h <= g.kernel_h // 2 and 0 <= g.pad_w <= g.kernel_w // 2):
+        raise ValueError("padding must be in [0, kernel // 2]")
+    if g.kernel_h - 2 * g.pad_h > g.height or g.kernel_w - 2 * g.pad_w > g.width:
+        raise ValueError("kernel larger than the padded input")
+    g.out_rows = (g.height - (g.kernel_h - 2 * g.pad_h)) // g.stride_h + 1
+    g.out_cols = (g.width - (g.kernel_w - 2 * g.pad_w)) // g.stride_w + 1
+    return g
 
 
 def max_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
@@ -638,27 +664,8 @@ def max_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
     check_array(x, "x", 3, ANY_FLOAT)
     cdef int typenum = cnp.PyArray_TYPE(x)
     cdef Py_ssize_t planes = cnp.PyArray_DIM(x, 0)
-    cdef Geometry g
-    g.height, g.width = cnp.PyArray_DIM(x, 1), cnp.PyArray_DIM(x, 2)
-    g.kernel_h, g.kernel_w = kernel_size
-    g.stride_h, g.stride_w = stride
-    g.pad_h, g.pad_w = padding
-    if g.height < 1 or g.width < 1:
-        raise ValueError("x planes must be non-empty")
-    if g.kernel_h < 1 or g.kernel_w < 1 or g.stride_h < 1 or g.stride_w < 1:
-        raise ValueError("kernel and stride must be >= 1")
-    # Bounded so that window arithmetic (corners, clipped tap ranges) cannot overflow.
-    if max(g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w) > INT_MAX:
-        raise ValueError("kernel, stride and padding must be at most 2**31 - 1")
-    # The bound on padding is what makes every window contain a real element, which the
-    # kernels use as its initial argmax.
-    if not (0 <= g.pad_h <= g.kernel_h // 2 and 0 <= g.pad_w <= g.kernel_w // 2):
-        raise ValueError("padding must be in [0, kernel // 2]")
-    # 2 * pad <= kernel here; the comparison is the same as kernel > height + 2 * pad.
-    if g.kernel_h - 2 * g.pad_h > g.height or g.kernel_w - 2 * g.pad_w > g.width:
-        raise ValueError("kernel larger than the padded input")
-    g.out_rows = (g.height - (g.kernel_h - 2 * g.pad_h)) // g.stride_h + 1
-    g.out_cols = (g.width - (g.kernel_w - 2 * g.pad_w)) // g.stride_w + 1
+    cdef Geometry g = _window_geometry(cnp.PyArray_DIM(x, 1), cnp.PyArray_DIM(x, 2), kernel_size,
+                                       stride, padding)
     check_array(y, "y", 3, typenum, C_ORDER | WRITEABLE, (planes, g.out_rows, g.out_cols))
     check_array(indices, "indices", 3, cnp.NPY_INT64, C_ORDER | WRITEABLE,
                 (planes, g.out_rows, g.out_cols))
@@ -984,28 +991,6 @@ cdef int _avg_claimed(bint backward, const void *src, void *dst, bint single,
     return status
 
 
-cdef Geometry _avg_geometry(Py_ssize_t height, Py_ssize_t width,
-                            (Py_ssize_t, Py_ssize_t) kernel_size,
-                            (Py_ssize_t, Py_ssize_t) stride,
-                            (Py_ssize_t, Py_ssize_t) padding) except *:
-    cdef Geometry g
-    g.height, g.width = height, width
-    g.kernel_h, g.kernel_w = kernel_size
-    g.stride_h, g.stride_w = stride
-    g.pad_h, g.pad_w = padding
-    if g.height < 1 or g.width < 1:
-        raise ValueError("planes must be non-empty")
-    if g.kernel_h < 1 or g.kernel_w < 1 or g.stride_h < 1 or g.stride_w < 1:
-        raise ValueError("kernel and stride must be >= 1")
-    if max(g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w) > INT_MAX:
-        raise ValueError("kernel, stride and padding must be at most 2**31 - 1")
-    if not (0 <= g.pad_h <= g.kernel_h // 2 and 0 <= g.pad_w <= g.kernel_w // 2):
-        raise ValueError("padding must be in [0, kernel // 2]")
-    if g.kernel_h - 2 * g.pad_h > g.height or g.kernel_w - 2 * g.pad_w > g.width:
-        raise ValueError("kernel larger than the padded input")
-    g.out_rows = (g.height - (g.kernel_h - 2 * g.pad_h)) // g.stride_h + 1
-    g.out_cols = (g.width - (g.kernel_w - 2 * g.pad_w)) // g.stride_w + 1
-    return g
 
 
 def avg_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
@@ -1021,7 +1006,7 @@ def avg_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
     check_array(x, "x", 3, ANY_FLOAT, C_ORDER)
     cdef int typenum = cnp.PyArray_TYPE(x)
     cdef Py_ssize_t planes = cnp.PyArray_DIM(x, 0)
-    cdef Geometry g = _avg_geometry(cnp.PyArray_DIM(x, 1), cnp.PyArray_DIM(x, 2), kernel_size,
+    cdef Geometry g = _window_geometry(cnp.PyArray_DIM(x, 1), cnp.PyArray_DIM(x, 2), kernel_size,
                                     stride, padding)
     check_array(y, "y", 3, typenum, C_ORDER | WRITEABLE, (planes, g.out_rows, g.out_cols))
     cdef int64_t unshared = 0
@@ -1050,7 +1035,7 @@ def avg_pool2d_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray grad_x n
     check_array(grad_x, "grad_x", 3, ANY_FLOAT, C_ORDER | WRITEABLE)
     cdef int typenum = cnp.PyArray_TYPE(grad_x)
     cdef Py_ssize_t planes = cnp.PyArray_DIM(grad_x, 0)
-    cdef Geometry g = _avg_geometry(cnp.PyArray_DIM(grad_x, 1), cnp.PyArray_DIM(grad_x, 2),
+    cdef Geometry g = _window_geometry(cnp.PyArray_DIM(grad_x, 1), cnp.PyArray_DIM(grad_x, 2),
                                     kernel_size, stride, padding)
     check_array(grad_y, "grad_y", 3, typenum, C_ORDER, (planes, g.out_rows, g.out_cols))
     cdef int64_t unshared = 0
