@@ -110,3 +110,20 @@ cdef inline int64_t *claimed_work(object counter, Py_ssize_t *claim, int64_t *un
     if claim[0] < 1:
         raise ValueError("claim must be >= 1")
     return <int64_t *> cnp.PyArray_DATA(<cnp.ndarray> counter)
+
+
+cdef extern from "claim.h" nogil:
+    int64_t cn_claim(int64_t *counter, int64_t n)
+
+
+cdef inline bint next_piece(int64_t *counter, Py_ssize_t claim, Py_ssize_t start,
+                            Py_ssize_t stop, Py_ssize_t *first, Py_ssize_t *last) noexcept nogil:
+    """Claims the next ``claim`` items of [start, stop) from ``counter`` as [first, last);
+    False once none is left.  The claimed offset is checked before use: the counter comes
+    from Python and could hold anything."""
+    cdef int64_t taken = cn_claim(counter, claim)
+    if taken < 0 or taken >= stop - start:
+        return False
+    first[0] = start + taken
+    last[0] = first[0] + claim if stop - first[0] > claim else stop
+    return True

@@ -23,13 +23,12 @@ from libc.math cimport sqrt
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free
 
-from _common cimport ANY_FLOAT, C_ORDER, NONEMPTY, WRITEABLE, check_array, claimed_work, floating
+from _common cimport (ANY_FLOAT, C_ORDER, NONEMPTY, WRITEABLE, check_array, claimed_work,
+                     floating, next_piece)
 from _simd cimport cn_idx, set_simd_cap_of_module, simd_info_of_module
 
 cnp.import_array()
 
-cdef extern from "claim.h" nogil:
-    int64_t cn_claim(int64_t *counter, int64_t n)
 
 cdef extern from "norm_simd.h" nogil:
     double cn_norm_sum_f32(const float *x, cn_idx n_seg, cn_idx seg_step, cn_idx len)
@@ -290,14 +289,8 @@ cdef int _claimed(int kind, const void *a, const void *b, void *out, const void 
                   Py_ssize_t claim) noexcept nogil:
     """Channel blocks of [start, stop) claimed from counter until none is left."""
     cdef Py_ssize_t first, last
-    cdef int64_t taken
     cdef int status = 0
-    while status == 0:
-        taken = cn_claim(counter, claim)
-        if taken < 0 or taken >= stop - start:
-            return 0
-        first = start + taken
-        last = first + claim if stop - first > claim else stop
+    while status == 0 and next_piece(counter, claim, start, stop, &first, &last):
         if single:
             if kind == TRAIN:
                 status = _train_block(<const float *> a, <float *> out, <const float *> gamma,
@@ -331,8 +324,6 @@ cdef int _claimed(int kind, const void *a, const void *b, void *out, const void 
     return status
 
 
-
-
 cdef Shape _shape_of(cnp.ndarray x, str name) except *:
     cdef Shape sh
     check_array(x, name, 3, ANY_FLOAT, C_ORDER | NONEMPTY)
@@ -346,8 +337,6 @@ cdef _check_channels(int typenum, Py_ssize_t channels, dict arrays, bint write):
             raise TypeError(f"{name} must be a numpy array")
         check_array(<cnp.ndarray> a, name, 1, typenum, C_ORDER | (WRITEABLE if write else 0),
                     (channels,))
-
-
 
 
 cdef void *_data(object a):

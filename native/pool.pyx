@@ -20,13 +20,11 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from _common cimport (ANY_FLOAT, C_ORDER, NONEMPTY, WRITEABLE, check_array, claimed_work,
-                     element_step, floating)
+                     element_step, floating, next_piece)
 from _simd cimport cn_idx, set_simd_cap_of_module, simd_info_of_module
 
 cnp.import_array()
 
-cdef extern from "claim.h" nogil:
-    int64_t cn_claim(int64_t *counter, int64_t n)
 
 cdef extern from "pool_simd.h" nogil:
     int cn_pool2x2_f32(const float *plane, cn_idx row_step, cn_idx width, float *y,
@@ -553,19 +551,13 @@ cdef int _pool_claimed(const floating *x, Py_ssize_t plane_step, Py_ssize_t row_
                        Py_ssize_t claim) noexcept nogil:
     """_pool_planes_dispatch on pieces of [start, stop) claimed from counter until none is left."""
     cdef Py_ssize_t first, last
-    cdef int64_t taken
     cdef int status
-    while True:
-        taken = cn_claim(counter, claim)
-        # Checked before use: the counter comes from Python and could hold anything.
-        if taken < 0 or taken >= stop - start:
-            return 0
-        first = start + taken
-        last = first + claim if stop - first > claim else stop
+    while next_piece(counter, claim, start, stop, &first, &last):
         status = _pool_planes_dispatch(x, plane_step, row_step, col_step, y, indices, g, first,
                                        last)
         if status != 0:
             return status
+    return 0
 
 
 cdef int _scatter_claimed(const floating *grad_y, const int64_t *indices, floating *grad_x,
@@ -573,17 +565,12 @@ cdef int _scatter_claimed(const floating *grad_y, const int64_t *indices, floati
                           Py_ssize_t stop, int64_t *counter, Py_ssize_t claim) noexcept nogil:
     """_scatter_planes on pieces of [start, stop) claimed from counter until none is left."""
     cdef Py_ssize_t first, last
-    cdef int64_t taken
     cdef int status
-    while True:
-        taken = cn_claim(counter, claim)
-        if taken < 0 or taken >= stop - start:
-            return STATUS_OK
-        first = start + taken
-        last = first + claim if stop - first > claim else stop
+    while next_piece(counter, claim, start, stop, &first, &last):
         status = _scatter_planes(grad_y, indices, grad_x, n_out, plane_size, first, last)
         if status != STATUS_OK:
             return status
+    return STATUS_OK
 
 
 cdef int _scatter_planes(const floating *grad_y, const int64_t *indices, floating *grad_x,
@@ -968,14 +955,8 @@ cdef int _avg_claimed(bint backward, const void *src, void *dst, bint single,
                       const Geometry *g, bint count_include_pad, Py_ssize_t start,
                       Py_ssize_t stop, int64_t *counter, Py_ssize_t claim) noexcept nogil:
     cdef Py_ssize_t first, last
-    cdef int64_t taken
     cdef int status = 0
-    while status == 0:
-        taken = cn_claim(counter, claim)
-        if taken < 0 or taken >= stop - start:
-            return 0
-        first = start + taken
-        last = first + claim if stop - first > claim else stop
+    while status == 0 and next_piece(counter, claim, start, stop, &first, &last):
         if not backward:
             if single:
                 _avg_planes(<const float *> src, <float *> dst, g, count_include_pad, first, last)
@@ -989,8 +970,6 @@ cdef int _avg_claimed(bint backward, const void *src, void *dst, bint single,
             status = _avg_back_planes(<const double *> src, <double *> dst, g,
                                       count_include_pad, first, last)
     return status
-
-
 
 
 def avg_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
@@ -1007,7 +986,7 @@ def avg_pool2d_planes(cnp.ndarray x not None, cnp.ndarray y not None,
     cdef int typenum = cnp.PyArray_TYPE(x)
     cdef Py_ssize_t planes = cnp.PyArray_DIM(x, 0)
     cdef Geometry g = _window_geometry(cnp.PyArray_DIM(x, 1), cnp.PyArray_DIM(x, 2), kernel_size,
-                                    stride, padding)
+                                       stride, padding)
     check_array(y, "y", 3, typenum, C_ORDER | WRITEABLE, (planes, g.out_rows, g.out_cols))
     cdef int64_t unshared = 0
     cdef int64_t *shared = claimed_work(counter, &claim, &unshared, start, stop, planes,
@@ -1036,7 +1015,7 @@ def avg_pool2d_backward_planes(cnp.ndarray grad_y not None, cnp.ndarray grad_x n
     cdef int typenum = cnp.PyArray_TYPE(grad_x)
     cdef Py_ssize_t planes = cnp.PyArray_DIM(grad_x, 0)
     cdef Geometry g = _window_geometry(cnp.PyArray_DIM(grad_x, 1), cnp.PyArray_DIM(grad_x, 2),
-                                    kernel_size, stride, padding)
+                                       kernel_size, stride, padding)
     check_array(grad_y, "grad_y", 3, typenum, C_ORDER, (planes, g.out_rows, g.out_cols))
     cdef int64_t unshared = 0
     cdef int64_t *shared = claimed_work(counter, &claim, &unshared, start, stop, planes,
@@ -1061,17 +1040,11 @@ cdef void _global_planes(bint backward, const void *src, void *dst, bint single,
     """Forward: dst[p] = sum of plane p (double, pool_simd.h's lanes) / size, rounded once.
     Backward: every element of plane p of dst = 0 + src[p] / size, in the element type."""
     cdef Py_ssize_t first, last, p, i
-    cdef int64_t taken
     cdef float d32
     cdef double d64
     cdef float *o32
     cdef double *o64
-    while True:
-        taken = cn_claim(counter, claim)
-        if taken < 0 or taken >= stop - start:
-            return
-        first = start + taken
-        last = first + claim if stop - first > claim else stop
+    while next_piece(counter, claim, start, stop, &first, &last):
         if not backward:
             if single:
                 cn_plane_means_f32(<const float *> src, size, first, last, <float *> dst)
