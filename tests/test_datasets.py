@@ -399,6 +399,97 @@ def test_load_mnist_reads_fashion_mnist(tmp_path):
         datasets.load_mnist(tmp_path)
 
 
+# --- load_fashion_mnist ------------------------------------------------------------------------
+
+FASHION_NAMES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+
+
+@pytest.mark.skipif(not FASHION_DIR.is_dir(),
+                    reason=f"{FASHION_DIR} is missing: apt-get install dataset-fashion-mnist")
+def test_load_fashion_mnist_reads_the_debian_package():
+    assert datasets.FASHION_MNIST_DIR == str(FASHION_DIR)
+    (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist()  # checksums verified
+    assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
+    assert x_train.dtype == x_test.dtype == np.uint8
+    assert y_train.dtype == y_test.dtype == np.int64
+    np.testing.assert_array_equal(np.bincount(y_train), [6000] * 10)
+    np.testing.assert_array_equal(np.bincount(y_test), [1000] * 10)
+    # The first training image is an ankle boot, per the Fashion-MNIST project's own listing.
+    assert datasets.FASHION_MNIST_CLASSES[y_train[0]] == "Ankle boot"
+    (same_x, _), _ = datasets.load_fashion_mnist(FASHION_DIR, verify=False)
+    np.testing.assert_array_equal(same_x, x_train)
+
+
+def test_fashion_mnist_classes():
+    assert datasets.FASHION_MNIST_CLASSES == (
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+@pytest.mark.parametrize("as_str", [False, True])
+def test_load_fashion_mnist_from_a_directory(tmp_path, as_str):
+    x_train, y_train = make_split(tmp_path, "train", 7, size=(28, 28), gz=True, seed=3)
+    x_test, y_test = make_split(tmp_path, "t10k", 4, size=(28, 28), gz=False, seed=4)
+    (a, b), (c, d) = datasets.load_fashion_mnist(str(tmp_path) if as_str else tmp_path)
+    for got, expected, dtype in [(a, x_train, np.uint8), (b, y_train, np.int64),
+                                 (c, x_test, np.uint8), (d, y_test, np.int64)]:
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_load_fashion_mnist_says_how_to_get_the_files(tmp_path, monkeypatch):
+    def message(*args):
+        with pytest.raises(FileNotFoundError) as info:
+            datasets.load_fashion_mnist(*args)
+        text = str(info.value)
+        assert text.startswith("load_fashion_mnist: Fashion-MNIST not found: ")
+        assert "`apt-get install dataset-fashion-mnist`" in text
+        assert "https://github.com/zalandoresearch/fashion-mnist" in text
+        assert all(name in text for name in FASHION_NAMES)
+        return text
+
+    absent = tmp_path / "absent"
+    text = message(absent)
+    assert f"directory {str(absent)!r} does not exist" in text and str(FASHION_DIR) in text
+    monkeypatch.setattr(datasets.mnist, "FASHION_MNIST_DIR", str(absent))
+    assert f"directory {str(absent)!r} does not exist" in message()  # the default directory
+
+    # The test pair alone is enough for load_mnist, not here: the training files are named.
+    make_split(tmp_path, "t10k", 3)
+    text = message(tmp_path)
+    assert (f"{str(tmp_path)!r} has no train-images-idx3-ubyte[.gz], "
+            "train-labels-idx1-ubyte[.gz].") in text
+    assert "has no t10k" not in text
+
+
+def test_load_fashion_mnist_refuses_other_published_files(tmp_path, monkeypatch):
+    # Pretend the test labels written here are a published file, as the checksum rule's own
+    # test does, to see which datasets' contents each loader accepts.
+    make_split(tmp_path, "train", 5)
+    _, labels = make_split(tmp_path, "t10k", 4)
+    content = raw_bytes(0x08, (4,), labels.tobytes())
+    sha = hashlib.sha256(content).hexdigest()
+    stem = "t10k-labels-idx1-ubyte"
+    table = dict(_mnist_files.STANDARD_CONTENTS)
+    monkeypatch.setattr(_mnist_files, "STANDARD_CONTENTS", table)
+
+    table[stem] = (len(content), {sha: "MNIST", "cd" * 32: "Fashion-MNIST"})
+    datasets.load_mnist(tmp_path)  # MNIST's file: fine for load_mnist
+    with pytest.raises(ChecksumError, match=r"t10k-labels-idx1-ubyte\.gz: holds the published "
+                                            r"MNIST file, not Fashion-MNIST's"):
+        datasets.load_fashion_mnist(tmp_path)
+    datasets.load_fashion_mnist(tmp_path, verify=False)
+
+    table[stem] = (len(content), {"ab" * 32: "MNIST", "cd" * 32: "Fashion-MNIST"})
+    with pytest.raises(ChecksumError, match="expected one of " + "cd" * 32) as info:
+        datasets.load_fashion_mnist(tmp_path)  # damaged: only Fashion-MNIST's digest is quoted
+    assert "ab" * 32 not in str(info.value) and sha in str(info.value)
+
+    table[stem] = (len(content), {"ab" * 32: "MNIST", sha: "Fashion-MNIST"})
+    datasets.load_fashion_mnist(tmp_path)
+
+
 # --- download_mnist, offline: the mirrors are file:// URLs ----------------------------------
 
 def test_download_mnist_from_a_local_mirror(tmp_path, monkeypatch):

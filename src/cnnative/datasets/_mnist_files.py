@@ -72,13 +72,23 @@ class ChecksumError(ValueError):
     """A file that claims to be a published dataset file has other contents."""
 
 
-def check_standard(path: str, stem: str, size: int, digest: str) -> None:
+def check_standard(path: str, stem: str, size: int, digest: str,
+                   dataset: str | None = None) -> None:
     """ChecksumError if ``stem`` is a canonical name, ``size`` its standard size, and
-    ``digest`` none of the known contents.  Other files pass unchecked."""
+    ``digest`` none of the known contents (or, given ``dataset``, not that dataset's content).
+    Other files pass unchecked."""
     standard = STANDARD_CONTENTS.get(stem)
-    if standard is None or size != standard[0] or digest in standard[1]:
+    if standard is None or size != standard[0]:
         return
-    known = ", ".join(f"{sha} ({dataset})" for sha, dataset in standard[1].items())
+    found = standard[1].get(digest)
+    if found is not None and dataset in (None, found):
+        return
+    if found is not None:
+        # Both datasets share names and sizes, so only the digest tells a mix-up of directories.
+        raise ChecksumError(f"{path}: holds the published {found} file, not {dataset}'s: the "
+                            "directory has the wrong dataset")
+    known = ", ".join(f"{sha} ({name})" for sha, name in standard[1].items()
+                      if dataset in (None, name))
     raise ChecksumError(f"{path}: has the name and size ({size} bytes decompressed) of a published "
                         f"dataset file but SHA-256 {digest}; expected one of {known}. The file "
                         "is damaged or altered; download it again, or pass verify=False")

@@ -10,13 +10,23 @@ from .. import _validation
 from . import _mnist_files
 from .idx import read_idx, read_idx_with_digest
 
-__all__ = ["MNIST_FILES", "load_mnist", "download_mnist"]
+__all__ = ["MNIST_FILES", "load_mnist", "download_mnist", "FASHION_MNIST_CLASSES",
+           "FASHION_MNIST_DIR", "load_fashion_mnist"]
 
 # Split -> (images file, labels file), without the optional .gz.
 MNIST_FILES: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+
+#: Where Debian's ``dataset-fashion-mnist`` package installs the four .gz files.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+#: Fashion-MNIST's class names, indexed by label.
+FASHION_MNIST_CLASSES: tuple[str, ...] = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
 
 
 def load_mnist(directory: str | os.PathLike, *, verify: bool = True
@@ -58,15 +68,79 @@ def load_mnist(directory: str | os.PathLike, *, verify: bool = True
         Images not uint8 (N, rows, columns), labels not uint8 (N,), image and label counts
         that differ, or training and test images of different sizes.
     """
-    func = "load_mnist"
-    directory = os.fspath(directory)
+    return _load_directory(os.fspath(directory), verify, "load_mnist", None)
+
+
+def load_fashion_mnist(directory: str | os.PathLike | None = None, *, verify: bool = True
+                       ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Load Fashion-MNIST: 70,000 28x28 greyscale images of clothes in ten classes.
+
+    Reads the four canonical files as :func:`load_mnist` does, all four required.  Nothing is
+    downloaded: on Debian and Ubuntu, ``apt-get install dataset-fashion-mnist`` puts the files
+    in :data:`FASHION_MNIST_DIR`, the default; elsewhere, download them from the Fashion-MNIST
+    project (https://github.com/zalandoresearch/fashion-mnist, folder ``data/fashion``), for
+    instance with ``download_mnist(directory, dataset="fashion-mnist")``, and pass the
+    directory.  Class names are in :data:`FASHION_MNIST_CLASSES`.
+
+    Checksum rule: that of :func:`load_mnist`, except that a file of a published size must be
+    Fashion-MNIST's, so that a directory of MNIST files is refused rather than loaded as
+    clothes.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike, optional
+        Defaults to :data:`FASHION_MNIST_DIR` (``/usr/share/datasets/fashion-mnist``).
+    verify : bool
+        False skips the checksum rule (and the hashing, about 0.1 s).
+
+    Returns
+    -------
+    train : (x_train, y_train)
+        x_train uint8 (60000, 28, 28), y_train int64 (60000,) with values 0..9, for the
+        published files.
+    test : (x_test, y_test)
+        x_test uint8 (10000, 28, 28), y_test int64 (10000,).
+
+    Raises
+    ------
+    FileNotFoundError
+        The directory or one of the four files is missing; the message says how to get them.
+    IDXFormatError, ChecksumError (both ValueError)
+        A malformed file, or a file of a published size whose contents are not Fashion-MNIST's
+        (damaged, or the MNIST digits).
+    ValueError
+        Contents of the wrong dtype or shape, as for :func:`load_mnist`.
+    """
+    func = "load_fashion_mnist"
+    directory = FASHION_MNIST_DIR if directory is None else os.fspath(directory)
+    stems = (*MNIST_FILES["train"], *MNIST_FILES["test"])
+    where: str | None
+    if not os.path.isdir(directory):
+        where = f"directory {directory!r} does not exist"
+    else:
+        missing = [f"{stem}[.gz]" for stem in stems if _find(directory, stem)[0] is None]
+        where = f"{directory!r} has no {', '.join(missing)}" if missing else None
+    if where is not None:
+        names = ", ".join(stem + ".gz" for stem in stems)
+        raise FileNotFoundError(
+            f"{func}: Fashion-MNIST not found: {where}. On Debian or Ubuntu, "
+            f"`apt-get install dataset-fashion-mnist` installs it in {FASHION_MNIST_DIR}, the "
+            f"default. Elsewhere, download the four files {names} from the Fashion-MNIST "
+            "project (https://github.com/zalandoresearch/fashion-mnist, folder data/fashion; "
+            "datasets.download_mnist(directory, dataset='fashion-mnist') does this) into a "
+            "directory and pass it: load_fashion_mnist(directory)")
+    return _load_directory(directory, verify, func, "Fashion-MNIST")
+
+
+def _load_directory(directory: str, verify: bool, func: str, dataset: str | None):
+    """load_mnist's work; ``dataset`` names the only published contents accepted, if given."""
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{func}: directory {directory!r} does not exist")
-    test = _load_pair(directory, MNIST_FILES["test"], verify, func)
+    test = _load_pair(directory, MNIST_FILES["test"], verify, func, dataset)
     train_paths = [_find(directory, stem)[0] for stem in MNIST_FILES["train"]]
     train = None
     if any(train_paths):
-        train = _load_pair(directory, MNIST_FILES["train"], verify, func)
+        train = _load_pair(directory, MNIST_FILES["train"], verify, func, dataset)
         if train[0].shape[1:] != test[0].shape[1:]:
             raise ValueError(f"{func}: training images are {train[0].shape[1:]} but test images "
                              f"are {test[0].shape[1:]} in {directory!r}")
@@ -83,8 +157,8 @@ def _find(directory: str, stem: str) -> tuple[str | None, tuple[str, str]]:
     return None, names
 
 
-def _load_pair(directory: str, stems: tuple[str, str], verify: bool,
-               func: str) -> tuple[np.ndarray, np.ndarray]:
+def _load_pair(directory: str, stems: tuple[str, str], verify: bool, func: str,
+               dataset: str | None) -> tuple[np.ndarray, np.ndarray]:
     arrays = []
     for stem in stems:
         path, names = _find(directory, stem)
@@ -92,7 +166,7 @@ def _load_pair(directory: str, stems: tuple[str, str], verify: bool,
             raise FileNotFoundError(f"{func}: no {' or '.join(names)} in {directory!r}")
         if verify:
             array, digest, size = read_idx_with_digest(path)
-            _mnist_files.check_standard(path, stem, size, digest)
+            _mnist_files.check_standard(path, stem, size, digest, dataset)
         else:
             array = read_idx(path)
         arrays.append((path, array))

@@ -12,10 +12,13 @@ over many shapes, dtypes and layouts (as bottleneck's ``bn.slow`` does for bottl
 - :func:`batch_norm`, :func:`batch_norm_backward`: batch normalisation from the formulas;
 - :func:`dense`, :func:`dense_backward`: fully connected layers;
 - :func:`numeric_gradient`: central differences of a scalar function;
+- :func:`random_crop`, :func:`random_flip`: the augmentations of cnnative.datasets.augment,
+  drawing the same random numbers;
 - :mod:`cnnative.testing.primer`: the primer article's scipy formulas, written out plainly.
 - :mod:`cnnative.testing.torch_models`: the torch definitions in cnnative.models' docstrings,
   built from the torch module the caller passes in.
 """
+from .augment import random_crop, random_flip
 from .conv import conv2d, conv2d_backward
 from .dense import dense, dense_backward
 from .gradients import numeric_gradient
@@ -25,4 +28,5 @@ from .pooling import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
 
 __all__ = ["conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "dense",
            "dense_backward", "numeric_gradient", "avg_pool2d", "avg_pool2d_backward",
-           "global_avg_pool2d", "global_avg_pool2d_backward", "batch_norm", "batch_norm_backward"]
+           "global_avg_pool2d", "global_avg_pool2d_backward", "batch_norm", "batch_norm_backward",
+           "random_crop", "random_flip"]
