@@ -4,7 +4,7 @@ Each module of src/cnnative belongs to a layer; a module may import from its own
 ones below it, never above:
 
     cli, bench, the package root
-    network, optim, models, io, gradcheck, primer
+    network, ensemble, optim, models, io, training, gradcheck, primer
     nn
     the kernel wrappers: signal, conv, pooling, dense, norm
     _threads
@@ -31,7 +31,7 @@ LAYERS = [
     {"_threads"},
     {"signal", "conv", "pooling", "dense", "norm"},
     {"nn"},
-    {"network", "optim", "models", "io", "_gradcheck", "primer"},
+    {"network", "ensemble", "optim", "models", "io", "training", "_gradcheck", "primer"},
     {"cli", "bench", "__main__", ""},
 ]
 STANDALONE = {"datasets", "testing"}
@@ -56,11 +56,18 @@ def _is_package(name):
 
 
 def _imports(name):
-    """The cnnative modules ``name`` imports anywhere in its code (lazy imports included)."""
+    """The cnnative modules ``name`` imports anywhere in its code (lazy imports included, those
+    only for type checkers not)."""
     tree = ast.parse(MODULES[name].read_text())
     package = name if _is_package(name) else name.rpartition(".")[0]
+    # Imports under `if TYPE_CHECKING:` are for annotations only and never run.
+    type_only = {id(inner) for node in ast.walk(tree)
+                 if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+                 for inner in ast.walk(node)}
     found = set()
     for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

@@ -1,8 +1,12 @@
 """The command line: train, evaluate, info, bench, run in-process or as `python -m cnnative`."""
 import json
 import os
+import re
+import shlex
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -62,7 +66,9 @@ def test_train_and_evaluate_on_an_mnist_directory(tmp_path, capsys):
     assert cli.main(["train", "--data", str(data), "--epochs", "1", "--no-progress",
                      "--batch-size", "32", "--lr", "0.05", "--dtype", "float64",
                      "--out", str(model)]) == 0
-    assert "300 training images" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "270 training images" in out and "validation: 30 of its training images" in out
+    assert "test accuracy" in out and "on 100 images" in out
     assert cnnative.load(model).dtype == np.float64
     assert cli.main(["evaluate", str(model), "--data", str(data)]) == 0
     assert ": 100 images" in capsys.readouterr().out
@@ -104,3 +110,71 @@ def test_python_dash_m_runs_bench(tmp_path):
     assert "| 28" in completed.stdout and "speedup" in completed.stdout
     payload = json.loads(result.read_text())
     assert payload["summary"] and payload["cells"][0]["timings"]["scipy"]["repeats"] >= 3
+
+
+# -- the training loop's guards, checkpoints and callbacks on the command line -------------
+
+def test_a_diverging_run_exits_with_status_1_and_writes_no_model(tmp_path, capsys):
+    model = tmp_path / "net.npz"
+    assert cli.main(["train", "--lr", "50", "--no-progress", "--out", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"training diverged in epoch 1, batch \d+: .* try a lower learning rate "
+                     r"\(it is 50\).*No model written", err, re.S)
+    assert not model.exists()
+
+
+def test_ctrl_c_checkpoints_prints_the_resume_command_and_resuming_matches(tmp_path):
+    def train(*extra, **popen):
+        return subprocess.Popen([sys.executable, "-m", "cnnative", "train", "--epochs", "2",
+                                 "--no-progress", "--threads", "1", *extra], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                **popen)
+
+    def succeeds(process):
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+
+    succeeds(train("--out", "straight.npz"))
+    interrupted = train("--out", "resumed.npz", "--checkpoint", "run.ckpt",
+                        "--checkpoint-every", "5")
+    while not (tmp_path / "run.ckpt").exists():
+        assert interrupted.poll() is None, interrupted.communicate()[1]
+        time.sleep(0.01)
+    interrupted.send_signal(signal.SIGINT)
+    _, err = interrupted.communicate(timeout=300)
+    assert interrupted.returncode == 130, err
+    assert not (tmp_path / "resumed.npz").exists()
+    command = re.search(r"Resume with: (cnnative train .*)", err).group(1)
+    assert command.endswith("--checkpoint run.ckpt --checkpoint-every 5 --resume")
+    succeeds(train(*shlex.split(command)[2:]))
+    with np.load(tmp_path / "straight.npz") as a, np.load(tmp_path / "resumed.npz") as b:
+        assert a.files == b.files
+        assert all(np.array_equal(a[key], b[key]) for key in a.files)
+
+
+def test_early_stopping_and_the_csv_log(tmp_path, capsys):
+    log, model = tmp_path / "log.csv", tmp_path / "net.npz"
+    assert cli.main(["train", "--epochs", "3", "--no-augment", "--no-progress",
+                     "--early-stopping", "1", "--log", str(log), "--out", str(model)]) == 0
+    rows = log.read_text().splitlines()
+    assert rows[0] == "epoch,loss,accuracy,lr,seconds,val_loss,val_accuracy"
+    assert 2 <= len(rows) - 1 <= 3
+    history = [float(row.split(",")[5]) for row in rows[1:]]
+    # The best epoch's weights are the ones saved.
+    (_, _), (x_val, y_val) = datasets.load_digits_5k()
+    assert cnnative.load(model).evaluate(x_val, y_val)[0] == pytest.approx(min(history),
+                                                                          rel=1e-6)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--resume"], "--resume and --checkpoint-every need --checkpoint PATH"),
+    (["--checkpoint-every", "3"], "--resume and --checkpoint-every need --checkpoint PATH"),
+    (["--checkpoint", "missing.ckpt", "--resume"], "--resume: no checkpoint at missing.ckpt"),
+    (["--members", "0"], "--members must be >= 1"),
+    (["--model", "resnet8", "--dropout", "0.2"], "--dropout applies to --model nielsen only"),
+    (["--preset", "fashion", "--data", "nowhere"], "nowhere"),
+])
+def test_train_refuses_bad_option_combinations(arguments, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        cli.main(["train", "--no-progress", *arguments])

@@ -615,9 +615,9 @@ def test_digits_5k_argument_errors():
     for fraction in (1.0, 1.5, -0.1):
         with pytest.raises(ValueError, match=r"validation_size as a fraction must be in \[0, 1\)"):
             datasets.load_digits_5k(fraction)
-    with pytest.raises(ValueError, match="would take 500 of the 500 images of digit 0; at least one"):
+    with pytest.raises(ValueError, match="would take 500 of the 500 images of class 0; at least one"):
         datasets.load_digits_5k(4991)
-    with pytest.raises(ValueError, match="holdout_size=10 would take 500 of the 500 images of digit 0"):
+    with pytest.raises(ValueError, match="holdout_size=10 would take 500 of the 500 images of class 0"):
         datasets.load_digits_5k(4990, holdout_size=10)
     with pytest.raises(TypeError, match="validation_size must be an int or a float fraction"):
         datasets.load_digits_5k("1000")
@@ -697,3 +697,21 @@ def test_make_digits_5k_converts_the_csv(tmp_path):
     with pytest.raises(ValueError, match=r"labels outside 0\.\.9"):
         tool.parse_csv(text.getvalue().encode())
 
+
+
+def test_stratified_split_keeps_class_shares_and_is_seeded():
+    from cnnative.datasets import stratified_split
+    y = np.repeat(np.arange(3), [60, 30, 10])
+    x = np.arange(100)[:, None] * np.ones((1, 4), np.uint8)
+    (x_train, y_train), (x_val, y_val) = stratified_split(x, y, 0.2, seed=1)
+    assert np.bincount(y_val).tolist() == [12, 6, 2] and len(y_train) == 80
+    assert sorted(np.concatenate([x_train[:, 0], x_val[:, 0]]).tolist()) == list(range(100))
+    np.testing.assert_array_equal(y[x_val[:, 0]], y_val)
+    again = stratified_split(x, y, 0.2, seed=1)
+    np.testing.assert_array_equal(again[1][0], x_val)
+    with pytest.raises(ValueError, match="stratified_split: y must be a 1-D array of int labels"):
+        stratified_split(x, y.astype(float), 10)
+    with pytest.raises(ValueError, match=r"stratified_split: x must have one sample per label"):
+        stratified_split(x[:5], y, 10)
+    with pytest.raises(ValueError, match="take 30 of the 30 images of class 1; at least one per"):
+        stratified_split(x, y, 99)

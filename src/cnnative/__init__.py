@@ -3,9 +3,10 @@
 The top level is the kernel API: scipy.signal-style ``correlate2d``/``convolve2d`` and
 torch.nn.functional-style ``conv2d``, ``max_pool2d``, ``avg_pool2d``, ``global_avg_pool2d``,
 ``batch_norm`` and ``dense`` (with their backward passes), plus :class:`Network`,
-:func:`load`, :func:`save` and :func:`gradcheck`.  Subpackages: :mod:`cnnative.nn` (layers,
+:class:`Ensemble`, :func:`load`, :func:`save` and :func:`gradcheck`.  Subpackages: :mod:`cnnative.nn` (layers,
 containers, losses), :mod:`cnnative.optim`, :mod:`cnnative.models`, :mod:`cnnative.io`, and,
-loaded on first use, :mod:`cnnative.datasets`, :mod:`cnnative.primer`,
+loaded on first use, :mod:`cnnative.datasets`, :mod:`cnnative.training` (the loop behind
+``Network.fit``: callbacks, checkpoints), :mod:`cnnative.primer`,
 :mod:`cnnative.testing` (slow NumPy references) and :mod:`cnnative.bench`.
 """
 import importlib
@@ -20,6 +21,7 @@ from .norm import batch_norm, batch_norm_backward
 from .signal import choose_method, convolve2d, correlate2d
 from . import nn, optim
 from .network import Network
+from .ensemble import Ensemble
 from . import models
 from ._gradcheck import GradcheckError, gradcheck
 from .io import load, save
@@ -34,14 +36,14 @@ __all__ = [
     "avg_pool2d", "avg_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
     "batch_norm", "batch_norm_backward",
     "get_num_threads", "set_num_threads",
-    "Network", "load", "save", "gradcheck", "GradcheckError",
-    "nn", "optim", "models", "datasets", "io", "primer", "testing", "bench",
+    "Network", "Ensemble", "load", "save", "gradcheck", "GradcheckError",
+    "nn", "optim", "models", "datasets", "io", "training", "primer", "testing", "bench",
     "__version__",
 ]
 
 # Imported when first used, as `cnnative.datasets` or `import cnnative.datasets`: each pulls
 # in modules (gzip, hashlib, scipy.signal, the benchmark machinery) most programs never need.
-_LAZY_SUBPACKAGES = ("datasets", "primer", "testing", "bench")
+_LAZY_SUBPACKAGES = ("datasets", "training", "primer", "testing", "bench")
 
 
 def __getattr__(name):

@@ -6,19 +6,23 @@ float input is used as given, converted to the network's dtype.  Targets are cla
 (N,) of ints, or arrays of the output's shape (see :mod:`cnnative.nn.losses`).
 
 A seeded ``fit`` is bit-reproducible at any thread count: the kernels' results do not depend
-on threads, and the seed alone drives shuffling and dropout masks.
+on threads, and the seed alone drives shuffling, augmentation and dropout masks.  The loop
+itself (callbacks, checkpoints, exact resume) is :class:`cnnative.training.Trainer`.
 """
 from __future__ import annotations
 
-import time
-from typing import Any, Callable, Iterable
+import os
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _validation
-from .nn import Layer, Loss, MaxPool2D, ReLU, get_loss, named_layers
-from .optim import SGD, Optimizer
+from .nn import Layer, Loss, MaxPool2D, ReLU, get_loss, named_layers, state_arrays
+from .optim import Optimizer, Scheduler
+
+if TYPE_CHECKING:
+    from .training import Callback
 
 __all__ = ["Network"]
 
@@ -124,99 +128,68 @@ class Network:
             validation_data: tuple[ArrayLike, ArrayLike] | None = None, shuffle: bool = True,
             seed: int | None = None, progress: bool = True,
             augment: Callable[[np.ndarray, np.random.Generator], ArrayLike] | None = None,
-            lr_schedule: Callable[[int], float] | None = None) -> dict[str, list[float]]:
+            scheduler: Scheduler | None = None, callbacks: Sequence[Callback] | None = None,
+            checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
+            resume: str | os.PathLike | None = None,
+            divergence_factor: float | None = 1000.0) -> dict[str, list[float]]:
         """Train with minibatches; returns the history.
 
         Parameters
         ----------
         x : array, (N, C, H, W), (N, H, W) or (N, features); uint8 or float
         y : array, (N,) int labels or (N, K) targets
-        epochs, batch_size : int
+        epochs : int
+            Train until this many epochs are done (a resumed run counts the ones before).
+        batch_size : int
         optimizer : Optimizer, default ``SGD(lr=0.01, momentum=0.9)``
         validation_data : (x_val, y_val), optional
             Evaluated after each epoch.
         shuffle : bool
             Draw a new sample order every epoch.
         seed : int, optional
-            Seeds shuffling and every Dropout layer's masks: the same seed, data and initial
-            weights give bit-identical weights, at any thread count.
+            Seeds shuffling, augmentation and every Dropout layer's masks: the same seed, data
+            and initial weights give bit-identical weights, at any thread count.
         progress : bool
             Show a tqdm bar per epoch with the running loss and accuracy.
         augment : callable, optional
             ``augment(batch, rng) -> batch`` applied to each raw training batch (before uint8
             scaling), e.g. :class:`cnnative.datasets.augment.ShiftRotate`; ``rng`` is a Generator
             seeded from ``seed``.
-        lr_schedule : callable, optional
-            ``lr_schedule(epoch) -> lr`` (epoch counted from 0) sets the optimizer's learning
-            rate before each epoch, e.g. :func:`cnnative.optim.cosine_schedule`.
+        scheduler : cnnative.optim.Scheduler, optional
+            Sets the optimizer's learning rate, stepped after every batch or every epoch (its
+            ``interval``).
+        callbacks : sequence of cnnative.training.Callback, optional
+            E.g. ``EarlyStopping``, ``ModelCheckpoint``, ``CSVLogger``.
+        checkpoint : str or PathLike, optional
+            Write a checkpoint there (atomically) after every epoch: everything ``resume``
+            needs.  With a checkpoint, Ctrl-C finishes the current batch, writes the checkpoint
+            and raises :class:`cnnative.training.TrainingInterrupted`.
+        checkpoint_every : int, optional
+            Also write the checkpoint every this many batches within an epoch.
+        resume : str or PathLike, optional
+            Continue the fit saved in this checkpoint: the network, optimizer, scheduler and
+            callbacks must be built as for the run that wrote it, and x, y, batch_size the same.
+            The weights then end bit-identical to those of the uninterrupted run.
+        divergence_factor : float or None
+            Stop with :class:`cnnative.training.TrainingDiverged`, weights restored to the last
+            completed epoch, when a loss is not finite or the epoch's running loss exceeds this
+            many times the first batch's (see :class:`cnnative.training.DivergenceGuard`);
+            None turns the guard off.
 
         Returns
         -------
         history : dict of lists, one entry per epoch: ``loss``, ``accuracy`` (running means
-        over the epoch's batches), ``val_loss``, ``val_accuracy`` (with validation_data) and
-        ``seconds`` (training time of the epoch).
+        over the epoch's batches), ``lr`` (the learning rate at the epoch's start), ``seconds``
+        (training time of the epoch), and ``val_loss``, ``val_accuracy`` with validation_data.
         """
-        func = "Network.fit"
-        epochs = _validation.positive_int(epochs, "epochs", func)
-        batch_size = _validation.positive_int(batch_size, "batch_size", func)
-        optimizer = SGD(lr=0.01, momentum=0.9) if optimizer is None else optimizer
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{func}: optimizer must be an Optimizer, got {optimizer!r}")
-        x = np.asarray(x)
-        y = self._check_targets(x, y, func)
-        self.prepare(x[:1], func)  # reject bad input before the first epoch, not mid-way
-        if augment is not None and not callable(augment):
-            raise TypeError(f"{func}: augment must be a callable (batch, rng) -> batch, got "
-                            f"{augment!r}")
-        if lr_schedule is not None and not callable(lr_schedule):
-            raise TypeError(f"{func}: lr_schedule must be a callable epoch -> lr, got "
-                            f"{lr_schedule!r}")
-        seeds = np.random.SeedSequence(seed)
-        order_rng = np.random.default_rng(seeds.spawn(1)[0])
-        augment_rng = np.random.default_rng(seeds.spawn(1)[0])
-        for _, layer in named_layers(self.layers):
-            if hasattr(layer, "rng"):
-                layer.rng = np.random.default_rng(seeds.spawn(1)[0])
+        from .training.loop import Trainer  # the loop imports what fit needs only when training
 
-        from tqdm import tqdm  # imported on first use, to keep `import cnnative` quick
-
-        history: dict[str, list[float]] = {"loss": [], "accuracy": [], "seconds": []}
-        if validation_data is not None:
-            history.update(val_loss=[], val_accuracy=[])
-        n = x.shape[0]
-        for epoch in range(epochs):
-            start = time.perf_counter()
-            if lr_schedule is not None:
-                optimizer.lr = float(lr_schedule(epoch))
-            order = order_rng.permutation(n) if shuffle else np.arange(n)
-            total_loss = total_correct = seen = 0
-            batches = range(0, n, batch_size)
-            bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                       disable=not progress, leave=True)
-            for first in bar:
-                index = order[first:first + batch_size]
-                batch_y = y[index]
-                batch_x = x[index] if augment is None else augment(x[index], augment_rng)
-                output = self.forward(self.prepare(batch_x, func), training=True)
-                loss = self.loss.forward(output, batch_y)
-                self.backward(self.loss.backward())
-                optimizer.step(self.parameters())  # type: ignore[arg-type]  # all set by backward
-                total_loss += loss * len(index)
-                total_correct += _correct(output, batch_y)
-                seen += len(index)
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{total_correct / seen:.4f}",
-                                refresh=False)
-            history["seconds"].append(time.perf_counter() - start)
-            history["loss"].append(total_loss / seen)
-            history["accuracy"].append(total_correct / seen)
-            if validation_data is not None:
-                val_loss, val_accuracy = self.evaluate(*validation_data)
-                history["val_loss"].append(val_loss)
-                history["val_accuracy"].append(val_accuracy)
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{total_correct / seen:.4f}",
-                                val_loss=f"{val_loss:.4f}", val_acc=f"{val_accuracy:.4f}")
-            bar.close()
-        return history
+        trainer = Trainer(self, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                          scheduler=scheduler, validation_data=validation_data, shuffle=shuffle,
+                          seed=seed, progress=progress, augment=augment, callbacks=callbacks,
+                          checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                          divergence_factor=divergence_factor)
+        return trainer.run(resume)
 
     def _outputs(self, x: ArrayLike, batch_size: int, func: str) -> np.ndarray:
         """Network outputs for all of x, in inference mode, batch by batch."""
@@ -232,7 +205,7 @@ class Network:
         func = "Network.evaluate"
         y = self._check_targets(x, y, func)
         output = self._outputs(x, batch_size, func)
-        return self.loss.forward(output, y), _correct(output, y) / len(y)
+        return self.loss.forward(output, y), self.loss.correct(output, y) / len(y)
 
     def predict_proba(self, x: ArrayLike, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, K): softmax (or sigmoid) of the outputs."""
@@ -242,8 +215,95 @@ class Network:
         """Predicted class labels (N,) as int64."""
         return self._outputs(x, batch_size, "Network.predict").argmax(axis=1)
 
+    # -- PyTorch state dicts --------------------------------------------------------------
 
-def _correct(output: np.ndarray, target: np.ndarray) -> int:
-    """How many rows' argmax matches the label (or the target's argmax)."""
-    labels = target if target.ndim == 1 else target.argmax(axis=1)
-    return int(np.count_nonzero(output.argmax(axis=1) == labels))
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer, keyed as ``torch.nn.Sequential.state_dict()``
+        keys those of the same network built in torch.
+
+        A key is "<layer name>.<array name>".  Layers are named as :meth:`named_layers` names
+        them: by position in the network ("0", "1", ...) and in a :class:`~cnnative.nn.Sequential`
+        ("2.0", "2.1", ...); a :class:`~cnnative.nn.Residual`'s body layers are "body.<i>" and
+        its shortcut "shortcut" ("3.body.1", "3.shortcut.0").  Arrays take torch's names:
+        Conv2D's and Dense's ``w``, ``b`` are ``weight``, ``bias``; batch norm's ``gamma``,
+        ``beta`` are ``weight``, ``bias`` and its buffers ``running_mean``, ``running_var`` and
+        ``num_batches_tracked`` (an int64 0-d array, as torch's) keep their names.  Layers
+        without arrays (activations, pooling, Flatten, Dropout) give no entries but keep their
+        position, as in torch.
+
+        A torch module has the same keys when it is an ``nn.Sequential`` of the corresponding
+        modules in the same order (``nn.Conv2d``, ``nn.Linear``, ``nn.BatchNorm2d``, ...), a
+        GlobalAvgPool2D taking one position (``nn.Sequential(nn.AdaptiveAvgPool2d(1),
+        nn.Flatten())``), and each Residual a module that holds its body as an
+        ``nn.Sequential`` attribute named ``body`` and its shortcut as an attribute named
+        ``shortcut`` (``nn.Identity()`` for none), its ``forward`` returning
+        ``self.body(x) + self.shortcut(x)``.  :mod:`cnnative.models`' docstrings give theirs.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            In order: layers as :meth:`named_layers` lists them, each layer's parameters then
+            its buffers (torch's order).
+        """
+        return {key: array.copy() for key, array in state_arrays(self.layers)}
+
+    def load_state_dict(self, state: Mapping[str, ArrayLike],
+                        strict: bool = True) -> tuple[list[str], list[str]]:
+        """Copy the arrays of ``state`` (keyed as :meth:`state_dict` keys them) into the
+        network's parameters and buffers.
+
+        Parameters
+        ----------
+        state : mapping of str to array_like
+            NumPy arrays, or anything ``np.asarray`` converts: a torch module's
+            ``state_dict()`` (CPU tensors) as it is.
+        strict : bool
+            True: the keys must be exactly the network's (ValueError listing the missing and
+            the unexpected ones).  False: only the keys both have are loaded.
+
+        Each array must have the shape of the one it replaces (ValueError) and a dtype of the
+        same kind (TypeError otherwise): floats load into floats of any size (float64 into a
+        float32 network is rounded, as torch's ``copy_`` does), integers into integers
+        (``num_batches_tracked``); an integer array for a float parameter, or the reverse, is
+        refused.  Everything is checked before anything is copied: on an error the network is
+        unchanged.
+
+        Returns
+        -------
+        (missing_keys, unexpected_keys) : (list of str, list)
+            The network's keys ``state`` lacks and the keys of ``state`` the network lacks
+            (both empty after a strict load), as torch's ``load_state_dict`` reports them.
+        """
+        func = "Network.load_state_dict"
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{func}: state must be a mapping of names to arrays, got "
+                            f"{type(state).__name__}")
+        if not isinstance(strict, (bool, np.bool_)):
+            raise TypeError(f"{func}: strict must be True or False, got {strict!r}")
+        own = dict(state_arrays(self.layers))
+        missing = [key for key in own if key not in state]
+        unexpected = [key for key in state if key not in own]
+        if strict and (missing or unexpected):
+            raise ValueError(f"{func}: state does not match the network's keys: missing "
+                             f"{missing}, unexpected {unexpected}")
+        values = {}
+        for key, target in own.items():
+            if key not in state:
+                continue
+            try:
+                value = np.asarray(state[key])
+            except (TypeError, ValueError, RuntimeError) as error:  # RuntimeError: torch's
+                raise TypeError(f"{func}: state[{key!r}] could not be converted to an array "
+                                f"({error})") from None
+            if value.shape != target.shape:
+                raise ValueError(f"{func}: state[{key!r}] has shape {value.shape}, the "
+                                 f"network's {key} has {target.shape}")
+            if value.dtype.kind not in ("f" if target.dtype.kind == "f" else "iu"):
+                raise TypeError(f"{func}: state[{key!r}] has dtype {value.dtype}, which cannot "
+                                f"load into the network's {target.dtype} {key} (floats load "
+                                "into floats, integers into integers)")
+            values[key] = value
+        for key, value in values.items():
+            np.copyto(own[key], value, casting="same_kind")
+        return missing, unexpected
+

@@ -9,6 +9,7 @@
 - ``download_mnist(directory)``: fetch the published .gz files (never called implicitly).
 - ``load_digits_5k()``: 5,000 real MNIST training images shipped inside the package, with a
   seeded, stratified train / validation (/ holdout) split.  No file or network needed.
+- ``stratified_split(x, y, validation_size)``: a seeded, class-stratified validation split.
 - ``augment``: random augmentation of image batches for ``Network.fit(augment=...)``:
   ``ShiftRotate``, ``RandomCrop``, ``RandomFlip``, chained by ``Compose``.
 
@@ -23,6 +24,7 @@ from ._mnist_files import ChecksumError
 from .augment import Compose, RandomCrop, RandomFlip, ShiftRotate, shift_and_rotate
 from .digits import DIGITS_5K_FILES, DIGITS_5K_SHA256, load_digits_5k
 from .idx import IDXFormatError, read_idx, write_idx
+from .split import stratified_split
 from .mnist import (FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, MNIST_FILES, download_mnist,
                     load_fashion_mnist, load_mnist)
 
@@ -30,5 +32,5 @@ __all__ = [
     "read_idx", "write_idx", "IDXFormatError", "ChecksumError",
     "load_mnist", "load_fashion_mnist", "FASHION_MNIST_CLASSES", "FASHION_MNIST_DIR",
     "download_mnist", "load_digits_5k", "augment", "ShiftRotate", "shift_and_rotate",
-    "RandomCrop", "RandomFlip", "Compose",
+    "RandomCrop", "RandomFlip", "Compose", "stratified_split",
 ]

@@ -9,6 +9,7 @@ import numpy as np
 
 from ._mnist_files import ChecksumError
 from .idx import read_idx_with_digest
+from .split import split_size, stratified_parts
 
 __all__ = ["DIGITS_5K_SHA256", "DIGITS_5K_FILES", "load_digits_5k"]
 
@@ -87,64 +88,10 @@ def load_digits_5k(validation_size: int | float = 1000, seed: int = 0, *,
     func = "load_digits_5k"
     images, labels = _digits_5k()
     total = len(labels)
-    n_val = _split_size(validation_size, total, "validation_size", func)
-    n_hold = 0 if holdout_size is None else _split_size(holdout_size, total, "holdout_size", func)
+    n_val = split_size(validation_size, total, "validation_size", func)
+    n_hold = 0 if holdout_size is None else split_size(holdout_size, total, "holdout_size", func)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"{func}: seed must be an int, got {seed!r}")
-    parts = _stratified_parts(labels, n_val, n_hold, int(seed), func)
+    parts = stratified_parts(labels, n_val, n_hold, int(seed), func)
     pairs = [(images[index], labels[index]) for index in parts]
     return tuple(pairs) if holdout_size is not None else tuple(pairs[:2])
-
-
-def _split_size(value: int | float, total: int, name: str, func: str) -> int:
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{func}: {name} must be an int or a float fraction, got {value!r}")
-    if isinstance(value, numbers.Integral):
-        if value < 0:
-            raise ValueError(f"{func}: {name} must be >= 0, got {value!r}")
-        return int(value)
-    if isinstance(value, numbers.Real):
-        if not 0 <= value < 1:
-            raise ValueError(f"{func}: {name} as a fraction must be in [0, 1), got {value!r}")
-        return int(np.floor(float(value) * total + 0.5))
-    raise TypeError(f"{func}: {name} must be an int or a float fraction, got {value!r}")
-
-
-def _allocate(size: int, counts: np.ndarray) -> np.ndarray:
-    """Per-class shares of ``size`` proportional to ``counts``, summing exactly to ``size``.
-
-    Largest remainders get the leftover units; equal remainders go to the lower class first.
-    Integer arithmetic, so the result does not depend on floating-point rounding.
-    """
-    total = int(counts.sum())
-    base, remainder = np.divmod(size * counts, total)
-    leftover = size - int(base.sum())
-    order = np.argsort(-remainder, kind="stable")
-    base[order[:leftover]] += 1
-    return base
-
-
-def _stratified_parts(labels: np.ndarray, n_val: int, n_hold: int, seed: int,
-                      func: str) -> list[np.ndarray]:
-    """Index arrays (train, validation, holdout), each in a seeded random order."""
-    counts = np.bincount(labels)
-    val = _allocate(n_val, counts)
-    hold = _allocate(n_hold, counts)
-    short = np.flatnonzero(val + hold >= counts)
-    if short.size:
-        digit = short[0]
-        raise ValueError(f"{func}: validation_size={n_val} and holdout_size={n_hold} would take "
-                         f"{val[digit] + hold[digit]} of the {counts[digit]} images of digit "
-                         f"{digit}; at least one per digit must remain for training")
-    rng = np.random.default_rng(seed)
-    # Both draws are independent of the sizes, which keeps the validation part fixed for a
-    # given validation_size and seed whatever the holdout.
-    rank_key = rng.random(len(labels))
-    order_key = rng.random(len(labels))
-    by_class = np.lexsort((rank_key, labels))
-    starts = np.cumsum(counts) - counts
-    rank = np.empty(len(labels), np.int64)
-    rank[by_class] = np.arange(len(labels)) - np.repeat(starts, counts)
-    part = np.where(rank < val[labels], 1, np.where(rank < (val + hold)[labels], 2, 0))
-    return [index[np.argsort(order_key[index], kind="stable")]
-            for index in (np.flatnonzero(part == p) for p in (0, 1, 2))]

@@ -37,6 +37,12 @@ class Loss:
     def probabilities(self, output: ArrayLike) -> np.ndarray:
         raise NotImplementedError
 
+    @staticmethod
+    def correct(output: np.ndarray, target: np.ndarray) -> int:
+        """How many rows of ``output`` have their argmax at the label (or the target's argmax)."""
+        labels = target if target.ndim == 1 else target.argmax(axis=1)
+        return int(np.count_nonzero(output.argmax(axis=1) == labels))
+
     def __call__(self, output, target):
         return self.forward(output, target)
 

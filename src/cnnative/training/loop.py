@@ -1,0 +1,318 @@
+"""The training loop behind :meth:`cnnative.Network.fit`, with checkpoints and exact resume.
+
+Everything that decides what the next batch does lives in the :class:`Trainer`: the position
+(epoch, batch, the epoch's sample order and running totals), the random generators (shuffling,
+augmentation, each dropout layer's masks), the optimiser and scheduler, the history and the
+callbacks.  A checkpoint holds all of it with the network's parameters and buffers, so a run
+resumed from a checkpoint takes exactly the steps the uninterrupted run took: its weights end
+bit-identical, at any thread count (the kernels' results do not depend on threads).
+
+The loop does not import :class:`~cnnative.Network` (the network imports the loop); it uses
+the network's ``forward``, ``backward``, ``loss``, ``parameters``, ``prepare``, ``evaluate`` and
+``named_layers``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+import zlib
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .. import _validation
+from ..io._format import arrays_of
+from ..io.checkpoint import read_checkpoint, write_checkpoint
+from ..nn import spec_of
+from ..optim import SGD, Optimizer, Scheduler
+from .callbacks import Callback, DivergenceGuard
+
+__all__ = ["Trainer", "TrainingInterrupted"]
+
+Augment = Callable[[np.ndarray, np.random.Generator], ArrayLike]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped training after a batch; ``checkpoint`` is the file that resumes
+    it (``fit(..., resume=checkpoint)``)."""
+
+    def __init__(self, message: str, checkpoint: str) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+class Trainer:
+    """One call of :meth:`cnnative.Network.fit` (see there for the arguments)."""
+
+    def __init__(self, network: Any, x: ArrayLike, y: ArrayLike, *, epochs: int,
+                 batch_size: int, optimizer: Optimizer | None, scheduler: Scheduler | None,
+                 validation_data: tuple[ArrayLike, ArrayLike] | None, shuffle: bool,
+                 seed: int | None, progress: bool, augment: Augment | None,
+                 callbacks: Sequence[Callback] | None, checkpoint: str | os.PathLike | None,
+                 checkpoint_every: int | None, divergence_factor: float | None) -> None:
+        func = self.func = "Network.fit"
+        self.network = network
+        self.epochs = _validation.positive_int(epochs, "epochs", func)
+        self.batch_size = _validation.positive_int(batch_size, "batch_size", func)
+        self.optimizer = SGD(lr=0.01, momentum=0.9) if optimizer is None else optimizer
+        if not isinstance(self.optimizer, Optimizer):
+            raise TypeError(f"{func}: optimizer must be an Optimizer, got {optimizer!r}")
+        if scheduler is not None and not isinstance(scheduler, Scheduler):
+            raise TypeError(f"{func}: scheduler must be a cnnative.optim scheduler, got "
+                            f"{scheduler!r}")
+        self.scheduler = scheduler
+        self.x = np.asarray(x)
+        self.y = network._check_targets(self.x, y, func)
+        network.prepare(self.x[:1], func)  # reject bad input before the first epoch, not mid-way
+        self.validation_data = validation_data
+        if augment is not None and not callable(augment):
+            raise TypeError(f"{func}: augment must be a callable (batch, rng) -> batch, got "
+                            f"{augment!r}")
+        self.augment = augment
+        self.shuffle, self.progress = bool(shuffle), bool(progress)
+        callbacks = list(callbacks or [])
+        if not all(isinstance(callback, Callback) for callback in callbacks):
+            raise TypeError(f"{func}: callbacks must be Callback objects, got {callbacks!r}")
+        if divergence_factor is not None and not any(isinstance(callback, DivergenceGuard)
+                                                     for callback in callbacks):
+            # First, so that no other callback sees the results of a diverged batch.
+            callbacks.insert(0, DivergenceGuard(divergence_factor))
+        self.callbacks = callbacks
+        self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+        self.checkpoint_every = (None if checkpoint_every is None else
+                                 _validation.positive_int(checkpoint_every, "checkpoint_every",
+                                                          func))
+        if self.checkpoint_every is not None and self.checkpoint is None:
+            raise ValueError(f"{func}: checkpoint_every needs a checkpoint path")
+
+        seeds = np.random.SeedSequence(seed)
+        self.rngs = {"order": np.random.default_rng(seeds.spawn(1)[0]),
+                     "augment": np.random.default_rng(seeds.spawn(1)[0])}
+        for name, layer in network.named_layers():
+            if hasattr(layer, "rng"):
+                layer.rng = np.random.default_rng(seeds.spawn(1)[0])
+        if self.scheduler is not None:
+            self.scheduler.attach(self.optimizer)
+
+        self.history: dict[str, list[float]] = {"loss": [], "accuracy": [], "lr": [],
+                                                "seconds": []}
+        if validation_data is not None:
+            self.history.update(val_loss=[], val_accuracy=[])
+        self.epoch = self.batch = 0
+        self._order: np.ndarray | None = None
+        self._totals = [0.0, 0, 0]  # loss sum, correct, seen: this epoch's so far
+        self._epoch_seconds = 0.0
+        self._stop_reason: str | None = None
+        self._interrupted = False
+
+    # -- what callbacks use ---------------------------------------------------------------
+
+    def stop(self, reason: str = "stopped by a callback") -> None:
+        """End training after the current epoch."""
+        self._stop_reason = reason
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why training stopped before its last epoch, or None."""
+        return self._stop_reason
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """Copies of the network's parameters and buffers, by model-file name."""
+        return {f"{prefix}.{name}": array.copy() for prefix, layer in self.network.named_layers()
+                for name, array in arrays_of(layer).items()}
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Put back the parameters and buffers of a :meth:`snapshot`."""
+        for prefix, layer in self.network.named_layers():
+            for name, array in arrays_of(layer).items():
+                array[...] = arrays[f"{prefix}.{name}"]
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self, resume: str | os.PathLike | None = None) -> dict[str, list[float]]:
+        if resume is not None:
+            self._load(resume)
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
+        with self._sigint_finishes_the_batch():
+            while self.epoch < self.epochs and self._stop_reason is None:
+                self._run_epoch()
+        for callback in self.callbacks:
+            callback.on_train_end(self)
+        return self.history
+
+    def _run_epoch(self) -> None:
+        from tqdm import tqdm  # imported on first use, to keep `import cnnative` quick
+
+        network, n = self.network, self.x.shape[0]
+        batches = math.ceil(n / self.batch_size)
+        if self.batch == 0:
+            self._order = self.rngs["order"].permutation(n) if self.shuffle else np.arange(n)
+            self._totals, self._epoch_seconds = [0.0, 0, 0], 0.0
+            self.history["lr"].append(self.optimizer.lr)
+            for callback in self.callbacks:
+                callback.on_epoch_begin(self)
+        assert self._order is not None
+        bar = tqdm(total=batches, initial=self.batch, desc=f"epoch {self.epoch + 1}/{self.epochs}",
+                   unit="batch", disable=not self.progress, leave=True)
+        start = time.perf_counter() - self._epoch_seconds
+        while self.batch < batches:
+            index = self._order[self.batch * self.batch_size:(self.batch + 1) * self.batch_size]
+            batch_x, batch_y = self.x[index], self.y[index]
+            if self.augment is not None:
+                batch_x = self.augment(batch_x, self.rngs["augment"])
+            output = network.forward(network.prepare(batch_x, self.func), training=True)
+            loss = float(network.loss.forward(output, batch_y))
+            network.backward(network.loss.backward())
+            self.optimizer.step(network.parameters())
+            if self.scheduler is not None and self.scheduler.interval == "batch":
+                self.scheduler.step()
+            self._totals[0] += loss * len(index)
+            self._totals[1] += network.loss.correct(output, batch_y)
+            self._totals[2] += len(index)
+            running_loss = self._totals[0] / self._totals[2]
+            for callback in self.callbacks:
+                callback.on_batch_end(self, {"loss": loss, "running_loss": running_loss})
+            self.batch += 1
+            bar.update()
+            bar.set_postfix(loss=f"{running_loss:.4f}",
+                            acc=f"{self._totals[1] / self._totals[2]:.4f}", refresh=False)
+            self._epoch_seconds = time.perf_counter() - start
+            if self._interrupted:
+                bar.close()
+                self._save()
+                raise TrainingInterrupted(
+                    f"interrupted in epoch {self.epoch + 1} after batch {self.batch}; "
+                    f"checkpoint written to {self.checkpoint}", self.checkpoint)  # type: ignore[arg-type]
+            if (self.checkpoint_every is not None and self.batch % self.checkpoint_every == 0
+                    and self.batch < batches):
+                self._save()
+
+        logs = {"loss": self._totals[0] / self._totals[2],
+                "accuracy": self._totals[1] / self._totals[2], "lr": self.history["lr"][-1],
+                "seconds": self._epoch_seconds}
+        if self.validation_data is not None:
+            val_loss, logs["val_accuracy"] = network.evaluate(*self.validation_data)
+            logs["val_loss"] = float(val_loss)
+            bar.set_postfix(loss=f"{logs['loss']:.4f}", acc=f"{logs['accuracy']:.4f}",
+                            val_loss=f"{logs['val_loss']:.4f}",
+                            val_acc=f"{logs['val_accuracy']:.4f}")
+        bar.close()
+        for name in ("loss", "accuracy", "seconds", "val_loss", "val_accuracy"):
+            if name in self.history:
+                self.history[name].append(logs[name])
+        if self.scheduler is not None and self.scheduler.interval == "epoch":
+            self.scheduler.step()
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, logs)
+        self.epoch, self.batch, self._order = self.epoch + 1, 0, None
+        if self.checkpoint is not None:
+            self._save()
+
+    # -- SIGINT ---------------------------------------------------------------------------
+
+    def _sigint_finishes_the_batch(self) -> Any:
+        """While training with a checkpoint in the main thread, Ctrl-C asks the loop to write a
+        checkpoint after the current batch and raise TrainingInterrupted; a second Ctrl-C
+        interrupts at once."""
+        import contextlib
+
+        if self.checkpoint is None or threading.current_thread() is not threading.main_thread():
+            return contextlib.nullcontext()
+
+        def interrupt(signum: int, frame: Any) -> None:
+            if self._interrupted:
+                raise KeyboardInterrupt
+            self._interrupted = True
+
+        @contextlib.contextmanager
+        def installed() -> Any:
+            previous = signal.signal(signal.SIGINT, interrupt)
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGINT, previous)
+
+        return installed()
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def _fingerprint(self) -> dict[str, Any]:
+        """What must match for a checkpoint to continue this fit (as JSON gives it back)."""
+        import json
+
+        return json.loads(json.dumps({"samples": int(self.x.shape[0]), "batch_size": self.batch_size,
+                "shuffle": self.shuffle,
+                "labels_crc32": zlib.crc32(np.ascontiguousarray(self.y).tobytes()),
+                "architecture": [spec_of(layer) for layer in self.network.layers],
+                "loss": self.network.loss.name, "optimizer": type(self.optimizer).__name__,
+                "scheduler": type(self.scheduler).__name__ if self.scheduler else None,
+                "callbacks": [type(callback).__name__ for callback in self.callbacks]}))
+
+    def _save(self) -> None:
+        state = {
+            "fit": self._fingerprint(),
+            "position": {"epoch": self.epoch, "batch": self.batch, "order": self._order,
+                         "totals": list(self._totals), "epoch_seconds": self._epoch_seconds,
+                         "stop_reason": self._stop_reason},
+            "history": self.history,
+            "rngs": {name: rng.bit_generator.state for name, rng in self._generators().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "callbacks": [callback.state_dict() for callback in self.callbacks],
+            "model": self.snapshot(),
+        }
+        write_checkpoint(self.checkpoint, state, self.func)  # type: ignore[arg-type]
+
+    def _generators(self) -> dict[str, np.random.Generator]:
+        layers = {f"layer {name}": layer.rng for name, layer in self.network.named_layers()
+                  if hasattr(layer, "rng")}
+        return {**self.rngs, **layers}
+
+    def _load(self, path: str | os.PathLike) -> None:
+        """Continue from the checkpoint at ``path`` (refusing one written by another fit)."""
+        where = f"{self.func}: resume {os.fspath(path)!r}"
+        state = read_checkpoint(path, self.func)
+        try:
+            saved, now = state["fit"], self._fingerprint()
+            for key, value in now.items():
+                if saved[key] != value:
+                    raise ValueError(f"it was written by a fit with another {key} "
+                                     f"({_short(saved[key])}, this fit: {_short(value)})")
+            position = state["position"]
+            model = state["model"]
+            current = self.snapshot()
+            if set(model) != set(current) or any(
+                    model[key].shape != array.shape or model[key].dtype != array.dtype
+                    for key, array in current.items()):
+                raise ValueError("its parameters do not fit this network")
+            order = position["order"]
+            if position["batch"] and (order is None or order.shape != (self.x.shape[0],)):
+                raise ValueError("its position has no valid sample order")
+            self.restore(model)
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            for callback, callback_state in zip(self.callbacks, state["callbacks"]):
+                callback.load_state_dict(callback_state)
+            for name, generator in self._generators().items():
+                generator.bit_generator.state = state["rngs"][name]
+            self.history = state["history"]
+            self.epoch, self.batch = int(position["epoch"]), int(position["batch"])
+            self._order = order
+            loss_sum, correct, seen = position["totals"]
+            self._totals = [float(loss_sum), int(correct), int(seen)]
+            self._epoch_seconds = float(position["epoch_seconds"])
+            self._stop_reason = position["stop_reason"]
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            message = str(error) if isinstance(error, ValueError) else f"{error!r} is missing or invalid"
+            raise ValueError(f"{where}: cannot continue from this checkpoint: {message}") from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
