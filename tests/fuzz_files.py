@@ -1,4 +1,5 @@
-"""Fuzz targets for the two file readers, cnnative.datasets.read_idx and cnnative.load.
+"""Fuzz targets for the file readers: cnnative.datasets.read_idx, cnnative.load and the
+checkpoints that Network.fit(resume=...) reads.
 
 Each case builds a valid file from its seed, and most of the time spoils it:
 
@@ -14,6 +15,10 @@ Each case builds a valid file from its seed, and most of the time spoils it:
   sizes, deep nesting, ...), a member that is not an .npy array or whose .npy header declares
   another or a huge shape, damaged zip fields (compression method, flags, sizes), then
   possibly truncated, flipped, or given bytes before or after it.
+
+- Checkpoints: a tiny seeded fit (with or without batch norm, dropout, Adam, early stopping)
+  checkpointed after every batch and stopped at a random batch; spoiled by changing, removing
+  or retyping one value of its JSON state, and by the byte damage above.
 
 The oracle (``check_file``): the reader either returns what the file holds or raises ValueError
 (IDXFormatError for read_idx) whose message names the file; any other exception, a warning, a
@@ -736,9 +741,125 @@ def spoil_bytes(rng, data):
     return how, data[:start] + bytes(min(200, len(data) - start)) + data[start + 200:], False
 
 
+# -- checkpoints ----------------------------------------------------------------------------
+
+class _Stop(Exception):
+    """Ends a fit at a chosen batch, as a crash would (its last checkpoint stays)."""
+
+
+def checkpoint_call(rng):
+    """A tiny seeded fit, checkpointed after every batch and stopped at a random batch; the
+    reader resumes from the (possibly spoiled) checkpoint and returns the final parameters.
+    Unspoiled, they must equal the uninterrupted run's bit for bit."""
+    setup = {"seed": integer(rng, 0, 2**32), "samples": integer(rng, 6, 20),
+             "batch_size": integer(rng, 2, 6), "dropout": chance(rng, 0.4),
+             "norm": chance(rng, 0.4), "optimizer": pick(rng, ["sgd", "adam"]),
+             "validation": chance(rng, 0.5), "early_stopping": chance(rng, 0.3)}
+    batches = 2 * -(-setup["samples"] // setup["batch_size"])
+    stop_at = integer(rng, 1, batches - 1)
+    reference = [param.copy() for param, _ in _checkpointed_fit(setup).parameters()]
+    directory = scratch_directory()
+    try:
+        path = os.path.join(directory, "run.ckpt")
+
+        class Stop(cnnative.training.Callback):
+            def on_batch_end(self, trainer, logs):
+                if trainer.epoch * batches // 2 + trainer.batch == stop_at:
+                    raise _Stop
+
+        try:
+            _checkpointed_fit(setup, checkpoint=path, checkpoint_every=1, extra=[Stop()])
+        except _Stop:
+            pass
+        with open(path, "rb") as file:
+            data = file.read()
+    finally:
+        shutil.rmtree(directory)
+
+    def same_result(result):
+        assert len(result) == len(reference)
+        for found, wanted in zip(result, reference):
+            assert_same_array(found, wanted)
+
+    def resume(path):
+        return [param for param, _ in _checkpointed_fit(setup, resume=path).parameters()]
+
+    expect, spoils = Value(same_result), []
+    if chance(rng, 0.5):
+        label, data = spoil_checkpoint_state(rng, data)
+        spoils.append(label)
+        # Many a changed value is harmless to the loop (a history entry, a timing) or even
+        # to the weights; what matters is that no change makes the resume crash.
+        expect = ValueOrError(lambda result: None)
+    if chance(rng, 0.4):
+        label, data, damaged = spoil_bytes(rng, data)
+        spoils.append(label)
+        expect = ERROR if damaged else ValueOrError(
+            expect.check if isinstance(expect, Value) else lambda result: None)
+    return FileCall("Network.fit", resume, data, "run.ckpt", spoils,
+                    as_path=chance(rng, 0.3), expect=expect)
+
+
+def _checkpointed_fit(setup, extra=(), **where):
+    from cnnative.nn import BatchNorm2D
+    from cnnative.optim import SGD, Adam
+    from cnnative.training import EarlyStopping
+    rng = np.random.default_rng(setup["seed"])
+    x = rng.integers(0, 256, (setup["samples"], 5, 5)).astype(np.uint8)
+    y = rng.integers(0, 2, setup["samples"])
+    seeds = np.random.SeedSequence(setup["seed"]).spawn(2)
+    layers = [Conv2D(1, 2, 2, rng=seeds[0]), *([BatchNorm2D(2)] if setup["norm"] else []),
+              ReLU(), Flatten(), *([Dropout(0.3)] if setup["dropout"] else []),
+              Dense(32, 2, rng=seeds[1])]
+    network = cnnative.Network(layers)
+    optimizer = SGD(0.05, momentum=0.9) if setup["optimizer"] == "sgd" else Adam(0.01)
+    callbacks = [EarlyStopping("val_loss", patience=1)] if setup["early_stopping"] else []
+    network.fit(x, y, epochs=2, batch_size=setup["batch_size"], optimizer=optimizer,
+                validation_data=(x[:4], y[:4]) if setup["validation"] or callbacks else None,
+                seed=setup["seed"], progress=False, callbacks=[*callbacks, *extra], **where)
+    return network
+
+
+def spoil_checkpoint_state(rng, data):
+    """(label, the checkpoint rewritten with one value of its JSON state changed)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        contents = {name.removesuffix(".npy"): np.load(io.BytesIO(archive.read(name)))
+                    for name in archive.namelist()}
+    state = json.loads(str(contents["state"]))
+    leaves = []
+
+    def walk(value, path):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, path + [key])
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, path + [index])
+        if path:
+            leaves.append(path)
+
+    walk(state, [])
+    path = pick(rng, leaves)
+    replacement = pick(rng, [None, -1, 0, 1, 2**40, -2**70, 0.5, float("nan"), "x", [], {},
+                             [1, 2], {"__array__": "state.model.0.w"}, {"__array__": 3},
+                             True])
+    parent = state
+    for key in path[:-1]:
+        parent = parent[key]
+    if isinstance(parent, dict) and chance(rng, 0.2):
+        del parent[path[-1]]
+        label = f"state {'.'.join(map(str, path))} removed"
+    else:
+        parent[path[-1]] = replacement
+        label = f"state {'.'.join(map(str, path))} = {replacement!r}"
+    contents["state"] = np.array(json.dumps(state))
+    return label, npz_bytes(contents)
+
+
 # Name -> (make(rng) -> FileCall, spec(call) -> Value, ValueOrError or ERROR), checked by
 # check_file.
 FILES = {
     "file.read_idx": (idx_call, idx_spec),
     "file.load": (model_call, model_spec),
+    "file.resume": (checkpoint_call, model_spec),
 }

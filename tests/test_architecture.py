@@ -3,7 +3,7 @@
 Each module of src/cnnative belongs to a layer; a module may import from its own layer and the
 ones below it, never above:
 
-    cli, bench, the package root
+    cli, show, bench, the package root
     network, ensemble, optim, models, io, training, gradcheck, primer
     nn
     the kernel wrappers: signal, conv, pooling, dense, norm
@@ -32,7 +32,7 @@ LAYERS = [
     {"signal", "conv", "pooling", "dense", "norm"},
     {"nn"},
     {"network", "ensemble", "optim", "models", "io", "training", "_gradcheck", "primer"},
-    {"cli", "bench", "__main__", ""},
+    {"cli", "show", "bench", "__main__", ""},
 ]
 STANDALONE = {"datasets", "testing"}
 

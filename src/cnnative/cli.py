@@ -1,5 +1,5 @@
-"""The ``cnnative`` command line (also ``python -m cnnative``): train, evaluate, export, bench,
-info."""
+"""The ``cnnative`` command line (also ``python -m cnnative``): train, evaluate, export, show,
+bench, info."""
 from __future__ import annotations
 
 import argparse
@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Train and evaluate CNNs on cnnative's native kernels. "
                     "`cnnative bench [--quick ...]` runs the native-vs-scipy benchmark "
                     "(`cnnative bench --help` for its options).")
-    commands = parser.add_subparsers(dest="command", metavar="{train,evaluate,export,bench,info}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,evaluate,export,show,bench,info}")
 
     train = commands.add_parser(
         "train", help="train a network on MNIST-format data (default: embedded digits)",
@@ -143,6 +143,23 @@ def _parser() -> argparse.ArgumentParser:
                              "networks that begin with a convolution, e.g. 1 28 28 for MNIST")
     export.add_argument("--opset", type=int, default=17, help="ONNX operator set")
     export.set_defaults(run=_export)
+
+    show = commands.add_parser(
+        "show", help="pictures of a saved model: filters, feature maps, confusion, mistakes",
+        description="Write filters.png (the first convolutional layer's filters), "
+                    "feature_maps.png (each top-level convolutional layer's outputs for one "
+                    "test image; a residual block shows its output as a whole), confusion.png "
+                    "(the confusion matrix) and mistakes.png (the most confident mistakes) "
+                    "for a model file, on the embedded digits' validation split or the t10k "
+                    "files of an MNIST-format directory.  An ensemble's first member gives "
+                    "the filters and maps.  Needs matplotlib.")
+    show.add_argument("model")
+    show.add_argument("--data", metavar="DIR",
+                      help="directory of MNIST-format files whose t10k pair to use (default: "
+                           "the 1,000 validation digits of the embedded set)")
+    show.add_argument("--out", metavar="DIR", default=".",
+                      help="directory for the four PNGs (default: the current directory)")
+    show.set_defaults(run=_show)
 
     commands.add_parser("bench", help="native-vs-scipy benchmark (markdown, JSON, PNG)",
                         add_help=False)
@@ -395,6 +412,11 @@ def _export(args):
     print(f"{args.model} -> {args.out}: ONNX opset {args.opset}, {len(graph.node)} nodes; input "
           f"{shapes['input']}, output {shapes['output']}")
     return 0
+
+
+def _show(args):
+    from .show import show
+    return show(args.model, args.out, args.data)
 
 
 def _info(args):

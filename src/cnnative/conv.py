@@ -17,7 +17,7 @@ from ._native import LazyModule
 
 _conv = LazyModule("conv")
 
-__all__ = ["conv2d", "conv2d_backward"]
+__all__ = ["conv2d", "conv2d_backward", "same_padding"]
 
 # Upper bound on the unrolled-input buffer of one chunk (elements), and on samples per chunk:
 # large enough for efficient matrix products, small enough to stay near the caches and to give
@@ -148,6 +148,14 @@ class _Geometry(NamedTuple):
 _PADDING_STRINGS = ("valid", "same")
 
 
+def same_padding(kernel_size, dilation):
+    """(top, bottom, left, right) zero padding of ``padding='same'`` for a (kh, kw) kernel with
+    (dh, dw) dilation: ``dilation * (k - 1)`` rows (columns) in all, the odd one at the bottom
+    (right), as torch pads; model exports spell it out with this."""
+    total_h, total_w = dilation[0] * (kernel_size[0] - 1), dilation[1] * (kernel_size[1] - 1)
+    return (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
+
+
 def _prepare(func, x, w, stride, padding, dilation, groups):
     """Validated C-contiguous (N, C, H, W) x and w, whether x was one image, and the geometry."""
     w = _validation.array(w, "w", func, ndim=4, floating=True, layout="C")
@@ -179,8 +187,7 @@ def _prepare(func, x, w, stride, padding, dilation, groups):
         else:
             if stride != (1, 1):
                 raise ValueError(f"{func}: padding='same' needs stride 1, got stride={stride}")
-            total_h, total_w = extent[0] - 1, extent[1] - 1
-            pads = (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
+            pads = same_padding((kernel_h, kernel_w), dilation)
             if max(pads) > _validation.INT_MAX:
                 raise ValueError(f"{func}: padding='same' needs a padding of "
                                  f"{max(pads)} (dilation * (k - 1) / 2), above 2147483647")

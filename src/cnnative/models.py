@@ -18,12 +18,16 @@ def nielsen(dtype: DTypeLike = np.float32, seed: int | None = 0, dropout: float 
 
     Conv2D(1, 20, 5) + ReLU + MaxPool2D(2) -> Conv2D(20, 40, 5) + ReLU + MaxPool2D(2) ->
     Flatten -> Dense(640, 100) + ReLU -> Dense(100, 10).  ``dropout`` > 0 puts a Dropout layer
-    before each dense layer.  ``seed`` fixes the He-initialised weights.  In torch::
+    before each dense layer.  ``seed`` fixes the He-initialised weights.  In torch, with the
+    same :meth:`~cnnative.Network.state_dict` keys ("0.weight", ..., "9.bias")::
 
+        drop = [nn.Dropout(dropout)] if dropout else []     # no module at all for 0
         nn.Sequential(nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
                       nn.Conv2d(20, 40, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                      nn.Dropout(dropout), nn.Linear(640, 100), nn.ReLU(),
-                      nn.Dropout(dropout), nn.Linear(100, 10))
+                      *drop, nn.Linear(640, 100), nn.ReLU(),
+                      *drop, nn.Linear(100, 10))
+
+    Exported to ONNX (:func:`cnnative.io.export_onnx`) with ``input_shape=(1, 28, 28)``.
     """
     seeds = np.random.SeedSequence(seed).spawn(4)
 
@@ -51,18 +55,36 @@ def resnet(depth: int = 20, in_channels: int = 1, num_classes: int = 10, width: 
     dense layer.  Convolutions before a batch norm have no bias.  ``depth`` = 6n + 2: 20, 32,
     44, 56, 110.
 
-    The same network in torch::
+    The same network in torch, with the same :meth:`~cnnative.Network.state_dict` keys
+    ("0.weight", "1.running_mean", "3.body.0.weight", "9.shortcut.0.weight", ...)::
 
-        def block(cin, cout, stride):
-            body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
-                                 nn.BatchNorm2d(cout), nn.ReLU(),
-                                 nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        class Residual(nn.Module):                      # cnnative.nn.Residual
+            def __init__(self, *body, shortcut=None):
+                super().__init__()
+                self.body = nn.Sequential(*body)
+                self.shortcut = nn.Identity() if shortcut is None else shortcut
+
+            def forward(self, x):
+                return self.body(x) + self.shortcut(x)
+
+        def block(cin, cout, stride):                   # two positions: the block, its ReLU
             shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                      nn.BatchNorm2d(cout)) if stride != 1 or cin != cout
-                        else nn.Identity())
-            return body, shortcut          # forward: relu(body(x) + shortcut(x))
-        # stem: Conv2d(in_channels, width, 3, 1, 1, bias=False), BatchNorm2d(width), ReLU();
-        # head: AdaptiveAvgPool2d(1), Flatten(), Linear(4 * width, num_classes)
+                                      nn.BatchNorm2d(cout))
+                        if stride != 1 or cin != cout else None)
+            return [Residual(nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+                             nn.BatchNorm2d(cout), nn.ReLU(),
+                             nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
+                             shortcut=shortcut), nn.ReLU()]
+
+        nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False),
+                      nn.BatchNorm2d(width), nn.ReLU(),
+                      *blocks,                          # block(...) of each stage, in order
+                      nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),  # one position
+                      nn.Linear(4 * width, num_classes))
+
+    (:func:`cnnative.testing.torch_models.resnet` builds it.)  Exported to ONNX with
+    ``input_shape=(in_channels, 28, 28)`` (or any other height and width: global average
+    pooling makes the network take any).
     """
     depth = _validation.positive_int(depth, "depth", "resnet")
     if (depth - 2) % 6 or depth < 8:
@@ -104,12 +126,15 @@ def lenet5(dtype: DTypeLike = np.float32, seed: int = 0, num_classes: int = 10) 
 
     Conv2D(1, 6, 5, padding=2) + Tanh + AvgPool2D(2) -> Conv2D(6, 16, 5) + Tanh + AvgPool2D(2)
     -> Flatten -> Dense(400, 120) + Tanh -> Dense(120, 84) + Tanh -> Dense(84, num_classes).
-    The historical counterpart of :func:`nielsen`.  In torch::
+    The historical counterpart of :func:`nielsen`.  In torch, with the same
+    :meth:`~cnnative.Network.state_dict` keys::
 
         nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2),
                       nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(),
                       nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(),
                       nn.Linear(84, num_classes))
+
+    Exported to ONNX with ``input_shape=(1, 28, 28)``.
     """
     num_classes = _validation.positive_int(num_classes, "num_classes", "lenet5")
     seeds = np.random.SeedSequence(seed).spawn(5)

@@ -155,26 +155,35 @@ class Optimizer:
             A different number of parameters than at earlier steps, or state restored by
             :meth:`load_state_dict` whose shapes or dtypes differ from the parameters'.
         """
-        func = f"{type(self).__name__}.step"
         if self._state is None:
             self._state = [self._new_state(param) for param, _ in pairs]
-        elif len(self._state) != len(pairs):
-            raise ValueError(f"{func}: got {len(pairs)} parameters, but the optimizer's state "
+        else:
+            self.check_state([param for param, _ in pairs], f"{type(self).__name__}.step")
+        self._loaded = False
+        self.steps += 1
+        for (param, grad), state in zip(pairs, self._state):
+            if self.weight_decay:
+                grad = self._decay(param, grad)
+            self._update(param, grad, state)
+
+    def check_state(self, params: Sequence[np.ndarray], func: str | None = None) -> None:
+        """Raise ValueError unless the state (if any) fits ``params``: their number and, for
+        state restored by :meth:`load_state_dict`, each array's shape and dtype.  ``step``
+        checks this itself; a trainer resuming from a checkpoint checks it up front."""
+        func = func or f"{type(self).__name__}.check_state"
+        if self._state is None:
+            return
+        if len(self._state) != len(params):
+            raise ValueError(f"{func}: got {len(params)} parameters, but the optimizer's state "
                              f"is for {len(self._state)}")
         if self._loaded:
-            for index, ((param, _), state) in enumerate(zip(pairs, self._state)):
+            for index, (param, state) in enumerate(zip(params, self._state)):
                 for name, array in state.items():
                     if array.shape != param.shape or array.dtype != param.dtype:
                         raise ValueError(
                             f"{func}: the loaded state '{index}.{name}' has shape {array.shape} "
                             f"and dtype {array.dtype}, but parameter {index} has shape "
                             f"{param.shape} and dtype {param.dtype}")
-            self._loaded = False
-        self.steps += 1
-        for (param, grad), state in zip(pairs, self._state):
-            if self.weight_decay:
-                grad = self._decay(param, grad)
-            self._update(param, grad, state)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything the next steps depend on, for a checkpoint.

@@ -65,17 +65,31 @@ def read_archive(path: str | os.PathLike, marker: str, version: int, what: str,
     return contents
 
 
-def write_model(path: str | os.PathLike, network: Any, func: str) -> None:
-    """Write a model file of ``network`` (anything shaped like a Network: ``layers``, ``loss``,
-    ``named_layers()``); :func:`cnnative.io.save` checks its argument and calls this, and so
-    does the trainer, which must not import Network."""
+def write_model(path: str | os.PathLike, model: Any, func: str) -> None:
+    """Write a model file of ``model``: anything shaped like a Network (``layers``, ``loss``,
+    ``named_layers()``), or like an Ensemble (``members``, a sequence of those), whose file
+    holds the architecture ``{"ensemble": [each member's]}`` and member i's arrays under
+    "members.<i>.".  :func:`cnnative.io.save` checks its argument and calls this, and so does
+    the trainer, which must not import Network."""
     import json
 
+    if hasattr(model, "members"):
+        parts = [_contents(member, f"members.{index}.")
+                 for index, member in enumerate(model.members)]
+        architecture: dict[str, Any] = {"ensemble": [member for member, _ in parts]}
+        arrays = {key: array for _, member_arrays in parts for key, array in member_arrays.items()}
+    else:
+        architecture, arrays = _contents(model, "")
+    write_archive(path, FORMAT, VERSION, {"architecture": json.dumps(architecture)}, arrays, func)
+
+
+def _contents(network: Any, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A network's architecture and its arrays, named "<prefix><layer name>.<array name>"."""
     architecture = {"loss": network.loss.name,
                     "layers": [spec_of(layer) for layer in network.layers]}
-    arrays = {f"{prefix}.{name}": array for prefix, layer in network.named_layers()
-              for name, array in arrays_of(layer).items()}
-    write_archive(path, FORMAT, VERSION, {"architecture": json.dumps(architecture)}, arrays, func)
+    arrays = {f"{prefix}{name}.{key}": array for name, layer in network.named_layers()
+              for key, array in arrays_of(layer).items()}
+    return architecture, arrays
 
 
 def arrays_of(layer: Layer) -> dict[str, np.ndarray]:

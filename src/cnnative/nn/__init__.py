@@ -8,7 +8,8 @@ float dtype raises ``TypeError`` (as the kernels do) instead of converting every
 """
 from . import init, losses
 from .activations import LeakyReLU, ReLU, Sigmoid, Tanh, sigmoid
-from .base import Layer, layer_class, layer_from_config, named_layers, register, spec_of
+from .base import (Layer, layer_class, layer_from_config, named_layers, register, spec_of,
+                   state_arrays)
 from .containers import Residual, Sequential
 from .conv import Conv2D
 from .dropout import Dropout
@@ -22,6 +23,7 @@ __all__ = [
     "Dropout", "Sequential", "Residual", "AvgPool2D", "GlobalAvgPool2D", "BatchNorm2D",
     "BatchNorm1D",
     "sigmoid", "layer_class", "layer_from_config", "named_layers", "register", "spec_of",
+    "state_arrays",
     "Loss", "SoftmaxCrossEntropy", "QuadraticCost", "SigmoidCrossEntropy", "get_loss",
     "init", "losses",
 ]

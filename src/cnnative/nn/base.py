@@ -9,7 +9,8 @@ import numpy as np
 from .. import _validation
 from .init import init_weights
 
-__all__ = ["Layer", "layer_class", "layer_from_config", "register", "named_layers", "spec_of"]
+__all__ = ["Layer", "layer_class", "layer_from_config", "register", "named_layers", "spec_of",
+           "state_arrays"]
 
 #: Parameter name -> (shape, dtype), as :meth:`Layer.param_shapes` reports them.
 ParamShapes = dict[str, tuple[tuple[int, ...], np.dtype]]
@@ -41,6 +42,11 @@ class Layer:
     #: Set False (a network does this for its first layer) to skip computing the input
     #: gradient, which nothing consumes there; ``backward`` then returns None.
     input_grad: ClassVar[bool] | bool = True
+
+    #: The names torch gives this layer's parameters and buffers where they differ from the
+    #: keys of ``params`` and ``buffers`` (Conv2D's ``w`` is torch's ``weight``): state dicts
+    #: (:func:`state_arrays`) use torch's names so that weights move between the two.
+    torch_names: ClassVar[dict[str, str]] = {}
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
@@ -165,3 +171,13 @@ def named_layers(layers: list[Layer] | list[tuple[str, Layer]],
         full = f"{prefix}{name}"
         yield full, layer
         yield from named_layers(layer.sublayers(), f"{full}.")
+
+
+def state_arrays(layers: list[Layer]) -> Iterator[tuple[str, np.ndarray]]:
+    """(key, array) of every parameter and then every buffer of each layer in ``layers`` and in
+    the layers they contain, in :func:`named_layers` order, keyed as ``torch.nn.Sequential``'s
+    ``state_dict`` keys those of the same modules: "<layer name>.<torch's array name>" ("0.weight",
+    "3.body.1.running_mean", ...).  The arrays are the layers' own, not copies."""
+    for prefix, layer in named_layers(layers):
+        for name, array in {**layer.params, **layer.buffers}.items():
+            yield f"{prefix}.{layer.torch_names.get(name, name)}", array

@@ -41,7 +41,10 @@ class Conv2D(Layer):
     ``params``: ``w`` of shape (out_channels, in_channels // groups, kh, kw) and, with bias,
     ``b`` of shape (out_channels,).  ``forward`` maps (N, in_channels, H, W) to
     (N, out_channels, Ho, Wo) with Ho = (H + pad_top + pad_bottom - dh*(kh-1) - 1) // sh + 1.
+    In state dicts ``w`` and ``b`` are ``weight`` and ``bias``, as in ``torch.nn.Conv2d``.
     """
+
+    torch_names = {"w": "weight", "b": "bias"}
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0,

@@ -24,8 +24,11 @@ class Dense(Layer):
     init, dtype, rng : as for :class:`~cnnative.nn.Conv2D`
 
     ``params``: ``w`` of shape (out_features, in_features) and ``b`` of shape (out_features,).
-    ``forward`` maps (N, in_features) to (N, out_features).
+    ``forward`` maps (N, in_features) to (N, out_features).  In state dicts ``w`` and ``b`` are
+    ``weight`` and ``bias``, as in ``torch.nn.Linear``.
     """
+
+    torch_names = {"w": "weight", "b": "bias"}
 
     def __init__(self, in_features: int, out_features: int, *, init: str = "he",
                  dtype: DTypeLike = np.float32, rng: Seed = None) -> None:

@@ -23,8 +23,12 @@ class _BatchNorm(Layer):
 
     ``params``: ``gamma`` (ones) and ``beta`` (zeros), shape (num_features,).  ``buffers``:
     ``running_mean`` (zeros), ``running_var`` (ones) and ``num_batches_tracked`` (an int64
-    scalar array counting training batches), saved and loaded with the model.
+    scalar array counting training batches), saved and loaded with the model.  In state dicts
+    ``gamma`` and ``beta`` are ``weight`` and ``bias``, as in torch; the buffers keep their
+    names.
     """
+
+    torch_names = {"gamma": "weight", "beta": "bias"}
 
     _ndim: int
     _shape_text: str

@@ -26,6 +26,24 @@ __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "CSVLogger", "Diverge
            "TrainingDiverged"]
 
 
+def _loaded_number(value: Any, name: str, optional: bool = True) -> float | None:
+    """A float (or None) read back from a checkpoint, checked: ValueError otherwise."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _loaded_count(value: Any, name: str, optional: bool = False) -> int | None:
+    """An int >= 0 (or None) read back from a checkpoint, checked: ValueError otherwise."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    return value
+
+
 class TrainingDiverged(RuntimeError):
     """Training stopped because the loss became non-finite or grew far past its start."""
 
@@ -50,11 +68,13 @@ class Callback:
         """After the last epoch, or when training stopped early."""
 
     def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint keeps of this callback."""
+        """What a checkpoint keeps of this callback: JSON values and arrays.  An entry whose
+        name ends in "weights" holds a :meth:`Trainer.snapshot` (or None), which the trainer
+        checks against the network when it resumes."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Take back what :meth:`state_dict` returned."""
+        """Take back what :meth:`state_dict` returned; ValueError if it is not such a state."""
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{key}={value!r}" for key, value in vars(self).items()
@@ -150,8 +170,12 @@ class EarlyStopping(Callback):
                 "best_weights": self._best_weights}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._monitor.best, self.best_epoch = state["best"], state["best_epoch"]
-        self._wait, self._best_weights = state["wait"], state["best_weights"]
+        self._monitor.best = _loaded_number(state["best"], "best")
+        self.best_epoch = _loaded_count(state["best_epoch"], "best_epoch", optional=True)
+        if (self.best is None) != (self.best_epoch is None):
+            raise ValueError(f"best {self.best!r} and best_epoch {self.best_epoch!r} disagree")
+        self._wait = _loaded_count(state["wait"], "wait")
+        self._best_weights = state["best_weights"]
 
 
 class ModelCheckpoint(Callback):
@@ -189,7 +213,7 @@ class ModelCheckpoint(Callback):
         return {"best": self._monitor.best}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._monitor.best = state["best"]
+        self._monitor.best = _loaded_number(state["best"], "best")
 
 
 class CSVLogger(Callback):
@@ -248,6 +272,7 @@ class DivergenceGuard(Callback):
         if math.isfinite(loss) and running <= self.factor * (self.first_loss or math.inf):
             return
         problem = (f"the loss is {loss}" if not math.isfinite(loss) else
+                   f"the running loss is {running}" if not math.isfinite(running) else
                    f"the running loss {running:.6g} is more than {self.factor:g} times the first "
                    f"batch's {self.first_loss:.6g}")
         assert self._good is not None
@@ -262,8 +287,12 @@ class DivergenceGuard(Callback):
         self._good, self._good_epoch = trainer.snapshot(), trainer.epoch + 1
 
     def state_dict(self) -> dict[str, Any]:
-        return {"first_loss": self.first_loss, "good": self._good, "good_epoch": self._good_epoch}
+        return {"first_loss": self.first_loss, "good_weights": self._good,
+                "good_epoch": self._good_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.first_loss, self._good = state["first_loss"], state["good"]
-        self._good_epoch = state["good_epoch"]
+        self.first_loss = _loaded_number(state["first_loss"], "first_loss")
+        if self.first_loss is not None and not math.isfinite(self.first_loss):
+            raise ValueError(f"first_loss must be finite, got {self.first_loss!r}")
+        self._good, self._good_epoch = state["good_weights"], _loaded_count(state["good_epoch"],
+                                                                           "good_epoch")

@@ -250,8 +250,7 @@ class Trainer:
                 "labels_crc32": zlib.crc32(np.ascontiguousarray(self.y).tobytes()),
                 "architecture": [spec_of(layer) for layer in self.network.layers],
                 "loss": self.network.loss.name, "optimizer": type(self.optimizer).__name__,
-                "scheduler": type(self.scheduler).__name__ if self.scheduler else None,
-                "callbacks": [type(callback).__name__ for callback in self.callbacks]}))
+                "scheduler": type(self.scheduler).__name__ if self.scheduler else None}))
 
     def _save(self) -> None:
         state = {
@@ -263,7 +262,8 @@ class Trainer:
             "rngs": {name: rng.bit_generator.state for name, rng in self._generators().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "callbacks": [callback.state_dict() for callback in self.callbacks],
+            "callbacks": [[type(callback).__name__, callback.state_dict()]
+                          for callback in self.callbacks],
             "model": self.snapshot(),
         }
         write_checkpoint(self.checkpoint, state, self.func)  # type: ignore[arg-type]
@@ -284,33 +284,90 @@ class Trainer:
                     raise ValueError(f"it was written by a fit with another {key} "
                                      f"({_short(saved[key])}, this fit: {_short(value)})")
             position = state["position"]
-            model = state["model"]
-            current = self.snapshot()
-            if set(model) != set(current) or any(
-                    model[key].shape != array.shape or model[key].dtype != array.dtype
-                    for key, array in current.items()):
-                raise ValueError("its parameters do not fit this network")
-            order = position["order"]
-            if position["batch"] and (order is None or order.shape != (self.x.shape[0],)):
+            epoch, batch, order = position["epoch"], position["batch"], position["order"]
+            batches = math.ceil(self.x.shape[0] / self.batch_size)
+            if not _is_count(epoch) or not _is_count(batch) or batch >= batches:
+                raise ValueError(f"its position (epoch {epoch!r}, batch {batch!r}) is invalid")
+            if batch and not _is_permutation(order, self.x.shape[0]):
                 raise ValueError("its position has no valid sample order")
-            self.restore(model)
+            loss_sum, correct, seen = position["totals"]
+            # At an epoch's end (batch 0) they are the finished epoch's, reset before the next.
+            if (not _is_number(loss_sum) or not math.isfinite(loss_sum) or not _is_count(correct)
+                    or not _is_count(seen)
+                    or (batch and seen != batch * self.batch_size)):
+                raise ValueError(f"its running totals {position['totals']!r} are invalid")
+            if not _is_number(position["epoch_seconds"]) or not isinstance(
+                    position["stop_reason"], (str, type(None))):
+                raise ValueError("its position is invalid")
+            self._check_history(state["history"], epoch, batch)
+            self._check_snapshot(state["model"], "its parameters")
+            for _, callback_state in state["callbacks"]:
+                for key, value in callback_state.items():
+                    if key.endswith("weights") and value is not None:
+                        self._check_snapshot(value, f"its callback state {key!r}")
+            self.restore(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
+            self.optimizer.check_state([param for param, _ in self.network.parameters()])
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
-            for callback, callback_state in zip(self.callbacks, state["callbacks"]):
-                callback.load_state_dict(callback_state)
+            self._load_callbacks(state["callbacks"])
             for name, generator in self._generators().items():
                 generator.bit_generator.state = state["rngs"][name]
             self.history = state["history"]
-            self.epoch, self.batch = int(position["epoch"]), int(position["batch"])
-            self._order = order
-            loss_sum, correct, seen = position["totals"]
-            self._totals = [float(loss_sum), int(correct), int(seen)]
+            self.epoch, self.batch, self._order = epoch, batch, order if batch else None
+            self._totals = [float(loss_sum), correct, seen]
             self._epoch_seconds = float(position["epoch_seconds"])
             self._stop_reason = position["stop_reason"]
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            message = str(error) if isinstance(error, ValueError) else f"{error!r} is missing or invalid"
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+                OverflowError) as error:
+            message = (str(error) if type(error) is ValueError
+                       else f"{error!r} is missing or invalid")
             raise ValueError(f"{where}: cannot continue from this checkpoint: {message}") from None
+
+    def _check_history(self, history: Any, epoch: int, batch: int) -> None:
+        if not isinstance(history, dict) or list(history) != list(self.history):
+            raise ValueError(f"its history's columns are not {list(self.history)}")
+        for name, column in history.items():
+            length = epoch + (name == "lr" and batch > 0)
+            if (not isinstance(column, list) or len(column) != length
+                    or not all(map(_is_number, column))):
+                raise ValueError(f"its history column {name!r} is not {length} numbers")
+
+    def _check_snapshot(self, arrays: Any, what: str) -> None:
+        current = self.snapshot()
+        if (not isinstance(arrays, dict) or set(arrays) != set(current) or any(
+                not isinstance(arrays[key], np.ndarray) or arrays[key].shape != array.shape
+                or arrays[key].dtype != array.dtype for key, array in current.items())):
+            raise ValueError(f"{what} do not fit this network")
+
+    def _load_callbacks(self, saved: list[Any]) -> None:
+        """Give each callback the state saved for the callback of its type at the same rank
+        among those of that type (the n-th EarlyStopping gets the n-th EarlyStopping's)."""
+        by_type: dict[str, list[Any]] = {}
+        for name, callback_state in saved:
+            by_type.setdefault(name, []).append(callback_state)
+        seen: dict[str, int] = {}
+        for callback in self.callbacks:
+            name = type(callback).__name__
+            rank = seen[name] = seen.get(name, -1) + 1
+            states = by_type.get(name, [])
+            if rank < len(states):
+                callback.load_state_dict(states[rank])
+            elif callback.state_dict():
+                raise ValueError(f"it has no state for this fit's callback {callback!r}")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_permutation(order: Any, n: int) -> bool:
+    return (isinstance(order, np.ndarray) and order.shape == (n,) and order.dtype.kind in "iu"
+            and np.array_equal(np.sort(order), np.arange(n)))
 
 
 def _short(value: Any) -> str:
