@@ -153,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
                     "for a model file, on the embedded digits' validation split or the t10k "
                     "files of an MNIST-format directory.  An ensemble's first member gives "
                     "the filters and maps.  Needs matplotlib.")
-    show.add_argument("model")
+    show.add_argument("model", help="model file (cnnative train's --out, cnnative.save)")
     show.add_argument("--data", metavar="DIR",
                       help="directory of MNIST-format files whose t10k pair to use (default: "
                            "the 1,000 validation digits of the embedded set)")
