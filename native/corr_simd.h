@@ -1,6 +1,8 @@
 /*
- * Direct 2-D correlation over a pre-padded image, summed in exactly the order
- * scipy.signal's direct convolution uses, so that results match it bit for bit.
+ * Direct 2-D correlation over a padded frame, summed in exactly the order scipy.signal's direct
+ * convolution uses, so that results match it bit for bit.  The frame is the caller's image itself
+ * where every window lies inside it, else a small buffer holding a padded copy of just the rows
+ * and columns a region of the output reads (correlate.pyx); the kernel cannot tell them apart.
  *
  * For every output pixel (m, n) the taps are visited in a fixed order t = 0..T-1 given by the
  * caller (kernel row by kernel row); within a kernel row of R taps the sum grows as

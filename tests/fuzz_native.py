@@ -156,23 +156,54 @@ def check_native(call, reference_of):
 
 def correlate_call(rng):
     dtype = pick(rng, FLOATS)
-    image = values(rng, (size(rng, 12), size(rng, 12)), dtype, special=0.05)
+    # Now and then large enough that the interior is read in place and the borders go through
+    # strips (above 64 KiB of padded frame).
+    limit = 12 if chance(rng, 0.8) else 150
+    image = values(rng, (size(rng, limit), size(rng, limit)), dtype, special=0.05)
     kernel = values(rng, (size(rng, 6), size(rng, 6)), dtype, special=0.05)
     mode, boundary = integer(rng, 0, 2), integer(rng, 0, 2)
-    call = NativeCall("correlate_direct", native_correlate.correlate_direct,
-                      [image, kernel, chance(rng, 0.5), mode, boundary, pick(rng, [0.0, 1.5, np.nan])], {})
-    spoil(rng, call, [0, 1], [3, 4])
+    flip = chance(rng, 0.5)
+    args = [image, kernel, flip, mode, boundary, pick(rng, [0.0, 1.5, np.nan])]
+    if chance(rng, 0.5):
+        call = NativeCall("correlate_direct", native_correlate.correlate_direct, args, {})
+        spoil(rng, call, [0, 1], [3, 4])
+        return call
+    # Rows [start, stop) of a given output, claimed a few at a time from a counter.
+    (m, n), (j, k) = image.shape, kernel.shape
+    shape = [(m - j + 1, n - k + 1), (m, n), (m + j - 1, n + k - 1)][mode]
+    shape = (max(shape[0], 1), max(shape[1], 1))  # empty inputs are refused anyway
+    out_buffer, out = guarded(shape, dtype)
+    start = integer(rng, 0, shape[0])
+    stop = integer(rng, start, shape[0])
+    counter = np.zeros(1, np.int64) if chance(rng, 0.5) else None
+    args += [out, start, stop, counter, integer(rng, 1, 4)]
+    # The counter is written too (claims add to it); None: nothing to guard.
+    call = NativeCall("correlate_direct(out)", native_correlate.correlate_direct, args,
+                      {6: (out_buffer, out, (7, 8)), 9: None})
+    spoil(rng, call, [0, 1, 6], [3, 4, 7, 8, 10])
     return call
 
 
 def correlate_reference(call):
-    image, kernel, flip, mode, boundary, fill = call.args
+    image, kernel, flip, mode, boundary, fill = call.args[:6]
     func = scipy.signal.convolve2d if flip else scipy.signal.correlate2d
     expected = func(np.array(image), np.array(kernel), ("valid", "same", "full")[mode],
                     ("fill", "symm", "wrap")[boundary], fill)
+    expected = expected.astype(expected.dtype.newbyteorder("="))
     if mode == 0:
         assert kernel.shape[0] <= image.shape[0] and kernel.shape[1] <= image.shape[1]
-    return functools.partial(assert_same_array, expected=expected.astype(expected.dtype.newbyteorder("=")))
+    if len(call.args) == 6:
+        return functools.partial(assert_same_array, expected=expected)
+    out, start, stop = call.args[6:9]
+
+    def check(result):
+        if out is None:  # spoiled to None: a new array, and it must be all of the output
+            assert_same_array(result, expected)
+            return
+        assert result is out
+        assert_same_array(np.array(out[start:stop]), expected[start:stop])
+
+    return check
 
 
 # ------------------------------------------------------------------------------ conv kernels

@@ -64,6 +64,7 @@ def signal_call(rng, func):
         kwargs["fillvalue"] = pick(rng, FILL_VALUES if chance(rng, 0.3) else GOOD_FILL_VALUES)
     if chance(rng, 0.3):
         kwargs["method"] = pick(rng, METHODS) if chance(rng, 0.9) else pick(rng, BAD_OPTIONS)
+    threads_kwarg(rng, kwargs)
     if chance(rng, 0.1):  # positional spelling
         args = (in1, in2, kwargs.pop("mode", "full"), kwargs.pop("boundary", "fill"))
     else:
@@ -109,6 +110,7 @@ def signal_spec(call):
     mode = _option(arguments["mode"], MODES)
     boundary = _option(arguments["boundary"], BOUNDARIES)
     method = _option(arguments["method"], METHODS)
+    num_threads(arguments)
     if in1.dtype.kind not in "biufcO" or in2.dtype.kind not in "biufcO":
         raise Invalid
     dtype = np.result_type(in1.dtype, in2.dtype)

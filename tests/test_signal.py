@@ -1,13 +1,16 @@
 """correlate2d / convolve2d against scipy.signal: bit-exact values, dtypes, shapes and errors."""
+import contextlib
 import warnings
 
 import numpy as np
 import pytest
 import scipy.signal
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cnnative
+from cnnative import _threads
+from cnnative import signal as cn_signal
 from cnnative._native import correlate as native
 from conftest import with_layout as layout
 
@@ -173,6 +176,142 @@ def test_inputs_are_not_modified(func):
     assert np.array_equal(image, image_copy) and np.array_equal(kernel, kernel_copy)
 
 
+@contextlib.contextmanager
+def split_into_rows():
+    """Thresholds so low that every call goes through the threaded path in pieces of one row:
+    pieces start and end everywhere, border rows included.  Yields the thread counts that
+    run_chunks was asked for."""
+    calls = []
+    run_chunks = _threads.run_chunks
+
+    def counted(*args, **kwargs):
+        calls.append(args[3])
+        return run_chunks(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cn_signal, "_SMALL_WORK", 0.0)
+        patch.setattr(cn_signal, "_MIN_WORK_PER_THREAD", 1)
+        patch.setattr(cn_signal, "_CLAIM_WORK", 1)
+        patch.setattr(_threads, "run_chunks", counted)
+        yield calls
+
+
+@st.composite
+def bordered_problems(draw):
+    """Images up to 200 px, large enough (with an in-cache size limit of 64 KiB) that the
+    interior is read in place and the borders go through the row and column strips."""
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    side = st.one_of(st.integers(1, 40), st.integers(90, 200))
+    image_shape = (draw(side), draw(side))
+    small = max(image_shape) <= 40
+    kernel_side = st.integers(1, 30) if small else st.integers(1, 16)
+    kernel_shape = (draw(kernel_side), draw(kernel_side))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    image = layout(random_array(rng, image_shape, dtype),
+                   draw(st.sampled_from(["C", "C", "F", "strided", "reversed"])))
+    kernel = layout(random_array(rng, kernel_shape, dtype), draw(st.sampled_from(["C", "F", "strided"])))
+    mode = draw(st.sampled_from(MODES))
+    if mode == "valid" and not (kernel_shape[0] <= image_shape[0] and kernel_shape[1] <= image_shape[1]):
+        mode = "same"
+    return (image, kernel, mode, draw(st.sampled_from(BOUNDARIES)),
+            draw(st.sampled_from([0, 1, -2.5, 0.1, np.nan])), draw(st.sampled_from([1, 2, 3])))
+
+
+@pytest.mark.scipy_order
+@pytest.mark.parametrize("ours,theirs", PAIRS, ids=PAIR_IDS)
+@settings(max_examples=40)
+@given(problem=bordered_problems())
+def test_large_images_match_scipy_at_every_thread_count(ours, theirs, problem):
+    image, kernel, mode, boundary, fillvalue, threads = problem
+    expected = theirs(image, kernel, mode, boundary, fillvalue)
+    assert_same_as_scipy(ours(image, kernel, mode, boundary, fillvalue), expected)
+    with split_into_rows() as calls:
+        assert_same_as_scipy(ours(image, kernel, mode, boundary, fillvalue, num_threads=threads),
+                             expected)
+    out_rows = expected.shape[0]
+    assert calls == ([min(threads, out_rows)] if min(threads, out_rows) > 1 else [])
+
+
+@pytest.mark.scipy_order
+@pytest.mark.parametrize("ours,theirs", PAIRS, ids=PAIR_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_border_strips_match_scipy_at_every_simd_level(cap_simd, ours, theirs, dtype):
+    """Large enough for the in-place interior with strips around it, in every mode and
+    boundary, with even and odd kernels, at every instruction-set level and thread count."""
+    cap_simd(native)
+    rng = np.random.default_rng(12)
+    image = rng.standard_normal((131, 157)).astype(dtype)
+    for kernel_shape in [(3, 3), (4, 6), (15, 14), (1, 9)]:
+        kernel = rng.standard_normal(kernel_shape).astype(dtype)
+        for mode in MODES:
+            for boundary in BOUNDARIES:
+                expected = theirs(image, kernel, mode, boundary, -0.5)
+                assert_same_as_scipy(ours(image, kernel, mode, boundary, -0.5), expected)
+                with split_into_rows() as calls:
+                    for threads in [2, 3]:
+                        assert_same_as_scipy(ours(image, kernel, mode, boundary, -0.5,
+                                                  num_threads=threads), expected)
+                assert calls == [2, 3]
+
+
+@pytest.mark.parametrize("func", [cnnative.correlate2d, cnnative.convolve2d], ids=PAIR_IDS)
+def test_results_do_not_depend_on_the_thread_count(func):
+    """At the default thresholds: large enough for several threads to share it."""
+    rng = np.random.default_rng(13)
+    image, kernel = rng.standard_normal((700, 400)), rng.standard_normal((5, 4))
+    for mode in MODES:
+        one = func(image, kernel, mode, "symm", num_threads=1)
+        for threads in [2, 3, None]:
+            assert np.array_equal(func(image, kernel, mode, "symm", num_threads=threads), one)
+
+
+def test_small_calls_stay_on_the_calling_thread(monkeypatch):
+    calls = []
+
+    def run_chunks(func, n_items, chunk_size, num_threads=None, *, calls_blas=True):
+        calls.append(num_threads)
+        return [func(start, min(start + chunk_size, n_items)) for start in range(0, n_items, chunk_size)]
+
+    monkeypatch.setattr(_threads, "run_chunks", run_chunks)
+    image, kernel = np.ones((64, 64)), np.ones((5, 5))
+    for threads in [None, 1, 2, 3]:
+        cnnative.correlate2d(image, kernel, "same", num_threads=threads)
+        cnnative.convolve2d(image.astype(np.float32), kernel.astype(np.float32), num_threads=threads)
+    assert calls == []
+    large = np.ones((1000, 1000))
+    assert np.array_equal(cnnative.correlate2d(large, kernel, "same", num_threads=2),
+                          cnnative.correlate2d(large, kernel, "same", num_threads=1))
+    assert calls == [2]
+
+
+@pytest.mark.parametrize("func", [cnnative.correlate2d, cnnative.convolve2d], ids=PAIR_IDS)
+@pytest.mark.parametrize("num_threads,error", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
+                                               ("2", TypeError), (True, TypeError)])
+def test_bad_num_threads_raises_like_conv2d(func, num_threads, error):
+    with pytest.raises(error, match="num_threads must be a positive integer"):
+        func(GOOD, GOOD, num_threads=num_threads)
+    with pytest.raises(error, match="num_threads must be a positive integer"):
+        func(GOOD.astype(int), GOOD, "same", method="fft", num_threads=num_threads)
+    with pytest.raises(error, match="num_threads must be a positive integer"):
+        cnnative.conv2d(np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3)), num_threads=num_threads)
+
+
+@pytest.mark.parametrize("func", [cnnative.correlate2d, cnnative.convolve2d], ids=PAIR_IDS)
+def test_inputs_are_not_modified_by_threads(func):
+    rng = np.random.default_rng(14)
+    image, kernel = rng.standard_normal((150, 120)), rng.standard_normal((4, 5))
+    strided = layout(image, "strided")
+    saved = [a.copy() for a in (image, kernel, strided)]
+    with split_into_rows():
+        for mode in MODES:
+            for boundary in BOUNDARIES:
+                for source in (image, strided):
+                    out = func(source, kernel, mode, boundary, num_threads=3)
+                    assert not np.shares_memory(out, source) and not np.shares_memory(out, kernel)
+    for array, copy in zip((image, kernel, strided), saved):
+        assert np.array_equal(array, copy)
+
+
 # -- the identities the layer package relies on -------------------------------------------------
 
 def test_same_equals_valid_on_zero_padded_image():
@@ -299,6 +438,55 @@ def test_native_entry_point_checks_its_own_preconditions():
         native.correlate_direct(a, a, False, 7, 0, 0.0)
     with pytest.raises(TypeError):
         native.correlate_direct(a.astype(">f8"), a.astype(">f8"), False, 2, 0, 0.0)
+    # An output to fill in place: (4, 4) for 'same'.
+    k = np.ones((3, 3))
+    for out in [np.empty((4, 5)), np.empty((4, 4), np.float32), np.empty((4, 4), order="F")[:, :3],
+                np.empty((8, 8))[::2, ::2], np.empty(16), np.empty((4, 4))]:
+        if out.shape == (4, 4) and out.dtype == np.float64 and out.flags.c_contiguous:
+            out.flags.writeable = False
+        with pytest.raises((ValueError, TypeError)):
+            native.correlate_direct(a, k, False, 1, 0, 0.0, out)
+    out = np.empty((4, 4))
+    for start, stop in [(-1, 4), (0, 5), (3, 2), (5, 5)]:
+        with pytest.raises(ValueError, match="rows"):
+            native.correlate_direct(a, k, False, 1, 0, 0.0, out, start, stop)
+    for counter in [np.zeros(1, np.int32), np.zeros(0, np.int64), np.zeros(1, np.int64)[::-1][:0],
+                    [0]]:
+        with pytest.raises((ValueError, TypeError)):
+            native.correlate_direct(a, k, False, 1, 0, 0.0, out, 0, 4, counter, 1)
+    with pytest.raises(ValueError, match="claim"):
+        native.correlate_direct(a, k, False, 1, 0, 0.0, out, 0, 4, np.zeros(1, np.int64), 0)
+    # A counter already past the end (or negative) leaves the output alone.
+    for taken in [4, 2**40, -3]:
+        out = np.full((4, 4), 7.0)
+        native.correlate_direct(a, k, False, 1, 0, 0.0, out, 0, 4, np.array([taken]), 1)
+        assert (out == 7.0).all()
+    for start, stop, counter in [(1, None, None), (0, 3, None), (0, None, np.zeros(1, np.int64))]:
+        with pytest.raises(ValueError, match="without out"):  # a new array must be filled whole
+            native.correlate_direct(a, k, False, 1, 0, 0.0, None, start, stop, counter)
+    out = np.full((4, 4), 7.0)
+    native.correlate_direct(a, k, False, 1, 0, 0.0, out, 1, 3)
+    assert (out[[0, 3]] == 7.0).all()
+    assert np.array_equal(out[1:3], scipy.signal.correlate2d(a, k, "same")[1:3])
+
+
+def test_native_fast_path_declines_what_it_does_not_handle():
+    """correlate_small returns None (and the general path decides) for anything unusual."""
+    a, k = np.ones((6, 6)), np.ones((2, 2))
+    fast = native.correlate_small
+    assert fast(a, k, "full", "fill", 0, "direct", False, 1e9).shape == (7, 7)
+    declined = [
+        (a.tolist(), k, "full", "fill", 0, "direct"), (a, k.astype(np.float32), "full", "fill", 0, "direct"),
+        (a.astype(int), k.astype(int), "full", "fill", 0, "direct"), (a, k, np.str_("full"), "fill", 0, "direct"),
+        (a, k, "full", "reflect", 0, "direct"), (a, k, "full", "fill", True, "direct"),
+        (a, k, "full", "fill", 2**60, "direct"), (a, k, "full", "fill", np.float64(1), "direct"),
+        (a, k, "full", "fill", 0, "fft"), (k, a, "valid", "fill", 0, "direct"),
+        (np.ones((0, 3)), k, "full", "fill", 0, "direct"), (a.astype(">f8"), k.astype(">f8"), "full", "fill", 0, "direct"),
+        (a.view(np.ma.MaskedArray), k, "full", "fill", 0, "direct"), (a[None], k, "full", "fill", 0, "direct"),
+    ]
+    for args in declined:
+        assert fast(*args, False, 1e9) is None, args
+    assert fast(a, k, "full", "fill", 0, "direct", False, 48.0) is None  # 7 * 7 * 4 > 48
 
 
 def test_fft_method_is_quiet_about_non_finite_values():

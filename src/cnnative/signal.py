@@ -1,11 +1,12 @@
 """2-D cross-correlation and convolution with scipy.signal's semantics and bit-exact results.
 
 ``correlate2d`` and ``convolve2d`` take the same arguments as ``scipy.signal.correlate2d`` /
-``convolve2d`` plus a keyword ``method``.  For float32 and float64 inputs ``method='direct'``
-runs cnnative's native kernels and returns arrays identical to scipy's to the last bit (scipy >=
-1.16 sums each output in a fixed order; the kernels repeat that order with SIMD lanes running
-across output pixels).  Integer, complex and long-double inputs are delegated to scipy itself,
-after the same validation, so their results are scipy's by construction.
+``convolve2d`` plus the keywords ``method`` and ``num_threads``.  For float32 and float64 inputs
+``method='direct'`` runs cnnative's native kernels and returns arrays identical to scipy's to the
+last bit (scipy >= 1.16 sums each output in a fixed order; the kernels repeat that order with SIMD
+lanes running across output pixels, and large outputs are shared among threads by rows).
+Integer, complex and long-double inputs are delegated to scipy itself, after the same
+validation, so their results are scipy's by construction.
 
 Deviations from scipy, on purpose:
 
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _validation
+from . import _threads, _validation
 from ._native import correlate as _correlate
 
 __all__ = ["correlate2d", "convolve2d", "choose_method"]
@@ -51,9 +52,21 @@ _COMPLEX64 = np.dtype(np.complex64)
 # Python ints up to this size convert to float exactly; larger ones take the checked path.
 _EXACT_INT = 2**53
 
+# Multiply-adds per thread below which waking another thread costs more than it saves (a
+# wake-up is tens of microseconds on a busy machine; this is ~50-150 µs of kernel time).
+# Calls below twice this never leave the calling thread, and take the native fast path.
+_MIN_WORK_PER_THREAD = 1 << 21
+_SMALL_WORK = float(2 * _MIN_WORK_PER_THREAD - 1)
+# Multiply-adds per piece of output rows a thread claims: pieces of a few hundred microseconds
+# at most, so a thread that wakes late still finds work, each big enough that its border
+# strips and kernel set-up stay a small part of it.
+_CLAIM_WORK = 1 << 19
+_correlate_small = _correlate.correlate_small
+
 
 def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: str = "full", boundary: str = "fill",
-                fillvalue: Any = 0, *, method: str = "direct") -> np.ndarray:
+                fillvalue: Any = 0, *, method: str = "direct",
+                num_threads: int | None = None) -> np.ndarray:
     """Cross-correlate two 2-D arrays, exactly like ``scipy.signal.correlate2d``.
 
     Parameters
@@ -79,6 +92,11 @@ def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: str = "full", boundary: st
         ``scipy.signal.fftconvolve``: within about 1e-12 of the largest output magnitude for
         float64 (float32 to its own precision); it does not apply to integer inputs. 'auto'
         picks the faster of the two from a cost model (see :func:`choose_method`).
+    num_threads : int, optional
+        Threads for method='direct' on float32/float64 (default
+        :func:`cnnative.get_num_threads`); large outputs are split among them by rows, with
+        results bit-identical whatever the count.  Calls too small to gain from it run on the
+        calling thread.
 
     Returns
     -------
@@ -91,13 +109,21 @@ def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: str = "full", boundary: st
         Inputs not 2-D or empty, incompatible 'valid' shapes, unknown mode/boundary/method,
         a non-scalar or (for real inputs) complex fillvalue, bool/float16/object dtypes.
     TypeError
-        Non-numeric dtypes, a non-numeric fillvalue.
+        Non-numeric dtypes, a non-numeric fillvalue, a non-integer num_threads (ValueError if
+        it is below 1).
     """
-    return _correlate_or_convolve("correlate2d", in1, in2, mode, boundary, fillvalue, method, False)
+    # Calls small enough to stay on one thread whatever num_threads says (a valid one).
+    if num_threads is None or (type(num_threads) is int and num_threads > 0):
+        out = _correlate_small(in1, in2, mode, boundary, fillvalue, method, False, _SMALL_WORK)
+        if out is not None:
+            return out
+    return _correlate_or_convolve("correlate2d", in1, in2, mode, boundary, fillvalue, method,
+                                  False, num_threads)
 
 
 def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: str = "full", boundary: str = "fill",
-               fillvalue: Any = 0, *, method: str = "direct") -> np.ndarray:
+               fillvalue: Any = 0, *, method: str = "direct",
+               num_threads: int | None = None) -> np.ndarray:
     """Convolve two 2-D arrays, exactly like ``scipy.signal.convolve2d``.
 
     Arguments, shapes, dtypes and errors are those of :func:`correlate2d`, except that in2 is
@@ -105,7 +131,13 @@ def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: str = "full", boundary: str
     are not reversed.  The image is walked in the opposite direction to correlation, so the
     result is not bit-identical to correlating with a rotated kernel (it is equal to rounding).
     """
-    return _correlate_or_convolve("convolve2d", in1, in2, mode, boundary, fillvalue, method, True)
+    # Calls small enough to stay on one thread whatever num_threads says (a valid one).
+    if num_threads is None or (type(num_threads) is int and num_threads > 0):
+        out = _correlate_small(in1, in2, mode, boundary, fillvalue, method, True, _SMALL_WORK)
+        if out is not None:
+            return out
+    return _correlate_or_convolve("convolve2d", in1, in2, mode, boundary, fillvalue, method,
+                                  True, num_threads)
 
 
 def choose_method(in1: ArrayLike, in2: ArrayLike, mode: str = "full") -> str:
@@ -141,10 +173,12 @@ def _cheaper_method(shape1, shape2, mode_code, dtype):
     return "fft" if fft < direct else "direct"
 
 
-def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, convolve):
-    # The common case (two non-empty 2-D float arrays of one dtype, string options, a Python
-    # number as fill value) passes with a few attribute checks: at 28x28 the whole call costs
-    # about as much as the kernel, so each check here is measured in tens of nanoseconds.
+def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, convolve,
+                           num_threads):
+    # Small calls of the common kind (two float arrays of one dtype, str options, a Python
+    # number as fill value, no or a plain int num_threads) never get here: correlate_small
+    # does all of them natively.
+    threads = _threads.thread_count(num_threads, func)
     try:
         in1 = np.asarray(in1)
         in2 = np.asarray(in2)
@@ -184,7 +218,7 @@ def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, co
             in1 = in1.astype(dtype)  # also re-aligns: astype allocates a fresh array
         if in2.dtype is not dtype or not in2.flags.aligned:
             in2 = in2.astype(dtype)
-        out = _correlate.correlate_direct(in1, in2, convolve, mode_code, boundary_code, fillvalue)
+        out = _direct(in1, in2, convolve, mode_code, boundary_code, fillvalue, threads)
     else:
         # Imported on first use: scipy.signal pulls in scipy.stats, interpolate, optimize...,
         # most of `import cnnative`'s time, and only this fallback and method='fft' need it.
@@ -209,6 +243,34 @@ def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, co
                                  f"dtype {dtype} ({exc})") from None
     if swapped and not convolve:
         out = out[::-1, ::-1]
+    return out
+
+
+def _direct(image, kernel, convolve, mode_code, boundary_code, fillvalue, threads):
+    """The native kernel on ``threads`` threads at most, as many as the work pays for."""
+    (m, n), (j, k) = image.shape, kernel.shape
+    if mode_code is _VALID:
+        out_rows, out_cols = m - j + 1, n - k + 1
+    elif mode_code is _SAME:
+        out_rows, out_cols = m, n
+    else:
+        out_rows, out_cols = m + j - 1, n + k - 1
+    row_work = out_cols * j * k
+    workers = min(threads, out_rows, out_rows * row_work // _MIN_WORK_PER_THREAD)
+    if workers <= 1:
+        return _correlate.correlate_direct(image, kernel, convolve, mode_code, boundary_code,
+                                           fillvalue)
+    # Rows are claimed inside the kernel (an atomic add), so a thread that starts late simply
+    # finds fewer left; every output element is computed the same way whoever claims it.
+    claim = max(1, _CLAIM_WORK // row_work)
+    out = np.empty((out_rows, out_cols), image.dtype)
+    counter = np.zeros(1, np.int64)
+
+    def rows(start, stop):
+        _correlate.correlate_direct(image, kernel, convolve, mode_code, boundary_code, fillvalue,
+                                    out, 0, out_rows, counter, claim)
+
+    _threads.run_chunks(rows, workers, 1, workers, calls_blas=False)
     return out
 
 

@@ -7,13 +7,16 @@ Grid: square images x square kernels x modes x dtypes. Per cell the contenders a
 * auto       cnnative.correlate2d(method='auto'), compared with ...
 * fft        scipy.signal.fftconvolve on the flipped kernel in the same mode, i.e. what a
              user would write by hand to get correlation through FFT;
-* torch      torch.nn.functional.conv2d on a (1, 1, H, W) tensor, when torch imports.
+* torch      torch.nn.functional.conv2d on a (1, 1, H, W) tensor, when torch imports;
+* cnnative×N cnnative.correlate2d(..., num_threads=N) with --scaling N, checked bit-identical to
+             scipy too; the table then gives its speedup over cnnative on one thread.
 
 Usage (``cnnative bench`` is the same as ``python -m cnnative.bench`` and
 ``python benchmarks/bench_signal.py``, except for where results go by default):
     cnnative bench --quick          # smoke run, well under a minute
     cnnative bench                  # full grid, ~3 minutes by default
     cnnative bench --sizes 256 --kernels 15 --modes same --budget 30
+    cnnative bench --sizes 1024 --scaling 2     # also cnnative on two threads
 
 The markdown table goes to stdout; progress and any mismatch report go to stderr. Exit status is
 1 if any cell's cnnative output was not identical to scipy's (or another contender disagreed).
@@ -55,6 +58,7 @@ SANITY_RTOL = {"float32": 1e-3, "float64": 1e-8}
 
 HEADERS = ["image", "kernel", "mode", "dtype", "scipy µs", "cnnative µs", "speedup",
            "auto µs", "auto picks", "fftconvolve µs", "auto-vs-fft", "torch µs"]
+SCALING_HEADERS = ["cnnative×N µs", "×N threads"]
 
 
 def _list_of(kind: Callable[[str], _T]) -> Callable[[str], list[_T]]:
@@ -88,6 +92,9 @@ def parse_args(argv: Sequence[str] | None = None, results: str = RESULTS) -> arg
     parser.add_argument("--plot", metavar="PATH",
                         help="speedup plot, if matplotlib imports (default next to the JSON, .png)")
     parser.add_argument("--no-torch", action="store_true", help="leave torch out even if installed")
+    parser.add_argument("--scaling", type=int, metavar="N",
+                        help="also time cnnative with num_threads=N and report its speedup over "
+                             "one thread (the other contenders keep --threads)")
     parser.add_argument("--min-sample-ms", type=float, default=2.0,
                         help="each timing sample runs enough calls to last this long (default 2)")
     parser.add_argument("--min-repeats", type=int, default=3)
@@ -102,6 +109,8 @@ def parse_args(argv: Sequence[str] | None = None, results: str = RESULTS) -> arg
     bad = [m for m in args.modes if m not in FULL_GRID["modes"]]
     bad += [d for d in args.dtypes if d not in FULL_GRID["dtypes"]]
     bad += [str(n) for n in args.sizes + args.kernels if n < 1]
+    if args.scaling is not None and args.scaling < 1:
+        bad.append(f"--scaling {args.scaling}")
     if bad:
         parser.error(f"unsupported grid values: {', '.join(bad)}")
     if args.budget is None:
@@ -184,6 +193,10 @@ def run_cell(size: int, kernel: int, mode: str, dtype_name: str, args: argparse.
 
         # No grad-mode context needed: the tensors do not require grad, so no graph is built.
         contenders["torch"] = lambda: conv2d(x, w, padding=pad)[0, 0]
+    if args.scaling is not None:
+        scaled = args.scaling
+        contenders["scaled"] = lambda: cnnative.correlate2d(image, weights, mode, method="direct",
+                                                            num_threads=scaled)
 
     # One untimed pass doubles as the correctness check and warms every contender up.
     problems = []
@@ -192,6 +205,12 @@ def run_cell(size: int, kernel: int, mode: str, dtype_name: str, args: argparse.
     exact = mismatch is None
     if mismatch:
         problems.append(mismatch)
+    if "scaled" in contenders:
+        mismatch = compare_exact(f"cnnative on {args.scaling} threads", contenders["scaled"](),
+                                 reference)
+        exact = exact and mismatch is None
+        if mismatch:
+            problems.append(mismatch)
     rtol = SANITY_RTOL[dtype_name]
     for name in ("auto", "fft", "torch"):
         if name in contenders:
@@ -214,6 +233,7 @@ def run_cell(size: int, kernel: int, mode: str, dtype_name: str, args: argparse.
         "speedup": med["scipy"] / med["cnnative"],
         "auto_vs_fft": med["fft"] / med["auto"],
         "torch_vs_cnnative": med["torch"] / med["cnnative"] if "torch" in med else None,
+        "scaling": med["cnnative"] / med["scaled"] if "scaled" in med else None,
         "timings": {name: t.as_dict() for name, t in timings.items()},
         "spread": timing.median_spread(timings.values()),
     }
@@ -233,7 +253,8 @@ def table_rows(cells: Sequence[dict[str, Any]]) -> list[list[str]]:
             timing.format_us(t["fft"]["median_s"]),
             timing.format_ratio(c["auto_vs_fft"]),
             timing.format_us(t["torch"]["median_s"]) if "torch" in t else "-",
-        ])
+        ] + ([timing.format_us(t["scaled"]["median_s"]), timing.format_ratio(c["scaling"])]
+             if c.get("scaling") is not None else []))
     return rows
 
 
@@ -254,6 +275,17 @@ def summarise(cells: Sequence[dict[str, Any]]) -> dict[str, Any]:
     torch_ratios = [c["torch_vs_cnnative"] for c in cells if c["torch_vs_cnnative"] is not None]
     if torch_ratios:
         summary["median_torch_vs_cnnative"] = statistics.median(torch_ratios)
+    scaling = [c["scaling"] for c in cells if c.get("scaling") is not None]
+    if scaling:
+        summary["median_scaling"] = statistics.median(scaling)
+    # 'same' and 'full' against 'valid' on the same image and kernel (cnnative's times): the
+    # border handling should cost little beyond the extra outputs.
+    valid = {(c["image"], c["kernel"], c["dtype"]): c["timings"]["cnnative"]["median_s"]
+             for c in cells if c["mode"] == "valid"}
+    summary["border_vs_valid"] = [
+        {k: c[k] for k in ("image", "kernel", "mode", "dtype")}
+        | {"ratio": c["timings"]["cnnative"]["median_s"] / valid[c["image"], c["kernel"], c["dtype"]]}
+        for c in cells if c["mode"] != "valid" and (c["image"], c["kernel"], c["dtype"]) in valid]
     return summary
 
 
@@ -277,6 +309,15 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     if "median_torch_vs_cnnative" in summary:
         lines.append(f"torch conv2d / cnnative direct, median over the grid: "
                      f"{summary['median_torch_vs_cnnative']:.2f}x.")
+    if "median_scaling" in summary:
+        lines.append(f"cnnative on N threads vs one, median over the grid: "
+                     f"{summary['median_scaling']:.2f}x.")
+    large = [c for c in summary["border_vs_valid"] if c["image"] >= 512]
+    if large:
+        worst = max(large, key=lambda c: c["ratio"])
+        lines.append(f"'same'/'full' vs 'valid' time at >= 512 px: at most {worst['ratio']:.2f}x "
+                     f"({worst['image']}² / {worst['kernel']}x{worst['kernel']} / {worst['mode']} / "
+                     f"{worst['dtype']}).")
     return lines
 
 
@@ -366,7 +407,9 @@ def main(argv: Sequence[str] | None = None, results: str = RESULTS,
         print("nothing to time: the filters left no cells", file=sys.stderr)
         return 2
     summary = summarise(cells)
-    print(timing.markdown_table(HEADERS, table_rows(cells), align="llllrrrrlrrr"))
+    scaled = args.scaling is not None
+    print(timing.markdown_table(HEADERS + (SCALING_HEADERS if scaled else []), table_rows(cells),
+                                align="llllrrrrlrrr" + ("rr" if scaled else "")))
     print()
     for text in summary_lines(summary):
         print(text)
@@ -383,7 +426,7 @@ def main(argv: Sequence[str] | None = None, results: str = RESULTS,
             torch_skipped=None if torch is not None else torch_reason),
         "settings": {k: getattr(args, k) for k in ("quick", "sizes", "kernels", "modes", "dtypes",
                                                    "budget", "min_sample_ms", "min_repeats",
-                                                   "max_repeats", "seed")},
+                                                   "max_repeats", "seed", "scaling")},
         "elapsed_s": budget.elapsed,
         "summary": summary,
         "cells": cells,
