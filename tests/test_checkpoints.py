@@ -91,20 +91,21 @@ def assert_same_models(first, second):
 
 @pytest.mark.parametrize("variant", ["plain", "dropout", "batchnorm"])
 def test_sigkill_then_resume_ends_bit_identical(tmp_path, variant):
-    start = time.monotonic()
     finished(run(tmp_path, variant, "straight.npz", "-", "fresh"))
-    duration = time.monotonic() - start
     checkpoint = tmp_path / "run.ckpt"
-    start = time.monotonic()
+    rng = np.random.default_rng()
+    target = int(rng.integers(0, 60))  # of the run's 4 x 30 batches: the kill comes well before its end
     process = run(tmp_path, variant, "resumed.npz", checkpoint, "fresh", threads=2)
-    while not checkpoint.exists():
+    reached = -1
+    while reached < target:
         assert process.poll() is None, process.communicate()[1].decode()[-3000:]
         time.sleep(0.002)
-    # The first checkpoint marks the end of start-up; kill at a random moment of what training
-    # remains (which checkpoints after every batch, so takes longer than the straight run):
-    # mid-batch, mid-write of a checkpoint, or between.
-    training = duration - (time.monotonic() - start)
-    time.sleep(np.random.default_rng().uniform(0, 0.9) * max(training, 0.05))
+        if checkpoint.exists():
+            position = read_checkpoint(checkpoint, "test")["position"]
+            reached = 30 * position["epoch"] + position["batch"]
+    # Then a random moment within the next few batches: mid-batch, mid-write of a checkpoint,
+    # or between.
+    time.sleep(rng.uniform(0, 0.05))
     process.send_signal(signal.SIGKILL)
     process.communicate()
     assert process.returncode == -signal.SIGKILL
@@ -332,3 +333,30 @@ def test_divergence_guard_catches_a_large_but_finite_loss():
     # Off when asked: the same run goes on (to a poor model) without an error.
     small().fit(x, y, epochs=1, batch_size=16, optimizer=SGD(5.0), seed=0, progress=False,
                 divergence_factor=None)
+
+
+@pytest.mark.parametrize("at_batch", [1, 2])  # mid-epoch, and the epoch's last batch (of 3)
+def test_sigint_in_process_checkpoints_and_resumes_exactly(tmp_path, at_batch):
+    from cnnative.training import Callback, TrainingInterrupted
+    x, y = data(96)
+    straight = small()
+    straight.fit(x, y, epochs=2, batch_size=32, seed=1, progress=False)
+
+    class CtrlC(Callback):
+        def on_batch_end(self, trainer, logs):
+            if trainer.epoch == 0 and trainer.batch == at_batch:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    checkpoint = tmp_path / "run.ckpt"
+    previous = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingInterrupted, match="checkpoint written to") as caught:
+        small().fit(x, y, epochs=2, batch_size=32, seed=1, progress=False,
+                    checkpoint=checkpoint, callbacks=[CtrlC()])
+    assert caught.value.checkpoint == str(checkpoint)
+    assert signal.getsignal(signal.SIGINT) is previous  # the handler is put back
+    position = read_checkpoint(checkpoint, "test")["position"]
+    assert (position["epoch"], position["batch"]) == ((0, 2) if at_batch == 1 else (1, 0))
+    resumed = small()
+    resumed.fit(x, y, epochs=2, batch_size=32, seed=1, progress=False, resume=checkpoint)
+    for (a, _), (b, _) in zip(straight.parameters(), resumed.parameters()):
+        assert np.array_equal(a, b)

@@ -49,12 +49,14 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, num_threa
     num_threads : int, optional
         Defaults to :func:`cnnative.get_num_threads`.
 
-    Stride, padding and dilation are each at most 2**31 - 1.
-
     Returns
     -------
-    y : ndarray, shape (N, F, Ho, Wo) (or (F, Ho, Wo) for a single image), with
-        Ho = (H + pad_top + pad_bottom - dh * (kh - 1) - 1) // sh + 1 and Wo likewise.
+    y : ndarray, shape (N, F, Ho, Wo), or (F, Ho, Wo) for a single image
+        With Ho = (H + pad_top + pad_bottom - dh * (kh - 1) - 1) // sh + 1 and Wo likewise.
+
+    Notes
+    -----
+    Stride, padding and dilation are each at most 2**31 - 1.
     """
     x, w, single, geometry = _prepare("conv2d", x, w, stride, padding, dilation, groups)
     threads = _threads.thread_count(num_threads, "conv2d")

@@ -126,6 +126,8 @@ def dense_backward(grad_y: ArrayLike, x: ArrayLike, w: ArrayLike, *,
         ``grad_y.sum(0)``, added row by row in batch order, so it is deterministic and the
         same for every memory layout and thread count.
 
+    Notes
+    -----
     All are new arrays of the arguments' dtype; the dtype rule and errors are those of
     :func:`dense`, plus ``ValueError`` when grad_y does not have shape (N, out).
     """

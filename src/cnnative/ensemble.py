@@ -29,6 +29,9 @@ _FEATURE_PRESERVING = (ReLU, LeakyReLU, Sigmoid, Tanh, Dropout, BatchNorm1D)
 class Ensemble:
     """The mean of its member networks' class probabilities.
 
+    Inputs are those of :meth:`cnnative.Network.predict_proba`: x is (N, C, H, W), (N, H, W) or
+    (N, features), uint8 images (scaled by 1/255) or floats, and every member must accept it.
+
     Parameters
     ----------
     networks : iterable of cnnative.Network
@@ -37,9 +40,6 @@ class Ensemble:
         sigmoid (``"sigmoid_cross_entropy"``) networks.  They are used, not copied.  The
         numbers of outputs are compared here where the layers tell them (a network ending in a
         Dense layer), otherwise at the first prediction.
-
-    Inputs are those of :meth:`cnnative.Network.predict_proba`: x is (N, C, H, W), (N, H, W) or
-    (N, features), uint8 images (scaled by 1/255) or floats, and every member must accept it.
     """
 
     def __init__(self, networks: Iterable[Network]) -> None:

@@ -178,9 +178,10 @@ class Network:
 
         Returns
         -------
-        history : dict of lists, one entry per epoch: ``loss``, ``accuracy`` (running means
-        over the epoch's batches), ``lr`` (the learning rate at the epoch's start), ``seconds``
-        (training time of the epoch), and ``val_loss``, ``val_accuracy`` with validation_data.
+        history : dict of lists
+            One entry per epoch: ``loss``, ``accuracy`` (running means over the epoch's
+            batches), ``lr`` (the learning rate at the epoch's start), ``seconds`` (training
+            time of the epoch), and ``val_loss``, ``val_accuracy`` with validation_data.
         """
         from .training.loop import Trainer  # the loop imports what fit needs only when training
 
@@ -252,6 +253,13 @@ class Network:
         """Copy the arrays of ``state`` (keyed as :meth:`state_dict` keys them) into the
         network's parameters and buffers.
 
+        Each array must have the shape of the one it replaces (ValueError) and a dtype of the
+        same kind (TypeError otherwise): floats load into floats of any size (float64 into a
+        float32 network is rounded, as torch's ``copy_`` does), integers into integers
+        (``num_batches_tracked``); an integer array for a float parameter, or the reverse, is
+        refused.  Everything is checked before anything is copied: on an error the network is
+        unchanged.
+
         Parameters
         ----------
         state : mapping of str to array_like
@@ -260,13 +268,6 @@ class Network:
         strict : bool
             True: the keys must be exactly the network's (ValueError listing the missing and
             the unexpected ones).  False: only the keys both have are loaded.
-
-        Each array must have the shape of the one it replaces (ValueError) and a dtype of the
-        same kind (TypeError otherwise): floats load into floats of any size (float64 into a
-        float32 network is rounded, as torch's ``copy_`` does), integers into integers
-        (``num_batches_tracked``); an integer array for a float parameter, or the reverse, is
-        refused.  Everything is checked before anything is copied: on an error the network is
-        unchanged.
 
         Returns
         -------

@@ -55,8 +55,8 @@ def shift_and_rotate(images: ArrayLike, rng: np.random.Generator, max_shift: flo
 
     Returns
     -------
-    ndarray of the input's shape and dtype: bilinear resampling in float32, zero outside the
-    image (uint8 results are rounded).
+    ndarray of the input's shape and dtype
+        Bilinear resampling in float32, zero outside the image (uint8 results are rounded).
     """
     func = "shift_and_rotate"
     images = _image_batch(images, func, one_channel=True)

@@ -66,8 +66,8 @@ def export_onnx(model: Network | Ensemble, path: str | os.PathLike, opset: int =
     Returns
     -------
     onnx.ModelProto
-        The model written: input "input" of shape ("N", *input_shape), output "output" of
-        shape ("N", K).
+        The model written: input "input" of shape ``("N", *input_shape)``, output "output"
+        of shape ``("N", K)``.
 
     Raises
     ------

@@ -85,6 +85,8 @@ class Residual(Layer):
         strided 1x1 :class:`Conv2D` and a :class:`BatchNorm2D` where the body changes the
         shape), named "shortcut" (its layers "shortcut.0", ... when it is a Sequential).
 
+    Notes
+    -----
     The body's and the shortcut's outputs must have the same shape: the first ``forward``
     where they differ raises ValueError naming both.
     """

@@ -38,6 +38,8 @@ class Conv2D(Layer):
     rng : int, numpy.random.Generator or None
         Seed or generator for the initial weights.
 
+    Notes
+    -----
     ``params``: ``w`` of shape (out_channels, in_channels // groups, kh, kw) and, with bias,
     ``b`` of shape (out_channels,).  ``forward`` maps (N, in_channels, H, W) to
     (N, out_channels, Ho, Wo) with Ho = (H + pad_top + pad_bottom - dh*(kh-1) - 1) // sh + 1.

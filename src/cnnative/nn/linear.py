@@ -23,6 +23,8 @@ class Dense(Layer):
     in_features, out_features : int
     init, dtype, rng : as for :class:`~cnnative.nn.Conv2D`
 
+    Notes
+    -----
     ``params``: ``w`` of shape (out_features, in_features) and ``b`` of shape (out_features,).
     ``forward`` maps (N, in_features) to (N, out_features).  In state dicts ``w`` and ``b`` are
     ``weight`` and ``bias``, as in ``torch.nn.Linear``.

@@ -1,6 +1,7 @@
 """Normalisation layers."""
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,14 @@ class _BatchNorm(Layer):
                 "dtype": self.dtype.name}
 
 
+def _with_shared_notes(doc: str | None) -> str:
+    """A subclass's docstring followed by _BatchNorm's as its Notes section ("" under -OO)."""
+    if not doc or not _BatchNorm.__doc__:
+        return doc or ""
+    return (inspect.cleandoc(doc) + "\n\nNotes\n-----\n"
+            + inspect.cleandoc(_BatchNorm.__doc__) + "\n")
+
+
 @register
 class BatchNorm2D(_BatchNorm):
     """Batch normalisation of (N, C, H, W) feature maps, per channel (``torch.nn.BatchNorm2d``).
@@ -104,7 +113,7 @@ class BatchNorm2D(_BatchNorm):
     """
 
     _ndim, _shape_text = 4, "(N, C, H, W)"
-    __doc__ = (__doc__ or "") + (_BatchNorm.__doc__ or "")
+    __doc__ = _with_shared_notes(__doc__)
 
 
 @register
@@ -115,4 +124,4 @@ class BatchNorm1D(_BatchNorm):
     """
 
     _ndim, _shape_text = 2, "(N, C)"
-    __doc__ = (__doc__ or "") + (_BatchNorm.__doc__ or "")
+    __doc__ = _with_shared_notes(__doc__)

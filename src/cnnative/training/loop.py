@@ -182,12 +182,10 @@ class Trainer:
             bar.set_postfix(loss=f"{running_loss:.4f}",
                             acc=f"{self._totals[1] / self._totals[2]:.4f}", refresh=False)
             self._epoch_seconds = time.perf_counter() - start
-            if self._interrupted:
+            if self._interrupted and self.batch < batches:
                 bar.close()
                 self._save()
-                raise TrainingInterrupted(
-                    f"interrupted in epoch {self.epoch + 1} after batch {self.batch}; "
-                    f"checkpoint written to {self.checkpoint}", self.checkpoint)  # type: ignore[arg-type]
+                self._raise_interrupted(f"in epoch {self.epoch + 1} after batch {self.batch}")
             if (self.checkpoint_every is not None and self.batch % self.checkpoint_every == 0
                     and self.batch < batches):
                 self._save()
@@ -212,6 +210,12 @@ class Trainer:
         self.epoch, self.batch, self._order = self.epoch + 1, 0, None
         if self.checkpoint is not None:
             self._save()
+        if self._interrupted:  # during the epoch's last batch: the epoch ended first
+            self._raise_interrupted(f"at the end of epoch {self.epoch}")
+
+    def _raise_interrupted(self, where: str) -> None:
+        raise TrainingInterrupted(f"interrupted {where}; checkpoint written to "
+                                  f"{self.checkpoint}", self.checkpoint)  # type: ignore[arg-type]
 
     # -- SIGINT ---------------------------------------------------------------------------
 
