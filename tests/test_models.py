@@ -101,3 +101,17 @@ def test_seeded_resnet_training_is_bit_identical_at_any_thread_count():
                         for a in (*layer.params.values(), *layer.buffers.values())])
     for other in weights[1:]:
         assert all(np.array_equal(a, b) for a, b in zip(weights[0], other))
+
+
+def test_vgg_shapes_errors_and_a_training_step():
+    net = models.vgg(8, in_channels=3, num_classes=5, seed=1)
+    shapes = [tuple(layer.params["w"].shape) for _, layer in net.named_layers()
+              if "w" in layer.params]
+    assert shapes == [(8, 3, 3, 3), (8, 8, 3, 3), (16, 8, 3, 3), (16, 16, 3, 3), (32, 16, 3, 3),
+                      (5, 32)]
+    x = np.random.default_rng(0).random((6, 3, 28, 28)).astype(np.float32)
+    assert net.forward(x).shape == (6, 5)
+    history = net.fit(x, [0, 1, 2, 3, 4, 0], epochs=2, batch_size=3, progress=False, seed=0)
+    assert np.isfinite(history["loss"]).all()
+    with pytest.raises(ValueError, match="vgg: width must be"):
+        models.vgg(0)

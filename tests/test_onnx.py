@@ -67,6 +67,7 @@ MODELS = {
     "resnet8": lambda: models.resnet(8, width=4, seed=3),
     "resnet20": lambda: models.resnet(20, seed=3),
     "resnet8-rgb": lambda: models.resnet(8, in_channels=3, num_classes=5, width=4, seed=3),
+    "vgg": lambda: models.vgg(8, seed=3),
 }
 
 

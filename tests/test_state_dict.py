@@ -159,6 +159,7 @@ MODELS = {
     "resnet8": (lambda: models.resnet(8, width=4),
                 lambda torch: torch_models.resnet(torch, 8, width=4)),
     "resnet20": (lambda: models.resnet(20), lambda torch: torch_models.resnet(torch, 20)),
+    "vgg": (lambda: models.vgg(8, seed=2), lambda torch: torch_models.vgg(torch, 8)),
 }
 
 

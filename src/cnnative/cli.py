@@ -29,7 +29,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "batch_size": 128, "lr": 0.2, "momentum": 0.9, "dropout": 0.0, "augment": True,
                 "weight_decay": 5e-4, "schedule": "onecycle"},
 }
-MODELS = ("nielsen", "lenet5", "resnet8", "resnet14", "resnet20")
+MODELS = ("nielsen", "lenet5", "resnet8", "resnet14", "resnet20", "vgg16", "vgg24", "vgg32",
+          "vgg48")
 
 # Training images held out for validation when the data are an MNIST-format directory (the
 # embedded digits come split); the t10k files stay the test set, used for the final report only.
@@ -77,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="recipe whose settings the options below override "
                             + "; ".join(f"{name}: {_describe(values)}"
                                         for name, values in PRESETS.items()))
-    train.add_argument("--model", choices=MODELS, help="network of cnnative.models")
+    train.add_argument("--model", choices=MODELS,
+                       help="network of cnnative.models: nielsen(), lenet5(), resnet(depth) or "
+                            "vgg(width)")
     train.add_argument("--members", type=int,
                        help="train this many networks (seeds seed, seed+1, ...) and save their "
                             "ensemble")
@@ -220,6 +223,8 @@ def _build(settings, dtype, seed):
         return models.nielsen(dtype=dtype, seed=seed, dropout=settings["dropout"])
     if name == "lenet5":
         return models.lenet5(dtype=dtype, seed=seed)
+    if name.startswith("vgg"):
+        return models.vgg(int(name.removeprefix("vgg")), dtype=dtype, seed=seed)
     return models.resnet(int(name.removeprefix("resnet")), dtype=dtype, seed=seed)
 
 

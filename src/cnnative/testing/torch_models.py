@@ -6,7 +6,7 @@ network's :meth:`~cnnative.Network.state_dict`, so weights move between the two 
 ``load_state_dict``.
 """
 
-__all__ = ["nielsen", "lenet5", "resnet", "residual_class"]
+__all__ = ["nielsen", "lenet5", "resnet", "vgg", "residual_class"]
 
 
 def residual_class(torch):
@@ -76,3 +76,17 @@ def resnet(torch, depth=20, in_channels=1, num_classes=10, width=16):
     layers += [nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
                nn.Linear(channels, num_classes)]
     return nn.Sequential(*layers)
+
+
+def vgg(torch, width=24, in_channels=1, num_classes=10):
+    """``torch.nn.Sequential`` of :func:`cnnative.models.vgg` with the same arguments."""
+    nn = torch.nn
+
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+    return nn.Sequential(*block(in_channels, width), *block(width, width), nn.MaxPool2d(2),
+                         *block(width, 2 * width), *block(2 * width, 2 * width),
+                         nn.MaxPool2d(2), *block(2 * width, 4 * width),
+                         nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+                         nn.Linear(4 * width, num_classes))
