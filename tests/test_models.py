@@ -1,4 +1,6 @@
 """The ready-made networks: structure, gradients, training, model files, torch equivalence."""
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -115,3 +117,23 @@ def test_vgg_shapes_errors_and_a_training_step():
     assert np.isfinite(history["loss"]).all()
     with pytest.raises(ValueError, match="vgg: width must be"):
         models.vgg(0)
+
+
+FASHION = pathlib.Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION.is_dir(),
+                    reason=f"{FASHION} is missing: apt-get install dataset-fashion-mnist")
+def test_fashion_mnist_smoke_training_with_the_fashion_recipe():
+    """A short run of the `--preset fashion` recipe on real Fashion-MNIST files: loader,
+    crops and flips, batch norm, one-cycle schedule; well above chance after two short epochs."""
+    from cnnative import datasets, optim
+    from cnnative.datasets.augment import Compose, RandomCrop, RandomFlip
+    (x, y), (x_test, y_test) = datasets.load_fashion_mnist()
+    net = models.vgg(8, seed=0)
+    history = net.fit(x[:4096], y[:4096], epochs=2, batch_size=64,
+                      optimizer=optim.SGD(0.1, momentum=0.9, weight_decay=5e-4),
+                      scheduler=optim.OneCycle(0.1, 128), seed=0, progress=False,
+                      augment=Compose(RandomCrop(28, padding=2), RandomFlip()))
+    assert np.isfinite(history["loss"]).all()
+    assert net.evaluate(x_test[:1000], y_test[:1000])[1] > 0.6  # chance is 0.1
