@@ -7,7 +7,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 NATIVE_DIR = "native"
-KERNEL_MODULES = ["correlate", "conv", "dense", "pool", "norm"]
+KERNEL_MODULES = ["correlate", "correlate_nd", "conv", "dense", "pool", "norm"]
 
 if sys.platform == "win32":
     # MSVC does not contract a*b+c into FMA under /fp:precise, which keeps scipy's rounding.

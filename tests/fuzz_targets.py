@@ -133,29 +133,111 @@ def signal_spec(call):
             raise Invalid from None
     expected = expected.astype(expected.dtype.newbyteorder("="))
     exact = method == "direct" or (method == "auto" and dtype.kind not in "fc")
+    fill = complex(fillvalue) if boundary in ("fill", "pad") else 0
 
     def check_result(ours):
         if exact:
             assert_same_array(ours, expected)
-            return
-        assert ours.dtype == expected.dtype and ours.shape == expected.shape
-        fill = np.asarray(complex(fillvalue) if boundary in ("fill", "pad") else 0)
-        if not (np.isfinite(in1).all() and np.isfinite(in2).all() and np.isfinite(fill).all()
-                and np.isfinite(expected).all()):
-            return  # an FFT spreads any NaN or inf over the whole output
-        with np.errstate(all="ignore"):
-            scale = (max(float(np.abs(in1).max()), float(np.abs(fill).max()))
-                     * float(np.abs(in2).sum()))
-        single = np.dtype(dtype).itemsize <= (8 if dtype.kind == "c" else 4)
-        # Plus one unit of the output's smallest subnormal: tiny inputs give results that only
-        # that resolution can tell apart.
-        real = np.float32 if single else np.float64
-        tolerance = (1e-4 if single else 1e-10) * scale + np.finfo(real).smallest_subnormal
-        difference = np.abs(ours.astype(np.clongdouble if dtype.itemsize > 16 else np.complex128)
-                            - expected)
-        assert np.all(difference <= tolerance), (difference.max(), tolerance)
+        else:
+            assert_fft_close(ours, expected, in1, in2, dtype, fill)
 
     return Value(check_result)
+
+
+def assert_fft_close(ours, expected, in1, in2, dtype, fill=0):
+    """An FFT result within its rounding of the direct one: 1e-10 (1e-4 single precision) of
+    the largest possible output magnitude; nothing to check where NaN or inf took part."""
+    assert ours.dtype == expected.dtype and ours.shape == expected.shape
+    fill = np.asarray(fill)
+    if not (np.isfinite(in1).all() and np.isfinite(in2).all() and np.isfinite(fill).all()
+            and np.isfinite(expected).all()):
+        return  # an FFT spreads any NaN or inf over the whole output
+    with np.errstate(all="ignore"):
+        scale = (max(float(np.abs(in1).max()), float(np.abs(fill).max()))
+                 * float(np.abs(in2).sum()))
+    single = np.dtype(dtype).itemsize <= (8 if dtype.kind == "c" else 4)
+    # Plus one unit of the output's smallest subnormal: tiny inputs give results that only
+    # that resolution can tell apart.
+    real = np.float32 if single else np.float64
+    tolerance = (1e-4 if single else 1e-10) * scale + np.finfo(real).smallest_subnormal
+    difference = np.abs(ours.astype(np.clongdouble if dtype.itemsize > 16 else np.complex128)
+                        - expected)
+    assert np.all(difference <= tolerance), (difference.max(), tolerance)
+
+
+# ------------------------------------------------------------------------- correlate / convolve
+
+
+def signal_nd_call(rng, func):
+    ndim = pick(rng, [1, 1, 2, 3, 3, 4])
+    dtype1 = float_or_other_dtype(rng, 0.25)
+    dtype2 = dtype1 if chance(rng, 0.7) else float_or_other_dtype(rng, 0.25)
+    shape1 = tuple(size(rng, 30 if ndim == 1 else 9) for _ in range(ndim))
+    shape2 = tuple(size(rng, 40 if ndim == 1 else 6) for _ in range(ndim))
+    special = pick(rng, [0.0, 0.0, 0.02, 0.3])
+    in1 = array_arg(rng, shape1, dtype1, special)
+    in2 = array_arg(rng, shape2, dtype2, special)
+    kwargs = {}
+    if chance(rng, 0.9):
+        kwargs["mode"] = pick(rng, MODES) if chance(rng, 0.95) else pick(rng, BAD_OPTIONS)
+    if chance(rng, 0.6):
+        kwargs["method"] = pick(rng, METHODS) if chance(rng, 0.93) else pick(rng, BAD_OPTIONS)
+    threads_kwarg(rng, kwargs)
+    return Call(func, (in1, in2), kwargs)
+
+
+def signal_nd_spec(call):
+    """scipy.signal.correlate/convolve's rules, with the documented differences: empty inputs
+    and bool, float16 and object arrays are refused; 1-D float results are held to scipy's N-d
+    summation order (cnnative.testing), since scipy hands those to numpy's BLAS dot."""
+    arguments = bound_arguments(call)
+    in1, in2 = as_array(arguments["in1"]), as_array(arguments["in2"])
+    mode = _option(arguments["mode"], MODES)
+    method = _option(arguments["method"], METHODS)
+    num_threads(arguments)
+    if in1.ndim != in2.ndim or in1.size == 0 or in2.size == 0:
+        raise Invalid
+    if in1.dtype.kind not in "biufcO" or in2.dtype.kind not in "biufcO":
+        raise Invalid
+    dtype = np.result_type(in1.dtype, in2.dtype)
+    if dtype.kind in "bO" or dtype == np.float16:
+        raise Invalid
+    if in1.ndim and valid_refused(in1.shape, in2.shape, mode):
+        raise Invalid
+    native = dtype in FLOATS and in1.ndim > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with np.errstate(all="ignore"):
+            # What cnnative hands to scipy must be scipy's result for the same method, or
+            # scipy's refusal (its 'auto' converts the inputs' extremes to int: a NaN among
+            # complex values makes it raise).
+            try:
+                expected = np.asarray(getattr(scipy.signal, call.func)(
+                    in1, in2, mode, "direct" if native else method))
+            except ValueError:
+                if native:
+                    raise
+                raise Invalid from None
+    if native and in1.ndim == 1 and method == "direct":
+        slow = testing.correlate if call.func == "correlate" else testing.convolve
+        expected = slow(in1, in2, mode)
+    expected = expected.astype(expected.dtype.newbyteorder("="))
+    exact = method == "direct" or not native or (method == "auto" and dtype.kind not in "fc")
+
+    def check_result(ours):
+        if in1.ndim == 0:
+            ours = np.asarray(ours)  # scipy multiplies 0-d inputs into a NumPy scalar
+        if exact:
+            assert_same_array(ours, expected)
+        else:
+            assert_fft_close(ours, expected, in1, in2, dtype)
+
+    return Value(check_result)
+
+
+def valid_refused(shape1, shape2, mode):
+    return mode == "valid" and not (all(a >= b for a, b in zip(shape1, shape2))
+                                    or all(b >= a for a, b in zip(shape1, shape2)))
 
 
 # --------------------------------------------------------------------- conv2d / conv2d_backward
@@ -859,6 +941,8 @@ def batch_norm_check(call, spec):
 TARGETS = {target.name: target for target in [
     Target("correlate2d", functools.partial(signal_call, func="correlate2d"), signal_spec),
     Target("convolve2d", functools.partial(signal_call, func="convolve2d"), signal_spec),
+    Target("correlate", functools.partial(signal_nd_call, func="correlate"), signal_nd_spec),
+    Target("convolve", functools.partial(signal_nd_call, func="convolve"), signal_nd_spec),
     Target("conv2d", functools.partial(conv_call, backward=False), conv2d_spec),
     Target("conv2d_backward", functools.partial(conv_call, backward=True), conv2d_backward_spec),
     Target("max_pool2d", max_pool2d_call, max_pool2d_spec),

@@ -1,6 +1,7 @@
 """cnnative: native kernels for training convolutional networks from scratch in NumPy.
 
 The top level is the kernel API: scipy.signal-style ``correlate2d``/``convolve2d`` and
+``correlate``/``convolve`` (N-d), and
 torch.nn.functional-style ``conv2d``, ``max_pool2d``, ``avg_pool2d``, ``global_avg_pool2d``,
 ``batch_norm`` and ``dense`` (with their backward passes), plus :class:`Network`,
 :class:`Ensemble`, :func:`load`, :func:`save` and :func:`gradcheck`.  Subpackages: :mod:`cnnative.nn` (layers,
@@ -18,7 +19,7 @@ from .pooling import max_pool2d, max_pool2d_backward
 from .pooling import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
                       global_avg_pool2d_backward)
 from .norm import batch_norm, batch_norm_backward
-from .signal import choose_method, convolve2d, correlate2d
+from .signal import choose_method, convolve, convolve2d, correlate, correlate2d
 from . import nn, optim
 from .network import Network
 from .ensemble import Ensemble
@@ -29,7 +30,7 @@ from .io import load, save
 __version__ = "0.1.0"
 
 __all__ = [
-    "correlate2d", "convolve2d", "choose_method",
+    "correlate2d", "convolve2d", "correlate", "convolve", "choose_method",
     "conv2d", "conv2d_backward",
     "dense", "dense_backward",
     "max_pool2d", "max_pool2d_backward",

@@ -1,7 +1,8 @@
-"""2-D cross-correlation and convolution with scipy.signal's semantics and bit-exact results.
+"""Cross-correlation and convolution with scipy.signal's semantics and bit-exact results.
 
 ``correlate2d`` and ``convolve2d`` take the same arguments as ``scipy.signal.correlate2d`` /
-``convolve2d`` plus the keywords ``method`` and ``num_threads``.  For float32 and float64 inputs
+``convolve2d`` plus the keywords ``method`` and ``num_threads``; ``correlate`` and ``convolve``
+(N-d) those of ``scipy.signal.correlate`` / ``convolve`` plus ``num_threads``.  For float32 and float64 inputs
 ``method='direct'`` runs cnnative's native kernels and returns arrays identical to scipy's to the
 last bit (scipy >= 1.16 sums each output in a fixed order; the kernels repeat that order with SIMD
 lanes running across output pixels, and large outputs are shared among threads by rows).
@@ -12,7 +13,9 @@ Deviations from scipy, on purpose:
 
 * empty inputs raise ``ValueError`` (scipy returns an array of meaningless zeros);
 * ``fillvalue`` must be a real number (or a one-element array); scipy also accepts strings and
-  ``None``, which here raise ``TypeError``.
+  ``None``, which here raise ``TypeError``;
+* ``correlate``/``convolve``: see their docstrings (1-D results equal numpy.correlate's only to
+  rounding; bool, float16 and object arrays are refused whatever the method).
 """
 from __future__ import annotations
 
@@ -26,8 +29,9 @@ from numpy.typing import ArrayLike
 
 from . import _threads, _validation
 from ._native import correlate as _correlate
+from ._native import correlate_nd as _correlate_nd
 
-__all__ = ["correlate2d", "convolve2d", "choose_method"]
+__all__ = ["correlate2d", "convolve2d", "correlate", "convolve", "choose_method"]
 
 _VALID, _SAME, _FULL = (_correlate.Mode.MODE_VALID, _correlate.Mode.MODE_SAME,
                          _correlate.Mode.MODE_FULL)
@@ -41,13 +45,19 @@ _BOUNDARIES = {
 _METHODS = {"direct": "direct", "fft": "fft", "auto": "auto"}
 _FLOAT32, _FLOAT64 = _validation.NATIVE_FLOATS
 
-# Cost model for method='auto', from timings on the development machine (AMD Zen 4, portable
-# build, one thread; benchmarks/bench_signal.py reports both methods per cell): seconds per
-# multiply-add of the direct kernel, and per element*log2(element) of the padded FFT plus a
-# fixed cost per FFT call.
-_DIRECT_SECONDS_PER_TAP_F32, _DIRECT_SECONDS_PER_TAP_F64 = 2.5e-11, 4.5e-11
-_FFT_SECONDS_PER_NLOGN_F32, _FFT_SECONDS_PER_NLOGN_F64 = 2.0e-9, 2.5e-9
-_FFT_FIXED_SECONDS = 40e-6
+# Cost model for method='auto', fitted by `python benchmarks/bench_signal_nd.py --fit` (which
+# prints these lines) on the development machine: AMD EPYC with AVX-512, one thread, CPU time
+# (the machine was shared, so wall time would have counted the waits).  Each direct kernel
+# (correlate2d's and the N-d one) costs per output element a time per kernel tap plus a time
+# per kernel row (the last axis: a loop's set-up and loads, which dominate short rows);
+# scipy.signal.fftconvolve a fixed cost per call plus a time per n*log2(n), n the elements of
+# the padded transform (fitted on large transforms, where the choice matters most).
+_DIRECT_SECONDS_PER_TAP = {"2d": {"float32": 1.6e-11, "float64": 3.1e-11},
+                           "nd": {"float32": 1.5e-11, "float64": 2.4e-11}}
+_DIRECT_SECONDS_PER_ROW = {"2d": {"float32": 1.8e-11, "float64": 3.9e-11},
+                           "nd": {"float32": 4.9e-11, "float64": 9.7e-11}}
+_FFT_SECONDS_PER_NLOGN = {"float32": 7.1e-10, "float64": 1.3e-09}
+_FFT_FIXED_SECONDS = 5e-06
 _COMPLEX64 = np.dtype(np.complex64)
 # Python ints up to this size convert to float exactly; larger ones take the checked path.
 _EXACT_INT = 2**53
@@ -62,6 +72,12 @@ _SMALL_WORK = float(2 * _MIN_WORK_PER_THREAD - 1)
 # strips and kernel set-up stay a small part of it.
 _CLAIM_WORK = 1 << 19
 _correlate_small = _correlate.correlate_small
+_correlate_nd_small = _correlate_nd.correlate_small
+# Multiply-adds below which method='auto' is direct whatever the shapes: the FFT's fixed cost
+# alone exceeds the direct kernel's time even at its dearest (float64, one-tap kernel rows),
+# so the fast path can decide these without the model.
+_AUTO_DIRECT_WORK = _FFT_FIXED_SECONDS / (_DIRECT_SECONDS_PER_TAP["nd"]["float64"]
+                                          + _DIRECT_SECONDS_PER_ROW["nd"]["float64"])
 
 
 def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: str = "full", boundary: str = "fill",
@@ -140,36 +156,155 @@ def convolve2d(in1: ArrayLike, in2: ArrayLike, mode: str = "full", boundary: str
                                   True, num_threads)
 
 
-def choose_method(in1: ArrayLike, in2: ArrayLike, mode: str = "full") -> str:
+def correlate(in1: ArrayLike, in2: ArrayLike, mode: str = "full", method: str = "auto", *,
+              num_threads: int | None = None) -> np.ndarray:
+    """Cross-correlate two N-d arrays, exactly like ``scipy.signal.correlate``.
+
+    Parameters
+    ----------
+    in1 : array_like, shape (n_1, ..., n_d)
+        The first input.
+    in2 : array_like, shape (k_1, ..., k_d)
+        The second input, of the same number of dimensions; conjugated for complex input.
+    mode : {'full', 'valid', 'same'}
+        Output shape: 'full' (n_i + k_i - 1, ...); 'valid' (n_i - k_i + 1, ...), where one input
+        must be at least as large as the other in every dimension (when in2 is the larger the
+        inputs are swapped and the result reversed in every axis, as scipy does); 'same'
+        (n_1, ..., n_d), the centred part of 'full' starting at (k_i - 1) // 2 (one before
+        correlate2d's k_i // 2 for even k_i, as in scipy).
+    method : {'auto', 'direct', 'fft'}
+        'direct' sums each output's products one at a time over in2's elements in C order,
+        as scipy's N-d direct method does, and for float32/float64 is bit-identical to
+        ``scipy.signal.correlate(..., method='direct')``, except for 1-D inputs in 'full',
+        'valid' and 'same' with len(in1) >= len(in2), which scipy hands to numpy.correlate (a
+        BLAS dot whose summation order depends on the CPU): there the results agree to
+        rounding, and an inf or NaN in in2 also reaches the outputs where it meets the zero
+        padding (0 * inf is NaN), as in scipy's N-d method, whereas numpy.correlate leaves
+        those products out.  'fft' uses ``scipy.signal.fftconvolve``: within about 1e-12 of the largest
+        output magnitude for float64.  'auto' (the default) picks the faster of the two from a
+        cost model (see :func:`choose_method`).
+    num_threads : int, optional
+        Threads for the direct method on float32/float64 (default
+        :func:`cnnative.get_num_threads`) and for FFTs; large outputs are split among them by
+        rows (all axes but the last), with results bit-identical whatever the count.  Calls
+        too small to gain from it run on the calling thread.
+
+    Returns
+    -------
+    out : ndarray, d-D
+        Of NumPy's common dtype of in1 and in2.  Swapped inputs give a reversed view.
+
+    Raises
+    ------
+    ValueError
+        Inputs of different dimensionality, empty inputs, incompatible 'valid' shapes, unknown
+        mode or method, bool/float16/object dtypes.
+    TypeError
+        Non-numeric dtypes, a non-integer num_threads (ValueError if it is below 1).
+
+    Notes
+    -----
+    float32 and float64 inputs of 1 to 64 dimensions run on cnnative's kernel; integer, complex
+    and long-double inputs, and 0-d ones, are passed on to scipy after the same validation.
+    Unlike scipy, empty inputs and bool/float16/object arrays raise whatever the method (scipy
+    accepts some of them in 1-D, or with method='fft'), non-numeric dtypes raise TypeError (scipy:
+    ValueError), and FFTs over NaN or inf stay quiet instead of warning.
+    """
+    # Calls small enough to stay on one thread whatever num_threads says (a valid one).
+    if num_threads is None or (type(num_threads) is int and num_threads > 0):
+        out = _correlate_nd_small(in1, in2, mode, method, False, _SMALL_WORK, _AUTO_DIRECT_WORK)
+        if out is not None:
+            return out
+    return _correlate_or_convolve_nd("correlate", in1, in2, mode, method, False, num_threads)
+
+
+def convolve(in1: ArrayLike, in2: ArrayLike, mode: str = "full", method: str = "auto", *,
+             num_threads: int | None = None) -> np.ndarray:
+    """Convolve two N-d arrays, exactly like ``scipy.signal.convolve``.
+
+    Arguments, shapes, dtypes, errors and bit-exactness are those of :func:`correlate`
+    (``numpy.convolve`` stands for numpy.correlate in 1-D), except that in2 is neither reversed
+    nor conjugated, 'same' is the same window of 'full' (convolution's, starting at
+    (k_i - 1) // 2), and swapped 'valid' inputs are not reversed.  As in scipy, it is
+    ``correlate(in1, in2 reversed in every axis)``, to the bit.
+    """
+    # Calls small enough to stay on one thread whatever num_threads says (a valid one).
+    if num_threads is None or (type(num_threads) is int and num_threads > 0):
+        out = _correlate_nd_small(in1, in2, mode, method, True, _SMALL_WORK, _AUTO_DIRECT_WORK)
+        if out is not None:
+            return out
+    return _correlate_or_convolve_nd("convolve", in1, in2, mode, method, True, num_threads)
+
+
+def choose_method(in1: ArrayLike, in2: ArrayLike, mode: str = "full", *,
+                  function: str | None = None) -> str:
     """'direct' or 'fft': which ``method`` the cost model expects to be faster for these inputs.
 
-    Direct costs one multiply-add per output pixel and kernel tap; FFT costs about
-    n*log2(n) per padded transform plus a fixed overhead.  Integer inputs always give 'direct'.
+    Parameters
+    ----------
+    in1, in2 : array_like
+        The inputs as they would be passed to `function`.
+    mode : {'full', 'valid', 'same'}
+    function : {'correlate2d', 'convolve2d', 'correlate', 'convolve'}, optional
+        The function whose ``method='auto'`` is asked about; default 'correlate2d' for 2-D
+        inputs, 'correlate' otherwise.  (The two families have different direct kernels, so
+        for 2-D inputs the answer can differ.)
+
+    Direct costs one multiply-add per output element and kernel tap; FFT costs about n*log2(n)
+    for a transform of n elements plus a fixed overhead.  Integer inputs always give 'direct',
+    and so do N-d inputs that the functions hand to scipy (0-d, bool, float16, object).
     """
-    in1 = _validation.array(in1, "in1", "choose_method", ndim=2)
-    in2 = _validation.array(in2, "in2", "choose_method", ndim=2)
+    if function is None:
+        in1 = _validation.array(in1, "in1", "choose_method", allow_empty=True)
+        function = "correlate2d" if in1.ndim == 2 else "correlate"
+    function = _validation.choice(function, _FUNCTIONS, "function", "choose_method")
+    two_d = function.endswith("2d")
+    in1 = _validation.array(in1, "in1", "choose_method", ndim=2 if two_d else None)
+    in2 = _validation.array(in2, "in2", "choose_method", ndim=2 if two_d else None)
     mode_code = _validation.choice(mode, _MODES, "mode", "choose_method")
+    if in1.ndim != in2.ndim:
+        raise ValueError(f"choose_method: in1 and in2 must have the same number of dimensions, "
+                         f"got in1 ndim={in1.ndim} and in2 ndim={in2.ndim}")
     dtype = np.result_type(in1.dtype, in2.dtype)
-    if dtype.kind not in "fc":
+    if dtype.kind not in "fc" or in1.ndim == 0 or dtype.itemsize < 4:
         return "direct"
-    return _cheaper_method(in1.shape, in2.shape, mode_code, dtype)
+    if mode_code is _VALID and _valid_inputs_swapped("choose_method", in1.shape, in2.shape):
+        in1, in2 = in2, in1
+    return _cheaper_method(in1.shape, in2.shape, mode_code, dtype, "2d" if two_d else "nd")
 
 
-def _cheaper_method(shape1, shape2, mode_code, dtype):
-    (m, n), (j, k) = shape1, shape2
+_FUNCTIONS = {name: name for name in ("correlate2d", "convolve2d", "correlate", "convolve")}
+
+
+def _output_shape(shape1, shape2, mode_code):
+    """The output shape for in1 dominating in2 (the caller has swapped them for 'valid')."""
     if mode_code is _VALID:
-        out_rows, out_cols = abs(m - j) + 1, abs(n - k) + 1
-    elif mode_code is _SAME:
-        out_rows, out_cols = m, n
-    else:
-        out_rows, out_cols = m + j - 1, n + k - 1
+        return tuple(n - k + 1 for n, k in zip(shape1, shape2))
+    if mode_code is _SAME:
+        return tuple(shape1)
+    return tuple(n + k - 1 for n, k in zip(shape1, shape2))
+
+
+def _cheaper_method(shape1, shape2, mode_code, dtype, family="2d", padded=False):
+    """'fft' or 'direct' for float or complex inputs, in1 dominating in2 for 'valid'.
+
+    family: whose direct kernel, '2d' (correlate2d's) or 'nd'; padded: whether the FFT runs on
+    an image padded for a boundary other than zeros (correlate2d's 'wrap', 'symm', a non-zero
+    fill value), which then takes a 'valid' convolution of the larger frame.
+    """
     single = dtype is _FLOAT32 or dtype is _COMPLEX64
-    direct = out_rows * out_cols * j * k * (_DIRECT_SECONDS_PER_TAP_F32 if single else _DIRECT_SECONDS_PER_TAP_F64)
+    precision = "float32" if single else "float64"
+    out_shape = _output_shape(shape1, shape2, mode_code)
+    taps = math.prod(shape2)
+    per_output = (taps * _DIRECT_SECONDS_PER_TAP[family][precision]
+                  + taps // shape2[-1] * _DIRECT_SECONDS_PER_ROW[family][precision])
+    direct = math.prod(out_shape) * per_output
     if dtype.kind == "c":
         direct *= 4  # a complex multiply-add is four real ones
-    fft_size = (out_rows + j - 1) * (out_cols + k - 1)
+    fft_size = math.prod(o + 2 * (k - 1) if padded else n + k - 1
+                         for o, n, k in zip(out_shape, shape1, shape2))
     fft = _FFT_FIXED_SECONDS + fft_size * math.log2(max(fft_size, 2)) * (
-        _FFT_SECONDS_PER_NLOGN_F32 if single else _FFT_SECONDS_PER_NLOGN_F64)
+        _FFT_SECONDS_PER_NLOGN[precision])
     return "fft" if fft < direct else "direct"
 
 
@@ -209,10 +344,13 @@ def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, co
     if swapped:
         in1, in2 = in2, in1
     if method == "auto":
-        method = _cheaper_method(in1.shape, in2.shape, mode_code, dtype) if dtype.kind in "fc" else "direct"
+        padded = not (boundary_code is _FILL and fillvalue == 0)
+        method = (_cheaper_method(in1.shape, in2.shape, mode_code, dtype, "2d", padded)
+                  if dtype.kind in "fc" else "direct")
 
     if method == "fft":
-        out = _fft_correlate(func, in1, in2, mode_code, boundary_code, fillvalue, convolve, dtype)
+        out = _fft_correlate(func, in1, in2, mode_code, boundary_code, fillvalue, convolve, dtype,
+                             threads)
     elif native:
         if in1.dtype is not dtype or not in1.flags.aligned:
             in1 = in1.astype(dtype)  # also re-aligns: astype allocates a fresh array
@@ -246,32 +384,121 @@ def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, co
     return out
 
 
-def _direct(image, kernel, convolve, mode_code, boundary_code, fillvalue, threads):
-    """The native kernel on ``threads`` threads at most, as many as the work pays for."""
-    (m, n), (j, k) = image.shape, kernel.shape
+def _correlate_or_convolve_nd(func, in1, in2, mode, method, convolve, num_threads):
+    threads = _threads.thread_count(num_threads, func)
+    in1 = _validation.array(in1, "in1", func, allow_empty=True)
+    in2 = _validation.array(in2, "in2", func, allow_empty=True)
+    mode_code = _validation.choice(mode, _MODES, "mode", func)
+    method = _validation.choice(method, _METHODS, "method", func)
+    if in1.ndim != in2.ndim:
+        raise ValueError(f"{func}: in1 and in2 must have the same number of dimensions, got "
+                         f"in1 ndim={in1.ndim} and in2 ndim={in2.ndim}")
+    if in1.size == 0 or in2.size == 0:
+        _validation.array(in1, "in1", func)
+        _validation.array(in2, "in2", func)
+    dtype = _common_dtype(func, in1, in2)
+    _check_supported(func, dtype)
+    swapped = mode_code is _VALID and in1.ndim > 0 and _valid_inputs_swapped(func, in1.shape,
+                                                                        in2.shape)
+    if dtype not in _validation.NATIVE_FLOATS or in1.ndim == 0:
+        # scipy gives 0-d inputs' product as a NumPy scalar; an array like every other result.
+        return np.asarray(_scipy_nd(func, in1, in2, mode, method))
+    if convolve and swapped:
+        # scipy's convolve swaps first, then correlates with the (new) kernel reversed.
+        in1, in2, swapped = in2, in1, False
+    if convolve:
+        in2 = in2[(slice(None, None, -1),) * in2.ndim]
+    if method == "auto":
+        shapes = (in2.shape, in1.shape) if swapped else (in1.shape, in2.shape)
+        method = _cheaper_method(*shapes, mode_code, dtype, "nd")
+    if method == "fft":
+        return _fftconvolve(in1.astype(dtype, copy=False),
+                            in2[(slice(None, None, -1),) * in2.ndim].astype(dtype, copy=False),
+                            mode, threads).astype(dtype, copy=False)
+    # scipy's direct method swaps 'full' inputs when in2 is the larger, too (its loop is
+    # slower that way round), and undoes it by reversing the output.
+    if mode_code is _FULL and in2.size > in1.size:
+        swapped = True
+    if swapped:
+        in1, in2 = in2, in1
+    if in1.dtype is not dtype or not in1.flags.aligned:
+        in1 = in1.astype(dtype)  # also re-aligns: astype allocates a fresh array
+    if in2.dtype is not dtype or not in2.flags.aligned:
+        in2 = in2.astype(dtype)
+    out = _direct_nd(_frame(in1, in2.shape, mode_code), in2, threads)
+    return out[(slice(None, None, -1),) * out.ndim] if swapped else out
+
+
+def _frame(image, kernel_shape, mode_code):
+    """What the 'valid' kernel reads: the image zero-padded as scipy pads it for 'same' and
+    'full', or the image itself for 'valid' where its last axis is unit-step."""
     if mode_code is _VALID:
-        out_rows, out_cols = m - j + 1, n - k + 1
+        if image.shape[-1] == 1 or image.strides[-1] == image.itemsize:
+            return image
+        before = after = (0,) * image.ndim
     elif mode_code is _SAME:
-        out_rows, out_cols = m, n
+        before = tuple(k // 2 for k in kernel_shape)
+        after = tuple(k - 1 - k // 2 for k in kernel_shape)
     else:
-        out_rows, out_cols = m + j - 1, n + k - 1
-    row_work = out_cols * j * k
+        before = after = tuple(k - 1 for k in kernel_shape)
+    return _correlate_nd.padded(image, before, after)
+
+
+def _direct_nd(frame, kernel, threads):
+    """The N-d native kernel on ``threads`` threads at most, as many as the work pays for."""
+    out_shape = tuple(n - k + 1 for n, k in zip(frame.shape, kernel.shape))
+    row_work = out_shape[-1] * kernel.size
+    return _run_rows(lambda *shared: _correlate_nd.correlate_valid(frame, kernel, False, *shared),
+                     out_shape, math.prod(out_shape[:-1]), row_work, frame.dtype, threads)
+
+
+def _run_rows(compute, out_shape, out_rows, row_work, dtype, threads):
+    """``compute()`` on the calling thread, or, when the work pays for several threads,
+    ``compute(out, 0, out_rows, counter, claim)`` on each of them sharing the output rows."""
     workers = min(threads, out_rows, out_rows * row_work // _MIN_WORK_PER_THREAD)
     if workers <= 1:
-        return _correlate.correlate_direct(image, kernel, convolve, mode_code, boundary_code,
-                                           fillvalue)
+        return compute()
     # Rows are claimed inside the kernel (an atomic add), so a thread that starts late simply
     # finds fewer left; every output element is computed the same way whoever claims it.
     claim = max(1, _CLAIM_WORK // row_work)
-    out = np.empty((out_rows, out_cols), image.dtype)
+    out = np.empty(out_shape, dtype)
     counter = np.zeros(1, np.int64)
 
     def rows(start, stop):
-        _correlate.correlate_direct(image, kernel, convolve, mode_code, boundary_code, fillvalue,
-                                    out, 0, out_rows, counter, claim)
+        compute(out, 0, out_rows, counter, claim)
 
     _threads.run_chunks(rows, workers, 1, workers, calls_blas=False)
     return out
+
+
+def _scipy_nd(func, in1, in2, mode, method):
+    """scipy.signal's correlate/convolve itself, for what the native kernel does not do."""
+    # Imported on first use: scipy.signal pulls in scipy.stats, interpolate, optimize...
+    import scipy.signal
+
+    with warnings.catch_warnings():
+        # Its FFT warns about NaN or inf in the output; direct's NaNs pass quietly.
+        warnings.filterwarnings("ignore", "Use of fft convolution", RuntimeWarning)
+        # Its direct method casts an uninitialised output buffer (in1's dtype) to the result
+        # dtype before filling it, which can warn about whatever garbage the buffer held.
+        warnings.filterwarnings("ignore", "invalid value encountered in cast", RuntimeWarning)
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN or inf in an FFT: quietly
+            try:
+                return getattr(scipy.signal, func)(in1, in2, mode, method)
+            except ValueError as error:
+                # Its 'auto' converts integer inputs' extremes with int(), which a NaN among
+                # the other (complex) input's values makes fail.
+                raise ValueError(f"{func}: scipy.signal.{func} refused in1 and in2: "
+                                 f"{error}") from None
+
+
+def _direct(image, kernel, convolve, mode_code, boundary_code, fillvalue, threads):
+    """The native kernel on ``threads`` threads at most, as many as the work pays for."""
+    (m, n), (j, k) = image.shape, kernel.shape
+    out_shape = _output_shape((m, n), (j, k), mode_code)
+    return _run_rows(lambda *shared: _correlate.correlate_direct(
+                         image, kernel, convolve, mode_code, boundary_code, fillvalue, *shared),
+                     out_shape, out_shape[0], out_shape[1] * j * k, image.dtype, threads)
 
 
 def _common_dtype(func, in1, in2):
@@ -295,12 +522,8 @@ def _fill_value(func, fillvalue, dtype):
     inputs it must convert to a Python float (complex), whatever the boundary.
     """
     native = dtype is _FLOAT64 or dtype is _FLOAT32
+    _check_supported(func, dtype)
     kind = dtype.kind
-    if kind == "b" or dtype == np.float16 or kind == "O":
-        raise ValueError(f"{func}: in1 and in2 have the common dtype {dtype}, which is not "
-                         "supported (bool, float16 and object arrays are rejected, as in scipy)")
-    if kind not in "iufc":
-        raise TypeError(f"{func}: in1 and in2 must have a numeric dtype, got {dtype}")
     if kind == "c":
         if isinstance(fillvalue, (str, bytes)) or fillvalue is None:
             raise TypeError(f"{func}: fillvalue must be a number, got {fillvalue!r}")
@@ -321,6 +544,16 @@ def _fill_value(func, fillvalue, dtype):
     return value
 
 
+def _check_supported(func, dtype):
+    """Refuses common dtypes scipy's direct methods do not compute."""
+    kind = dtype.kind
+    if kind == "b" or dtype == np.float16 or kind == "O":
+        raise ValueError(f"{func}: in1 and in2 have the common dtype {dtype}, which is not "
+                         "supported (bool, float16 and object arrays are rejected, as in scipy)")
+    if kind not in "iufc":
+        raise TypeError(f"{func}: in1 and in2 must have a numeric dtype, got {dtype}")
+
+
 def _check_float_range(func, convert, value, dtype):
     try:
         return convert(value)
@@ -331,15 +564,16 @@ def _check_float_range(func, convert, value, dtype):
 
 def _valid_inputs_swapped(func, shape1, shape2):
     """scipy's rule for 'valid': keep in1 if it dominates, swap if in2 does, else refuse."""
-    if shape1[0] >= shape2[0] and shape1[1] >= shape2[1]:
+    if all(a >= b for a, b in zip(shape1, shape2)):
         return False
-    if shape2[0] >= shape1[0] and shape2[1] >= shape1[1]:
+    if all(b >= a for a, b in zip(shape1, shape2)):
         return True
     raise ValueError(f"{func}: for 'valid' mode, one must be at least as large as the other "
                      f"in every dimension; got in1 shape {shape1} and in2 shape {shape2}")
 
 
-def _fft_correlate(func, image, kernel, mode_code, boundary_code, fillvalue, convolve, dtype):
+def _fft_correlate(func, image, kernel, mode_code, boundary_code, fillvalue, convolve, dtype,
+                   threads):
     if dtype.kind not in "fc":
         raise ValueError(f"{func}: method='fft' needs floating-point or complex input, got "
                          f"{dtype}; use method='direct' for integer arrays")
@@ -354,17 +588,29 @@ def _fft_correlate(func, image, kernel, mode_code, boundary_code, fillvalue, con
     else:
         top, left = j - 1, k - 1
         out_rows, out_cols = m + j - 1, n + k - 1
-    padded = _padded(image.astype(dtype, copy=False), top, out_rows + j - 1 - m - top,
-                     left, out_cols + k - 1 - n - left, boundary_code, fillvalue)
+    image = image.astype(dtype, copy=False)
+    if boundary_code is _FILL and fillvalue == 0:
+        # Zero padding is the full convolution's own: no padded copy, a smaller transform.
+        frame, row, col = image, j - 1 - top, k - 1 - left
+    else:
+        frame = _padded(image, top, out_rows + j - 1 - m - top, left,
+                        out_cols + k - 1 - n - left, boundary_code, fillvalue)
+        row, col = j - 1, k - 1
     kernel = kernel.astype(dtype, copy=False)
     if not convolve:
         kernel = kernel[::-1, ::-1].conj()
+    full = _fftconvolve(frame, kernel, "full", threads)
+    return full[row:row + out_rows, col:col + out_cols].astype(dtype)
+
+
+def _fftconvolve(in1, in2, mode, threads):
+    """scipy.signal.fftconvolve on up to ``threads`` threads, quiet about non-finite values."""
+    import scipy.fft
     import scipy.signal
 
-    with np.errstate(invalid="ignore", over="ignore"):
-        # NaN or inf anywhere turns the whole transform to NaN; quietly, like direct's NaNs.
-        out = scipy.signal.fftconvolve(padded, kernel, mode="valid")
-    return out.astype(dtype, copy=False)
+    # NaN or inf anywhere turns the whole transform to NaN; quietly, like direct's NaNs.
+    with np.errstate(invalid="ignore", over="ignore"), scipy.fft.set_workers(threads):
+        return scipy.signal.fftconvolve(in1, in2, mode=mode)
 
 
 def _padded(image, top, bottom, left, right, boundary_code, fillvalue):

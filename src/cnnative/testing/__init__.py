@@ -12,6 +12,9 @@ over many shapes, dtypes and layouts (as bottleneck's ``bn.slow`` does for bottl
 - :func:`batch_norm`, :func:`batch_norm_backward`: batch normalisation from the formulas;
 - :func:`dense`, :func:`dense_backward`: fully connected layers;
 - :func:`numeric_gradient`: central differences of a scalar function;
+- :func:`correlate`, :func:`convolve`: N-d correlation in scipy's direct summation order
+  (bit-exact with scipy.signal.correlate's N-d path, and covering 1-D, where scipy uses
+  numpy.correlate);
 - :func:`random_crop`, :func:`random_flip`: the augmentations of cnnative.datasets.augment,
   drawing the same random numbers;
 - :mod:`cnnative.testing.primer`: the primer article's scipy formulas, written out plainly.
@@ -23,10 +26,11 @@ from .conv import conv2d, conv2d_backward
 from .dense import dense, dense_backward
 from .gradients import numeric_gradient
 from .norm import batch_norm, batch_norm_backward
+from .signal import convolve, correlate
 from .pooling import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
                       global_avg_pool2d_backward, max_pool2d, max_pool2d_backward)
 
 __all__ = ["conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "dense",
            "dense_backward", "numeric_gradient", "avg_pool2d", "avg_pool2d_backward",
            "global_avg_pool2d", "global_avg_pool2d_backward", "batch_norm", "batch_norm_backward",
-           "random_crop", "random_flip"]
+           "random_crop", "random_flip", "correlate", "convolve"]

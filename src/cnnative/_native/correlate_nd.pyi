@@ -1,0 +1,23 @@
+"""Direct N-d correlation for float32/float64, bit-identical to scipy.signal.correlate's direct method."""
+import enum
+
+import numpy as np
+import numpy.typing as npt
+
+class Mode(enum.IntEnum):
+    MODE_VALID = 0
+    MODE_SAME = 1
+    MODE_FULL = 2
+
+SIMD_LEVEL_NAMES: dict[int, str]
+
+def simd_info() -> tuple[str, str]: ...
+def set_simd_cap(level: int) -> int: ...
+def correlate_valid(frame: np.ndarray, kernel: np.ndarray, flip: bool,
+                    out: np.ndarray | None = None, start: int = 0, stop: int | None = None,
+                    counter: np.ndarray | None = None,
+                    claim: int = 1) -> npt.NDArray[np.floating]: ...
+def padded(image: np.ndarray, before: tuple[int, ...],
+           after: tuple[int, ...]) -> npt.NDArray[np.floating]: ...
+def correlate_small(in1: object, in2: object, mode: object, method: object, flip: bool,
+                    max_work: float, max_auto_work: float) -> npt.NDArray[np.floating] | None: ...
