@@ -285,7 +285,7 @@ def _train(args):
         if members > 1:
             print(f"\nmember {member + 1} of {members} (seed {seed})")
         network = _build(settings, args.dtype, seed)
-        callbacks = []
+        callbacks = [_epoch_table()]
         if args.early_stopping is not None:
             callbacks.append(EarlyStopping("val_loss", patience=args.early_stopping))
         if args.log is not None:
@@ -308,7 +308,6 @@ def _train(args):
             print(f"\ncnnative train: {error}.\nResume with: "
                   f"{shlex.join(['cnnative', *command])}", file=sys.stderr)
             return 130
-        _print_history(history)
         networks.append(network)
         histories.append(history)
     elapsed = time.perf_counter() - start
@@ -333,19 +332,35 @@ def _train(args):
     return 0
 
 
-def _print_history(history):
-    validation = "val_loss" in history
-    print()
-    print("| epoch | loss | accuracy | lr |" + (" val loss | val accuracy |" if validation else "")
-          + " seconds |")
-    print("| ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if validation else "") + " ---: |")
-    for epoch in range(len(history["loss"])):
-        columns = [f"{history['loss'][epoch]:.4f}", f"{history['accuracy'][epoch]:.4f}",
-                   f"{history['lr'][epoch]:.4g}"]
-        if validation:
-            columns += [f"{history['val_loss'][epoch]:.4f}",
-                        f"{history['val_accuracy'][epoch]:.4f}"]
-        print(f"| {epoch + 1} | " + " | ".join(columns) + f" | {history['seconds'][epoch]:.1f} |")
+def _epoch_table():
+    """A callback printing the history as a markdown table, a row as each epoch ends (the
+    rows of a resumed run's earlier epochs first)."""
+    from .training import Callback
+
+    class EpochTable(Callback):
+        def on_train_begin(self, trainer):
+            history = trainer.history
+            self.validation = "val_loss" in history
+            print("\n| epoch | loss | accuracy | lr |"
+                  + (" val loss | val accuracy |" if self.validation else "") + " seconds |")
+            print("| ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if self.validation else "")
+                  + " ---: |")
+            for epoch in range(len(history["loss"])):
+                self.row(history, epoch)
+
+        def on_epoch_end(self, trainer, logs):
+            self.row(trainer.history, trainer.epoch)
+
+        def row(self, history, epoch):
+            columns = [f"{history['loss'][epoch]:.4f}", f"{history['accuracy'][epoch]:.4f}",
+                       f"{history['lr'][epoch]:.4g}"]
+            if self.validation:
+                columns += [f"{history['val_loss'][epoch]:.4f}",
+                            f"{history['val_accuracy'][epoch]:.4f}"]
+            print(f"| {epoch + 1} | " + " | ".join(columns)
+                  + f" | {history['seconds'][epoch]:.1f} |", flush=True)
+
+    return EpochTable()
 
 
 def _plot_history(history, path):
