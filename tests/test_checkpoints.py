@@ -273,6 +273,13 @@ def test_early_stopping_and_model_checkpoint_check_their_monitor(tmp_path):
         small().fit(x, y, progress=False, callbacks=[print])
     with pytest.raises(ValueError, match="Network.fit: checkpoint_every needs a checkpoint"):
         small().fit(x, y, progress=False, checkpoint_every=2)
+    with pytest.raises(TypeError, match=r"Network.fit: validation_data must be a pair \(x_val, "
+                                        r"y_val\), got ndarray"):
+        small().fit(x, y, progress=False, validation_data=x)
+    with pytest.raises(ValueError, match="Network.fit: y must have one target per sample of x"):
+        small().fit(x, y, progress=False, validation_data=(x, y[:3]))
+    with pytest.raises(TypeError, match="Network.fit: x must be uint8 images or floats"):
+        small().fit(x, y, progress=False, validation_data=(x.astype(np.int32), y))
 
 
 def test_model_checkpoint_keeps_the_best_epoch_and_csv_logger_writes_the_history(tmp_path):

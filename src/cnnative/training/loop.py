@@ -68,6 +68,15 @@ class Trainer:
         self.x = np.asarray(x)
         self.y = network._check_targets(self.x, y, func)
         network.prepare(self.x[:1], func)  # reject bad input before the first epoch, not mid-way
+        if validation_data is not None:
+            try:
+                x_val, y_val = validation_data
+            except (TypeError, ValueError):
+                raise TypeError(f"{func}: validation_data must be a pair (x_val, y_val), got "
+                                f"{type(validation_data).__name__}") from None
+            x_val = np.asarray(x_val)
+            validation_data = (x_val, network._check_targets(x_val, y_val, func))
+            network.prepare(x_val[:1], func)
         self.validation_data = validation_data
         if augment is not None and not callable(augment):
             raise TypeError(f"{func}: augment must be a callable (batch, rng) -> batch, got "
