@@ -16,7 +16,7 @@ from cnnative.bench import timing
 from cnnative.testing import torch_models
 
 
-def _conv_cell(x_shape, filters, kernel, padding=0, dilation=1, groups=1):
+def _conv_cell(x_shape, filters, kernel, padding=0, dilation=1, groups=1, stride=1):
     """forward + backward (every gradient) of one conv2d layer."""
 
     def setup(np, cnnative, torch, dtype, threads):
@@ -25,7 +25,7 @@ def _conv_cell(x_shape, filters, kernel, padding=0, dilation=1, groups=1):
         x = rng.standard_normal(x_shape).astype(dtype)
         w = (rng.standard_normal((filters, channels // groups, kernel, kernel)) * 0.1).astype(dtype)
         b = np.zeros(filters, dtype)
-        options = dict(padding=padding, dilation=dilation, groups=groups)
+        options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
         grad_y = rng.standard_normal(cnnative.conv2d(x, w, b, **options).shape).astype(dtype)
 
         def ours():
@@ -50,6 +50,11 @@ def _conv_cell(x_shape, filters, kernel, padding=0, dilation=1, groups=1):
 
 #: (name, setup) pairs; setup(np, cnnative, torch, dtype, threads) -> (cnnative_fn, torch_fn).
 CELLS = [
+    # The plain 3x3 layers of cnnative.models.vgg(24) (--preset fashion), first and widest.
+    ("3x3 pad 1, (128, 24, 28x28) -> 24", _conv_cell((128, 24, 28, 28), 24, 3, padding=1)),
+    ("3x3 pad 1, (128, 48, 7x7) -> 96", _conv_cell((128, 48, 7, 7), 96, 3, padding=1)),
+    ("strided 3x3 stride 2 pad 1, (128, 16, 28x28) -> 32",
+     _conv_cell((128, 16, 28, 28), 32, 3, padding=1, stride=2)),
     ("depthwise 3x3 pad 1, (128, 64, 14x14) -> 64",
      _conv_cell((128, 64, 14, 14), 64, 3, padding=1, groups=64)),
     ("dilated 3x3 dil 2 pad 2, (128, 32, 28x28) -> 32",
@@ -187,7 +192,43 @@ def _resnet_step_cell(depth, batch):
     return setup
 
 
-CELLS += [("resnet(20) training step, batch 128", _resnet_step_cell(20, 128))]
+def _vgg_step_cell(width, batch):
+    """One SGD-with-momentum training step of cnnative.models.vgg(width) (--preset fashion's
+    network: five plain 3x3 convolutions with batch norm) on (batch, 1, 28, 28) against torch."""
+
+    def setup(np, cnnative, torch, dtype, threads):
+        rng = np.random.default_rng(0)
+        x = rng.random((batch, 1, 28, 28)).astype(dtype)
+        y = rng.integers(0, 10, batch)
+        cnnative.set_num_threads(threads)
+        net = cnnative.models.vgg(width, dtype=dtype)
+        optimizer = cnnative.optim.SGD(0.05, momentum=0.9)
+
+        def ours():
+            output = net.forward(x, training=True)
+            net.loss.forward(output, y)
+            net.backward(net.loss.backward())
+            optimizer.step(net.parameters())
+
+        if torch is None:
+            return ours, None
+        model = torch_models.vgg(torch, width).to(getattr(torch, dtype.name))
+        torch_optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+        def theirs():
+            torch_optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(tx), ty).backward()
+            torch_optimizer.step()
+
+        return ours, theirs
+
+    return setup
+
+
+CELLS += [("resnet(20) training step, batch 128", _resnet_step_cell(20, 128)),
+          ("vgg(24) training step, batch 128", _vgg_step_cell(24, 128)),
+          ("vgg(32) training step, batch 128", _vgg_step_cell(32, 128))]
 
 
 def main():

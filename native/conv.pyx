@@ -6,7 +6,9 @@ Each call handles samples [start, stop) of a batch.  A product runs on the direc
 unrolled into one column matrix (im2col) so that the whole chunk is one BLAS product.  Input
 gradients of stride-1 layers run as a transposed convolution on the gather kernel (lanes = input
 channels, _grad_x_transposed) where that pays; the others are computed as column matrices and
-folded back (col2im).  Grouped layers
+folded back (col2im).  Stride-1 products whose filters (or channels) would leave vector lanes
+empty, 24 of 32 say, run on the row-vector kernels instead (lanes across output positions,
+_forward_rows, _grad_x_rows, _grad_w_rows).  Grouped layers
 run those products group by group on channel and filter slices, reading x and y in place;
 depthwise layers (one input channel per group) take their own kernels, with lanes across
 output columns (the cn_dw_* kernels of conv_simd.h).  The validating wrappers live in
@@ -14,7 +16,6 @@ output columns (the cn_dw_* kernels of conv_simd.h).  The validating wrappers li
 """
 cimport numpy as cnp
 from libc.limits cimport INT_MAX
-from libc.math cimport isfinite
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
@@ -61,6 +62,21 @@ cdef extern from "conv_simd.h" nogil:
                          cn_idx pitch)
     void cn_dw_frame_f64(int level, const double *src, cn_idx rows, cn_idx width, double *dst,
                          cn_idx pitch)
+    int cn_all_finite_f32(const float *values, cn_idx n)
+    int cn_all_finite_f64(const double *values, cn_idx n)
+    void cn_rows_f32(int level, const float *image, cn_idx pixels, const cn_idx *tap_offset,
+                     cn_idx taps, const float *weights, cn_idx filters, float *out, cn_idx out_pitch)
+    void cn_rows_f64(int level, const double *image, cn_idx pixels, const cn_idx *tap_offset,
+                     cn_idx taps, const double *weights, cn_idx filters, double *out,
+                     cn_idx out_pitch)
+    void cn_rows_grad_w_f32(int level, const float *grad, cn_idx grad_pitch, cn_idx grad_sample,
+                            cn_idx filters, cn_idx pixels, const float *image,
+                            cn_idx image_sample, cn_idx samples, const cn_idx *tap_offset,
+                            cn_idx taps, float *acc)
+    void cn_rows_grad_w_f64(int level, const double *grad, cn_idx grad_pitch, cn_idx grad_sample,
+                            cn_idx filters, cn_idx pixels, const double *image,
+                            cn_idx image_sample, cn_idx samples, const cn_idx *tap_offset,
+                            cn_idx taps, double *acc)
 
 # Algorithm choice: 0 picks per shape, 1 forces the direct kernels, 2 forces im2col + gemm.
 # Only tests and benchmarks change it, to check and time both paths.  Depthwise layers take
@@ -109,15 +125,17 @@ cdef bint _direct_pays(double useful_fraction, int level) noexcept nogil:
     return level >= CN_SIMD_AVX2 and useful_fraction >= 0.7
 
 
-# Input-gradient choice for stride-1 layers: 0 picks per shape, 1 forces the transposed
-# convolution (_grad_x_transposed), 2 the column matrix + col2im (or gemm) of _algorithm.
+# Input-gradient choice: 0 picks per shape, 1 forces the transposed convolution
+# (_grad_x_transposed for stride 1, _grad_x_phases otherwise), 2 the column matrix + col2im
+# (or gemm) of _algorithm.
 cdef int _input_gradient = 0
 INPUT_GRADIENTS = {"auto": 0, "transposed": 1, "columns": 2}
 
 
 def set_input_gradient(name):
-    """Select 'auto', 'transposed' or 'columns' for the input gradient of stride-1 layers (every
-    later call; 'transposed' still needs finite weights); returns the previous name."""
+    """Select 'auto', 'transposed' or 'columns' for the input gradient (every later call):
+    'transposed' takes the transposed convolution of stride-1 layers and the stride-1 phases of
+    strided ones, and still needs finite weights; returns the previous name."""
     global _input_gradient
     if name not in INPUT_GRADIENTS:
         raise ValueError(f"input gradient must be one of {sorted(INPUT_GRADIENTS)}, got {name!r}")
@@ -141,6 +159,66 @@ cdef bint _transposed_pays(const Geometry *g, int level, bint double_precision) 
     return (level >= CN_SIMD_AVX2
             and g.out_h * g.out_w * _lane_fraction(g.channels, level, double_precision)
             >= 0.7 * g.height * g.width)
+
+
+# Row-vector kernels (lanes across output positions, cn_rows* of conv_simd.h) for stride-1
+# layers: 0 picks per shape, 1 takes them wherever they apply, 2 never.
+cdef int _rows_mode = 0
+ROW_KERNELS = {"auto": 0, "on": 1, "off": 2}
+
+
+def set_row_kernels(name):
+    """Select 'auto', 'on' or 'off' for the row-vector kernels of stride-1 layers (every later
+    call; 'on' still needs finite weights for the input gradient and a finite x for the weight
+    gradient); returns the previous name."""
+    global _rows_mode
+    if name not in ROW_KERNELS:
+        raise ValueError(f"row kernels must be one of {sorted(ROW_KERNELS)}, got {name!r}")
+    previous = [k for k, v in ROW_KERNELS.items() if v == _rows_mode][0]
+    _rows_mode = ROW_KERNELS[name]
+    return previous
+
+
+cdef bint _rows_pay(const Geometry *g, Py_ssize_t rows, Py_ssize_t pitch, Py_ssize_t cols,
+                    Py_ssize_t lanes_used, double handicap, int level,
+                    bint double_precision) noexcept nogil:
+    """Whether a stride-1 product should run on the row-vector kernels rather than the gather
+    kernel whose lanes would be lanes_used (filters, or channels for the input gradient).
+
+    The row kernels compute rows * pitch positions for rows * cols useful ones (rounded up to
+    whole vectors); they pay when that share of useful lanes is at least handicap times the
+    gather kernel's.  Forward and input gradient write planes directly where the gather
+    kernel's products are transposed into planes afterwards, worth about a twentieth of the
+    lanes (handicap 0.95, 0.9); the weight gradient's row kernel loads an unaligned vector per
+    six multiply-adds and only ties with the gather kernel at 24 filters of 32 lanes, so it
+    needs the gather kernel to waste a third of its lanes (1.5).
+    """
+    cdef Py_ssize_t width
+    if g.stride_h != 1 or g.stride_w != 1 or _rows_mode == 2 or _is_depthwise(g):
+        return False
+    if _rows_mode == 1:
+        return True
+    if _algorithm != 0 or level < CN_SIMD_AVX2:
+        return False
+    width = cn_gather_width(level, double_precision)
+    if lanes_used <= width:
+        # The gather kernel's one-vector blocks load a broadcast per multiply-add.
+        handicap -= 0.1
+    return (rows * cols / <double> _round_up(rows * pitch, width)
+            >= handicap * _lane_fraction(lanes_used, level, double_precision))
+
+
+cdef bint _phases_pay(const Geometry *g, int level, bint double_precision) noexcept nogil:
+    """Whether a strided layer's input gradient should run as stride-1 phases on the gather
+    kernel (lanes = the group's channels, _grad_x_phases) rather than through a column matrix
+    and col2im (lanes = a sample's output positions)."""
+    if (g.stride_h == 1 and g.stride_w == 1) or _input_gradient == 2 or _is_depthwise(g):
+        return False
+    if _input_gradient == 1:
+        return True
+    if _algorithm != 0:
+        return _algorithm == 1
+    return level >= CN_SIMD_AVX2 and _lane_fraction(g.channels, level, double_precision) >= 0.7
 
 
 cdef inline double _lane_fraction(Py_ssize_t lanes_used, int level, bint double_precision) noexcept nogil:
@@ -340,11 +418,12 @@ cdef int _forward_direct(const floating *x, const floating *w, const floating *b
     for gi in range(g.groups):
         first = gi * g.filters
         # Weights as (taps, lanes): one vector of filters per tap, zero in the padding lanes.
-        for t in range(taps):
-            for f in range(g.filters):
-                weights[t * lanes + f] = w[(first + f) * taps + t]
-            for f in range(g.filters, lanes):
-                weights[t * lanes + f] = 0
+        # Through the blocked transpose: element by element, each read of a column of w was a
+        # cache line of its own, a sixth of a 7x7 layer's time.
+        _transpose(level, w + first * taps, taps, g.filters, taps, weights, lanes, NULL)
+        if lanes > g.filters:
+            for t in range(taps):
+                memset(weights + t * lanes + g.filters, 0, (lanes - g.filters) * sizeof(floating))
         for s in range(batch):
             image = x + s * g.x_sample + gi * group_x
             if s + 1 < batch:
@@ -458,6 +537,24 @@ cdef int _grad_x_columns(const floating *grad_y, const floating *w, floating *gr
     return 0
 
 
+cdef void _flip_weights(const floating *w, const Geometry *g, floating *weights,
+                        Py_ssize_t lanes) noexcept nogil:
+    """weights[((f*kh + i)*kw + j) * lanes + c] = w[f, c, kh-1-i, kw-1-j] for one group's w, 0 in
+    lanes c >= C: the transposed convolution's taps (f, i, j) with the channels as lanes."""
+    cdef Py_ssize_t kernel = g.kernel_h * g.kernel_w, f, c, k, t
+    cdef const floating *src
+    cdef floating *dst
+    for f in range(g.filters):
+        dst = weights + f * kernel * lanes
+        for c in range(g.channels):
+            src = w + (f * g.channels + c) * kernel
+            for k in range(kernel):
+                dst[(kernel - 1 - k) * lanes + c] = src[k]
+        if lanes > g.channels:
+            for t in range(kernel):
+                memset(dst + t * lanes + g.channels, 0, (lanes - g.channels) * sizeof(floating))
+
+
 cdef int _grad_x_transposed(const floating *grad_y, const floating *w, floating *grad_x,
                             Py_ssize_t batch, const Geometry *g, int level) noexcept nogil:
     """Input gradient of a stride-1 layer as a transposed convolution on the gather kernel.
@@ -494,17 +591,9 @@ cdef int _grad_x_transposed(const floating *grad_y, const floating *w, floating 
     for p in range(pixels):
         ws.pixel_base[p] = (p // g.width) * frame_w + p % g.width
     for gi in range(g.groups):
-        # Weights as (taps, lanes): tap (f, i, j) holds w[f, :, kh-1-i, kw-1-j], zero-padded.
-        for f in range(g.filters):
-            for i in range(g.kernel_h):
-                for j in range(g.kernel_w):
-                    t = (f * g.kernel_h + i) * g.kernel_w + j
-                    for c in range(g.channels):
-                        weights[t * lanes + c] = w[((gi * g.filters + f) * g.channels + c) * kernel
-                                                   + (g.kernel_h - 1 - i) * g.kernel_w
-                                                   + (g.kernel_w - 1 - j)]
-                    for c in range(g.channels, lanes):
-                        weights[t * lanes + c] = 0
+        # Weights as (taps, lanes): tap (f, i, j) holds w[f, :, kh-1-i, kw-1-j], zero-padded;
+        # w is read in order, and one filter's taps stay in L1 while its channels are written.
+        _flip_weights(w + gi * g.filters * g.channels * kernel, g, weights, lanes)
         for s in range(batch):
             if s + 1 < batch:
                 cn_prefetch(grad_y + (s + 1) * g.y_sample + gi * g.filters * positions,
@@ -518,6 +607,313 @@ cdef int _grad_x_transposed(const floating *grad_y, const floating *w, floating 
             _transpose(level, product, lanes, pixels, g.channels, grad_x + s * g.x_sample + gi * group_x,
                        pixels, NULL)
     _release(&ws)
+    return 0
+
+
+cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """a / b rounded up, for b > 0 and any sign of a."""
+    return -((-a) // b) if a < 0 else (a + b - 1) // b
+
+
+cdef int _grad_x_phases(const floating *grad_y, const floating *w, floating *grad_x,
+                        Py_ssize_t batch, const Geometry *g, int level) noexcept nogil:
+    """Input gradient of a strided layer as sh*sw stride-1 products on the gather kernel.
+
+    Input rows h = a + sh*m (phase a) receive only kernel rows i with a + pad_top - i*dh a
+    multiple of sh, from output row m + ki, ki = (a + pad_top - i*dh) / sh; columns likewise.
+    So each phase (a, b) is a stride-1 correlation of the framed output gradient (zero around,
+    `top` rows and `left` columns in, for the most negative ki and kj) with its own taps
+    (f, i, j): pixels = the phase's input positions, lanes = the group's channels, no column
+    matrix and no col2im, and no product with the zeros a stride-1 transposed convolution of the
+    zero-upsampled gradient would spend three quarters of its time on.  The products are then
+    written to their strided positions; a phase no tap reaches is zero.  Overwrites grad_x.  The
+    frame's zeros meet every weight: callers take this path only when all weights are finite.
+    """
+    cdef Py_ssize_t lanes = _round_up(g.channels, cn_gather_width(level, floating is double))
+    cdef Py_ssize_t sh = g.stride_h, sw = g.stride_w, kernel = g.kernel_h * g.kernel_w
+    cdef Py_ssize_t taps = g.filters * kernel, positions = g.out_h * g.out_w
+    cdef Py_ssize_t top = max(0, _ceil_div((g.kernel_h - 1) * g.dilation_h - g.pad_top, sh))
+    cdef Py_ssize_t left = max(0, _ceil_div((g.kernel_w - 1) * g.dilation_w - g.pad_left, sw))
+    cdef Py_ssize_t rows_max = (g.height + sh - 1) // sh, cols_max = (g.width + sw - 1) // sw
+    cdef Py_ssize_t frame_h = top + max(g.out_h, rows_max + (sh - 1 + g.pad_top) // sh)
+    cdef Py_ssize_t frame_w = left + max(g.out_w, cols_max + (sw - 1 + g.pad_left) // sw)
+    cdef Py_ssize_t frame = frame_h * frame_w, group_x = g.channels * g.height * g.width
+    cdef Py_ssize_t phases_h = min(sh, g.height), phases_w = min(sw, g.width)
+    cdef Py_ssize_t s, f, c, i, j, k, a, b, m, n, p, t, gi, rows, cols, count, ki, kj, first
+    cdef Workspace ws
+    cdef floating *weights
+    cdef floating *product
+    cdef floating *dst
+    cdef const floating *src
+    # Tap lists of every phase, one after the other: phase (a, b) holds taps
+    # [tap_start[a * phases_w + b], tap_start[a * phases_w + b + 1]).
+    cdef Py_ssize_t *tap_start = <Py_ssize_t *> malloc((phases_h * phases_w + 1) * sizeof(Py_ssize_t))
+    cdef floating *planes = <floating *> malloc(g.channels * rows_max * cols_max * sizeof(floating))
+    cdef floating *target
+    if tap_start == NULL or planes == NULL:
+        free(tap_start)
+        free(planes)
+        return -1
+    if _allocate(&ws, taps, rows_max * cols_max, lanes, g.filters * frame, sizeof(floating)) != 0:
+        free(tap_start)
+        free(planes)
+        return -1
+    weights, product = <floating *> ws.weights, <floating *> ws.product
+    memset(ws.buffer, 0, g.filters * frame * sizeof(floating))
+    for gi in range(g.groups):
+        t = 0
+        for a in range(phases_h):
+            for b in range(phases_w):
+                tap_start[a * phases_w + b] = t
+                for f in range(g.filters):
+                    for i in range(g.kernel_h):
+                        if (a + g.pad_top - i * g.dilation_h) % sh != 0:
+                            continue
+                        ki = (a + g.pad_top - i * g.dilation_h) // sh
+                        for j in range(g.kernel_w):
+                            if (b + g.pad_left - j * g.dilation_w) % sw != 0:
+                                continue
+                            kj = (b + g.pad_left - j * g.dilation_w) // sw
+                            ws.tap_offset[t] = f * frame + (top + ki) * frame_w + left + kj
+                            src = w + ((gi * g.filters + f) * g.channels) * kernel + i * g.kernel_w + j
+                            for c in range(g.channels):
+                                weights[t * lanes + c] = src[c * kernel]
+                            for c in range(g.channels, lanes):
+                                weights[t * lanes + c] = 0
+                            t += 1
+        tap_start[phases_h * phases_w] = t
+        for s in range(batch):
+            if s + 1 < batch:
+                cn_prefetch(grad_y + (s + 1) * g.y_sample + gi * g.filters * positions,
+                            g.filters * positions * sizeof(floating))
+            _frame_copy(level, grad_y + s * g.y_sample + gi * g.filters * positions, g.filters,
+                        g.out_h, g.out_w, <floating *> ws.buffer, frame_h, frame_w, top, left, 1, 1)
+            for a in range(phases_h):
+                rows = (g.height - a + sh - 1) // sh
+                for b in range(phases_w):
+                    cols = (g.width - b + sw - 1) // sw
+                    first = tap_start[a * phases_w + b]
+                    count = tap_start[a * phases_w + b + 1] - first
+                    dst = grad_x + s * g.x_sample + gi * group_x + a * g.width + b
+                    if count == 0:
+                        for c in range(g.channels):
+                            for m in range(rows):
+                                for n in range(cols):
+                                    dst[c * g.height * g.width + m * sh * g.width + n * sw] = 0
+                        continue
+                    for m in range(rows):
+                        for n in range(cols):
+                            ws.pixel_base[m * cols + n] = m * frame_w + n
+                    _gather(level, <floating *> ws.buffer, ws.pixel_base, rows * cols,
+                            ws.tap_offset + first, count, weights + first * lanes, lanes, product)
+                    # Into planes by the blocked transpose first: read across the lanes, the
+                    # scatter took a quarter of the products' time.
+                    _transpose(level, product, lanes, rows * cols, g.channels, planes, rows * cols,
+                               NULL)
+                    for c in range(g.channels):
+                        for m in range(rows):
+                            src = planes + (c * rows + m) * cols
+                            target = dst + c * g.height * g.width + m * sh * g.width
+                            for n in range(cols):
+                                target[n * sw] = src[n]
+    _release(&ws)
+    free(tap_start)
+    free(planes)
+    return 0
+
+
+# ------------------------------------------------------------------ row-vector kernels (stride 1)
+#
+# Position p = oh * pitch + ow of a zero-framed image whose rows are pitch apart: tap (c, i, j)
+# of it reads framed[p + c*plane + i*dh*pitch + j*dw], one contiguous vector per tap (see
+# cn_rows in conv_simd.h).  The thrown-away positions of the last row read up to dw*(kw-1)
+# elements past the last plane, and whole vectors up to a vector more: buffers end _row_slack
+# zeros past it.
+
+
+cdef enum:
+    ROW_SLACK = 64
+
+
+cdef inline Py_ssize_t _row_slack(const Geometry *g) noexcept nogil:
+    """Elements past the last plane that the row kernels may read (bounded by _geometry's
+    checks: dw*(kw-1) < the padded width)."""
+    return g.dilation_w * (g.kernel_w - 1) + ROW_SLACK
+
+
+cdef inline void _rows(int level, const floating *image, Py_ssize_t pixels,
+                       const cn_idx *tap_offset, Py_ssize_t taps, const floating *weights,
+                       Py_ssize_t filters, floating *out, Py_ssize_t out_pitch) noexcept nogil:
+    if floating is float:
+        cn_rows_f32(level, image, pixels, tap_offset, taps, weights, filters, out, out_pitch)
+    else:
+        cn_rows_f64(level, image, pixels, tap_offset, taps, weights, filters, out, out_pitch)
+
+
+cdef void _unframe(const floating *src, Py_ssize_t pitch, Py_ssize_t planes, Py_ssize_t plane_pitch,
+                   Py_ssize_t rows, Py_ssize_t cols, floating *dst,
+                   const floating *shift) noexcept nogil:
+    """dst[k, r, c] = src[k * plane_pitch + r * pitch + c] (+ shift[k]): the useful positions."""
+    cdef Py_ssize_t k, r, c
+    cdef const floating *s
+    cdef floating *d
+    cdef floating add
+    for k in range(planes):
+        add = shift[k] if shift != NULL else 0
+        for r in range(rows):
+            s = src + k * plane_pitch + r * pitch
+            d = dst + (k * rows + r) * cols
+            if shift == NULL:
+                memcpy(d, s, cols * sizeof(floating))
+            else:
+                for c in range(cols):
+                    d[c] = s[c] + add
+
+
+cdef int _forward_rows(const floating *x, const floating *w, const floating *bias,
+                       floating *y, Py_ssize_t batch, const Geometry *g, int level) noexcept nogil:
+    """Forward pass of a stride-1 layer on cn_rows: taps = (c, i, j), lanes = positions."""
+    cdef Py_ssize_t width = cn_gather_width(level, floating is double)
+    cdef Py_ssize_t pitch = _padded_w(g), plane = _padded_h(g) * pitch
+    cdef Py_ssize_t pixels = g.out_h * pitch, out_pitch = _round_up(pixels, width)
+    cdef Py_ssize_t taps = g.channels * g.kernel_h * g.kernel_w, positions = g.out_h * g.out_w
+    cdef Py_ssize_t group_x = g.channels * g.height * g.width, s, f, t, gi, first
+    cdef floating *framed = <floating *> calloc(g.channels * plane + _row_slack(g), sizeof(floating))
+    cdef floating *weights = <floating *> malloc(taps * g.filters * sizeof(floating))
+    cdef floating *out = <floating *> malloc(g.filters * out_pitch * sizeof(floating))
+    cdef cn_idx *offsets = <cn_idx *> malloc(taps * sizeof(cn_idx))
+    cdef const floating *image
+    if framed == NULL or weights == NULL or out == NULL or offsets == NULL:
+        free(framed)
+        free(weights)
+        free(out)
+        free(offsets)
+        return -1
+    _window_offsets(offsets, g, plane, pitch)
+    for gi in range(g.groups):
+        first = gi * g.filters
+        _transpose(level, w + first * taps, taps, g.filters, taps, weights, g.filters, NULL)
+        for s in range(batch):
+            image = x + s * g.x_sample + gi * group_x
+            if s + 1 < batch:
+                cn_prefetch(image + g.x_sample, group_x * sizeof(floating))
+            _frame_copy(level, image, g.channels, g.height, g.width, framed, _padded_h(g), pitch,
+                        g.pad_top, g.pad_left, 1, 1)
+            _rows(level, framed, pixels, offsets, taps, weights, g.filters, out, out_pitch)
+            _unframe(out, pitch, g.filters, out_pitch, g.out_h, g.out_w,
+                     y + s * g.y_sample + first * positions, bias + first if bias != NULL else NULL)
+    free(framed)
+    free(weights)
+    free(out)
+    free(offsets)
+    return 0
+
+
+cdef int _grad_w_rows(const floating *grad_y, const floating *x, floating *grad_w,
+                      Py_ssize_t batch, const Geometry *g, int level) noexcept nogil:
+    """This chunk's grad_w of a stride-1 layer on cn_rows_grad_w (overwritten): every sample's
+    input framed and output gradients laid out on the framed positions first, then one call.
+
+    The output gradients are zero at the thrown-away positions, which therefore meet values of
+    x: callers take this path only when x is finite.
+    """
+    cdef Py_ssize_t width = cn_gather_width(level, floating is double)
+    cdef Py_ssize_t pitch = _padded_w(g), plane = _padded_h(g) * pitch
+    cdef Py_ssize_t pixels = g.out_h * pitch, grad_pitch = _round_up(pixels, width)
+    cdef Py_ssize_t taps = g.channels * g.kernel_h * g.kernel_w, positions = g.out_h * g.out_w
+    cdef Py_ssize_t group_x = g.channels * g.height * g.width, s, f, t, v, gi, first
+    cdef Py_ssize_t image_sample = g.channels * plane, grad_sample = g.filters * grad_pitch
+    cdef floating *framed = <floating *> calloc(batch * image_sample + _row_slack(g), sizeof(floating))
+    # Rows of whole vectors from a 64-byte boundary on: every gradient load is aligned.
+    cdef void *grad_block = calloc(batch * grad_sample * sizeof(floating) + 64, 1)
+    cdef floating *grad = <floating *> ((<size_t> grad_block + 63) // 64 * 64)
+    cdef floating *partial = <floating *> malloc(g.filters * taps * width * sizeof(floating))
+    cdef cn_idx *offsets = <cn_idx *> malloc(taps * sizeof(cn_idx))
+    cdef const floating *image
+    cdef floating total
+    if framed == NULL or grad_block == NULL or partial == NULL or offsets == NULL:
+        free(framed)
+        free(grad_block)
+        free(partial)
+        free(offsets)
+        return -1
+    _window_offsets(offsets, g, plane, pitch)
+    for gi in range(g.groups):
+        first = gi * g.filters
+        memset(partial, 0, g.filters * taps * width * sizeof(floating))
+        for s in range(batch):
+            image = x + s * g.x_sample + gi * group_x
+            _frame_copy(level, image, g.channels, g.height, g.width, framed + s * image_sample,
+                        _padded_h(g), pitch, g.pad_top, g.pad_left, 1, 1)
+            for f in range(g.filters):
+                _frame_copy(level, grad_y + s * g.y_sample + (first + f) * positions, 1, g.out_h,
+                            g.out_w, grad + s * grad_sample + f * grad_pitch, g.out_h, pitch, 0, 0,
+                            1, 1)
+        if floating is float:
+            cn_rows_grad_w_f32(level, grad, grad_pitch, grad_sample, g.filters, pixels, framed,
+                               image_sample, batch, offsets, taps, partial)
+        else:
+            cn_rows_grad_w_f64(level, grad, grad_pitch, grad_sample, g.filters, pixels, framed,
+                               image_sample, batch, offsets, taps, partial)
+        # Each weight's lanes, added up in order.
+        for f in range(g.filters):
+            for t in range(taps):
+                total = partial[(f * taps + t) * width]
+                for v in range(1, width):
+                    total = total + partial[(f * taps + t) * width + v]
+                grad_w[(first + f) * taps + t] = total
+    free(framed)
+    free(grad_block)
+    free(partial)
+    free(offsets)
+    return 0
+
+
+cdef int _grad_x_rows(const floating *grad_y, const floating *w, floating *grad_x,
+                      Py_ssize_t batch, const Geometry *g, int level) noexcept nogil:
+    """Input gradient of a stride-1 layer as the transposed convolution of _grad_x_transposed,
+    on cn_rows: lanes = input positions of the framed output gradient, "filters" = the group's
+    channels.  Overwrites grad_x; callers take it only with finite weights (the frame's zeros
+    meet every weight)."""
+    cdef Py_ssize_t width = cn_gather_width(level, floating is double)
+    cdef Py_ssize_t kernel = g.kernel_h * g.kernel_w, taps = g.filters * kernel
+    cdef Py_ssize_t frame_h = g.height + (g.kernel_h - 1) * g.dilation_h
+    cdef Py_ssize_t frame_w = g.width + (g.kernel_w - 1) * g.dilation_w
+    cdef Py_ssize_t frame = frame_h * frame_w, pixels = g.height * frame_w
+    cdef Py_ssize_t out_pitch = _round_up(pixels, width), positions = g.out_h * g.out_w
+    cdef Py_ssize_t group_x = g.channels * g.height * g.width, s, f, c, i, j, t, gi
+    cdef floating *framed = <floating *> calloc(g.filters * frame + _row_slack(g), sizeof(floating))
+    cdef floating *weights = <floating *> malloc(taps * g.channels * sizeof(floating))
+    cdef floating *out = <floating *> malloc(g.channels * out_pitch * sizeof(floating))
+    cdef cn_idx *offsets = <cn_idx *> malloc(taps * sizeof(cn_idx))
+    if framed == NULL or weights == NULL or out == NULL or offsets == NULL:
+        free(framed)
+        free(weights)
+        free(out)
+        free(offsets)
+        return -1
+    for f in range(g.filters):
+        for i in range(g.kernel_h):
+            for j in range(g.kernel_w):
+                offsets[(f * g.kernel_h + i) * g.kernel_w + j] = (
+                    f * frame + i * g.dilation_h * frame_w + j * g.dilation_w)
+    for gi in range(g.groups):
+        _flip_weights(w + gi * g.filters * g.channels * kernel, g, weights, g.channels)
+        for s in range(batch):
+            if s + 1 < batch:
+                cn_prefetch(grad_y + (s + 1) * g.y_sample + gi * g.filters * positions,
+                            g.filters * positions * sizeof(floating))
+            _frame_copy(level, grad_y + s * g.y_sample + gi * g.filters * positions, g.filters,
+                        g.out_h, g.out_w, framed, frame_h, frame_w,
+                        (g.kernel_h - 1) * g.dilation_h - g.pad_top,
+                        (g.kernel_w - 1) * g.dilation_w - g.pad_left, 1, 1)
+            _rows(level, framed, pixels, offsets, taps, weights, g.channels, out, out_pitch)
+            _unframe(out, frame_w, g.channels, out_pitch, g.height, g.width,
+                     grad_x + s * g.x_sample + gi * group_x, NULL)
+    free(framed)
+    free(weights)
+    free(out)
+    free(offsets)
     return 0
 
 
@@ -679,11 +1075,10 @@ cdef int _forward_depthwise(const floating *x, const floating *w, const floating
 
 
 cdef bint _all_finite(const floating *values, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t k
-    for k in range(n):
-        if not isfinite(values[k]):
-            return False
-    return True
+    if floating is float:
+        return cn_all_finite_f32(values, n) != 0
+    else:
+        return cn_all_finite_f64(values, n) != 0
 
 
 cdef void _dw_grad_x_scatter(const floating *grad_y, const floating *w, floating *grad_x,
@@ -803,6 +1198,8 @@ cdef int _forward_chunk(const floating *x, const floating *w, const floating *bi
     cdef int level = cn_simd_active()
     if _is_depthwise(g):
         return _forward_depthwise(x, w, bias, y, batch, g, level)
+    if _rows_pay(g, g.out_h, _padded_w(g), g.out_w, g.filters, 0.95, level, floating is double):
+        return _forward_rows(x, w, bias, y, batch, g, level)
     if _direct_pays(_lane_fraction(g.filters, level, floating is double), level):
         return _forward_direct(x, w, bias, y, batch, g, level)
     return _forward_gemm(x, w, bias, y, batch, g)
@@ -821,21 +1218,42 @@ cdef int _backward_chunk(const floating *grad_y, const floating *x, const floati
     # Lanes are the output positions of a sample, rounded up to whole vectors.
     cdef bint input_direct = grad_x != NULL and _direct_pays(
         _lane_fraction(g.out_h * g.out_w, level, floating is double), level)
-    cdef bint transposed
+    cdef bint transposed, rows_x, rows_w, phases
     cdef int status = 0
     _sum_bias_gradient(grad_y, grad_b, batch, g)
     if _is_depthwise(g):
         return _backward_depthwise(grad_y, x, w, grad_x, grad_w, batch, g, level)
-    transposed = grad_x != NULL and _transposed_pays(g, level, floating is double) and _all_finite(
-        w, g.groups * g.filters * g.channels * g.kernel_h * g.kernel_w)
-    if transposed:
+    # A first layer's weight gradient has only C*kh*kw = 9 gather pixels, one and a bit blocks
+    # of rows: there the row kernel wins even against full lanes.
+    rows_w = _rows_pay(g, g.out_h, _padded_w(g), g.out_w, g.filters,
+                       0.9 if g.channels * g.kernel_h * g.kernel_w < 16 else 1.5, level,
+                       floating is double) and _all_finite(x, batch * g.x_sample)
+    transposed = grad_x != NULL and _transposed_pays(g, level, floating is double)
+    phases = grad_x != NULL and _phases_pay(g, level, floating is double)
+    # Like the transposed product, the row kernel's input gradient spends H*W positions per
+    # tap, for Ho*Wo useful ones.
+    rows_x = grad_x != NULL and (
+        _rows_mode == 1 or g.out_h * g.out_w >= 0.7 * g.height * g.width) and _rows_pay(
+        g, g.height, g.width + (g.kernel_w - 1) * g.dilation_w, g.width, g.channels, 0.9, level,
+        floating is double)
+    if (transposed or rows_x or phases) and not _all_finite(
+            w, g.groups * g.filters * g.channels * g.kernel_h * g.kernel_w):
+        transposed = rows_x = phases = False
+    if transposed or rows_x or phases:
         input_direct = True
     elif grad_x != NULL:
         memset(grad_x, 0, batch * g.x_sample * sizeof(floating))
-    if weights_direct:
+    if rows_w:
+        weights_direct = True
+        status = _grad_w_rows(grad_y, x, grad_w, batch, g, level)
+    elif weights_direct:
         status = _grad_w_direct(grad_y, x, grad_w, batch, g, level)
-    if status == 0 and transposed:
+    if status == 0 and rows_x:
+        status = _grad_x_rows(grad_y, w, grad_x, batch, g, level)
+    elif status == 0 and transposed:
         status = _grad_x_transposed(grad_y, w, grad_x, batch, g, level)
+    elif status == 0 and phases:
+        status = _grad_x_phases(grad_y, w, grad_x, batch, g, level)
     elif status == 0 and input_direct:
         status = _grad_x_columns(grad_y, w, grad_x, batch, g, level)
     if status == 0 and (not weights_direct or (grad_x != NULL and not input_direct)):
@@ -973,10 +1391,11 @@ cdef void _check_workspace(const Geometry *g, Py_ssize_t batch) except *:
     """MemoryError unless every workspace of a chunk of ``batch`` samples has a size that fits.
 
     _geometry bounds what one padded plane needs; the chunk's buffers multiply that by the
-    batch (padded copies of every sample's channels, column matrices of every sample's output
-    positions), so the batch enters here, in doubles, before any size is computed in integers.
+    batch (padded copies of every sample's channels, output gradients laid out on them,
+    column matrices of every sample's output positions), so the batch enters here, in doubles,
+    before any size is computed in integers.
     """
-    cdef double padded = (<double> _padded_h(g)) * (_padded_w(g) + 64) * g.channels
+    cdef double padded = (<double> _padded_h(g)) * (_padded_w(g) + 64) * max(g.channels, g.filters)
     cdef double columns = ((<double> g.out_h) * g.out_w
                            * max(g.channels * g.kernel_h * g.kernel_w, g.filters))
     if (<double> batch) * max(padded, columns) * 8 * 16 > 2.0 ** 62:

@@ -465,6 +465,7 @@ TRANSPOSED_GEOMETRIES = GEOMETRIES + [
 
 @pytest.fixture(params=["transposed", "columns"])
 def input_gradient(request):
+    """'transposed' forces the transposed convolution (stride 1) or its stride-1 phases."""
     previous = native_conv.set_input_gradient(request.param)
     yield request.param
     native_conv.set_input_gradient(previous)
@@ -522,3 +523,129 @@ def test_native_backward_refuses_a_chunk_whose_workspace_size_would_overflow():
     with pytest.raises(MemoryError, match="workspace would not fit"):
         native_conv.backward(np.ones((2048, 8, 1, 1)), x, w, None, np.empty_like(w),
                              np.empty(8), (1, 1), padding, (u - 1, v - 1), 1, 0, 2048)
+
+
+# -- row-vector kernels (stride 1: lanes across output positions) -------------------------------
+
+# Stride-1 geometries of every kind the row kernels take, plus the shapes they were written for
+# (3x3 'same' layers of 24 channels at 28x28, 48 -> 96 at 7x7) and widths around the vectors.
+ROW_GEOMETRIES = [s for s in TRANSPOSED_GEOMETRIES if s[2] == (1, 1)] + [
+    ((3, 24, 28, 28), (24, 24, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((2, 1, 28, 28), (24, 1, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((2, 48, 7, 7), (96, 48, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+    ((2, 16, 14, 14), (16, 4, 3, 3), (1, 1), (1, 1), (1, 1), 4),
+    ((2, 5, 3, 17), (9, 5, 2, 3), (1, 1), (0, 2), (1, 1), 1),
+    # Rows read dw*(kw-1) = 70 elements past the last one (tools/sanitize.sh checks the bound).
+    ((2, 3, 6, 80), (4, 3, 3, 11), (1, 1), "same", (1, 7), 1),
+]
+
+
+@pytest.fixture(params=["on", "auto"])
+def row_kernels(request):
+    previous = native_conv.set_row_kernels(request.param)
+    yield request.param
+    native_conv.set_row_kernels(previous)
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", ROW_GEOMETRIES,
+                         ids=lambda s: "x{}w{}s{}p{}d{}g{}".format(*s).replace(" ", ""))
+def test_row_kernels_match_the_reference_at_every_simd_level_and_thread_count(
+        cap_simd, simd_level, row_kernels, dtype, shapes, layout):
+    cap_simd(native_conv)
+    x, w, b, stride, padding, dilation, groups = _case(shapes, dtype)
+    if layout == "F":
+        x = np.asfortranarray(x)
+    elif layout == "strided":
+        x = np.repeat(x, 2, axis=3)[..., ::2]
+    pads = reference_padding(x, w, stride, padding, dilation)
+    y_ref = testing.conv2d(x, w, b, stride, pads, dilation, groups)
+    grad_y = np.random.default_rng(1).standard_normal(y_ref.shape).astype(dtype)
+    expected = testing.conv2d_backward(grad_y, x, w, stride, pads, dilation, groups)
+    results = [(cnnative.conv2d(x, w, b, stride, padding, dilation, groups, num_threads=t),)
+               + cnnative.conv2d_backward(grad_y, x, w, stride, padding, dilation, groups,
+                                          num_threads=t)
+               for t in (1, 2, 3)]
+    for actual, wanted in zip(results[0], (y_ref,) + expected):
+        assert_close(actual, wanted, dtype)
+    for other in results[1:]:
+        for a, b_ in zip(other, results[0]):
+            assert np.array_equal(a, b_)
+
+
+def test_set_row_kernels_validates_and_returns_the_previous_choice():
+    previous = native_conv.set_row_kernels("off")
+    try:
+        assert native_conv.set_row_kernels("on") == "off"
+        with pytest.raises(ValueError, match="row kernels"):
+            native_conv.set_row_kernels("nope")
+    finally:
+        native_conv.set_row_kernels(previous)
+
+
+@pytest.mark.parametrize("where", ["x", "w"])
+def test_row_kernels_keep_non_finite_values_to_their_own_terms(row_kernels, where):
+    # The row kernels compute positions past each row's end (thrown away) and read framed
+    # buffers: an inf in x must not reach weights whose windows never cover it (the weight
+    # gradient then takes the gather kernel), nor an inf weight inputs it never multiplies.
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 9, 9))
+    w = rng.standard_normal((4, 3, 3, 3))
+    (x if where == "x" else w)[0, 1, 0, 0] = np.inf
+    grad_y = rng.standard_normal((2, 4, 7, 7))
+    ours = cnnative.conv2d_backward(grad_y, x, w)
+    wanted = testing.conv2d_backward(grad_y, x, w, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    for a, b in zip(ours, wanted):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_array_equal(np.isinf(a), np.isinf(b))
+    y = cnnative.conv2d(x, w)
+    y_wanted = testing.conv2d(x, w, None, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(y_wanted))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(y_wanted))
+
+
+# -- strided input gradients as stride-1 phases -------------------------------------------------
+
+STRIDED_GEOMETRIES = [s for s in TRANSPOSED_GEOMETRIES if s[2] != (1, 1)] + [
+    ((2, 16, 28, 28), (32, 16, 3, 3), (2, 2), (1, 1), (1, 1), 1),
+    ((2, 3, 9, 8), (4, 3, 1, 1), (2, 2), (0, 0), (1, 1), 1),  # phases no tap reaches: zero
+    ((2, 4, 7, 9), (6, 2, 3, 2), (3, 2), (2, 1), (2, 1), 2),
+    ((1, 2, 5, 6), (3, 2, 2, 2), (4, 5), (3, 4), (3, 2), 1),  # strides above the kernel
+]
+
+
+@pytest.mark.parametrize("input_gradient", ["transposed", "auto"], indirect=True)
+@pytest.mark.parametrize("layout", ["C", "strided"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", STRIDED_GEOMETRIES,
+                         ids=lambda s: "x{}w{}s{}p{}d{}g{}".format(*s).replace(" ", ""))
+def test_strided_input_gradient_phases_match_the_reference_at_every_simd_level(
+        cap_simd, simd_level, input_gradient, dtype, shapes, layout):
+    cap_simd(native_conv)
+    x, w, b, stride, padding, dilation, groups = _case(shapes, dtype)
+    if layout == "strided":
+        x = np.repeat(x, 2, axis=2)[:, :, ::2]
+    pads = reference_padding(x, w, stride, padding, dilation)
+    y = cnnative.conv2d(x, w, b, stride, padding, dilation, groups)
+    grad_y = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+    expected = testing.conv2d_backward(grad_y, x, w, stride, pads, dilation, groups)
+    grads = [cnnative.conv2d_backward(grad_y, x, w, stride, padding, dilation, groups,
+                                      num_threads=t) for t in (1, 2, 3)]
+    for actual, wanted in zip(grads[0], expected):
+        assert_close(actual, wanted, dtype)
+    for other in grads[1:]:
+        for a, b_ in zip(other, grads[0]):
+            assert np.array_equal(a, b_)
+
+
+def test_strided_input_gradient_keeps_non_finite_weights_to_their_own_terms(input_gradient):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 9, 9))
+    w = rng.standard_normal((4, 3, 3, 3))
+    w[2, 1, 0, 1] = -np.inf
+    grad_y = rng.standard_normal((2, 4, 5, 5))
+    ours = cnnative.conv2d_backward(grad_y, x, w, stride=2, padding=1)[0]
+    wanted = testing.conv2d_backward(grad_y, x, w, (2, 2), (1, 1, 1, 1), (1, 1), 1)[0]
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(wanted))
+    np.testing.assert_array_equal(np.isinf(ours), np.isinf(wanted))
