@@ -11,21 +11,77 @@
  * which is scipy's loop (a neighbourhood iterator walking the kernel in C order).  No grouping:
  * N-d scipy adds every product to the accumulator directly, unlike its 2-D convolve2d.
  *
+ * Where scipy's compiler contracts that loop (aarch64 wheels), each step is one fused
+ * multiply-add, acc = fma(c, x, acc); the fused variants below repeat that, chosen by
+ * cn_corr_nd_fused (set once per process from a probe of the installed scipy).
+ *
  * Vectorisation runs across neighbouring outputs of a row, never across taps, so each lane
  * performs the scalar sequence above unchanged.  Compile without floating-point contraction
- * (-ffp-contract=off): a fused multiply-add would round differently.
+ * (-ffp-contract=off): the separate variants must not fuse, and the fused ones fuse only
+ * where they call fma explicitly.
  */
 #ifndef CNNATIVE_CORR_ND_SIMD_H
 #define CNNATIVE_CORR_ND_SIMD_H
 
 #include "simd_dispatch.h"
+#if defined(__aarch64__) && CN_HAVE_VECTOR_EXT
+#include <arm_neon.h>
+#define CN_ND_NEON_FUSED 1
+#else
+#define CN_ND_NEON_FUSED 0
+#endif
+
+/* MADD(a, c, x) = a + c*x, rounded after the product and the sum, or once (fused).  On x86 the
+ * fused variants carry the AVX2 target (which includes FMA) so that fma becomes the instruction
+ * and no libm call (the modules do not link libm); they need a CPU with FMA. */
+#define CN_ND_MADD_SEPARATE(a, c, x) ((a) + (c) * (x))
+#if CN_X86_DISPATCH
+#define CN_ND_FUSED_ATTR CN_AVX2
+#define CN_ND_MADD_F32_FUSED(a, c, x) __builtin_fmaf((c), (x), (a))
+#define CN_ND_MADD_F64_FUSED(a, c, x) __builtin_fma((c), (x), (a))
+#elif defined(__GNUC__) || defined(__clang__)
+#define CN_ND_FUSED_ATTR
+#define CN_ND_MADD_F32_FUSED(a, c, x) __builtin_fmaf((c), (x), (a))
+#define CN_ND_MADD_F64_FUSED(a, c, x) __builtin_fma((c), (x), (a))
+#else
+/* C99's own declarations (7.1.4 allows them without <math.h>, whose glibc version does not
+ * parse in the strict-C99 check of tools/check_portable_c.sh). */
+float fmaf(float, float, float);
+double fma(double, double, double);
+#define CN_ND_FUSED_ATTR
+#define CN_ND_MADD_F32_FUSED(a, c, x) fmaf((c), (x), (a))
+#define CN_ND_MADD_F64_FUSED(a, c, x) fma((c), (x), (a))
+#endif
+#if CN_ND_NEON_FUSED
+/* NEON's multiply-add by a scalar on the vector-extension types (the casts reinterpret). */
+static inline cn_f32x4 cn_nd_neon_fma_f32(cn_f32x4 a, float c, cn_f32x4 x)
+{ return (cn_f32x4)vfmaq_n_f32((float32x4_t)a, (float32x4_t)x, c); }
+static inline cn_f64x2 cn_nd_neon_fma_f64(cn_f64x2 a, double c, cn_f64x2 x)
+{ return (cn_f64x2)vfmaq_n_f64((float64x2_t)a, (float64x2_t)x, c); }
+#define CN_ND_MADD_F32X4_FUSED(a, c, x) cn_nd_neon_fma_f32((a), (c), (x))
+#define CN_ND_MADD_F64X2_FUSED(a, c, x) cn_nd_neon_fma_f64((a), (c), (x))
+#endif
+
+/* 1: the dispatchers run the fused variants.  Set once per process before the kernels are used
+ * (correlate_nd.pyx's set_rounding); one per module, like the SIMD cap. */
+static volatile int cn_corr_nd_fused = 0;
+
+/* Whether the fused variants can run here: on x86 they need the FMA instructions. */
+static int cn_corr_nd_fused_available(void)
+{
+#if CN_X86_DISPATCH
+    return cn_simd_level() >= CN_SIMD_AVX2;
+#else
+    return 1;
+#endif
+}
 
 /* One step of the walk over frame rows: frame row m + p_ serves accumulator r_ as kernel row
  * p_ - r_ (ACTIVE(r_) says whether that row exists).  Walking the frame rows once per plane, in
  * ascending order, gives every output row its kernel rows in ascending order too, and one
  * vector load feeds up to ROWS products (the loads, not the arithmetic, limited a row at a
  * time). */
-#define CN_ND_STEP(T, VT, V, LOAD, ROWS, NB, ACTIVE)                                            \
+#define CN_ND_STEP(T, VT, V, LOAD, ROWS, NB, ACTIVE, MADD)                                     \
     do {                                                                                       \
         for (cn_idx k_ = 0; k_ < taps_per_row; k_++) {                                         \
             VT x_[NB];                                                                         \
@@ -34,7 +90,7 @@
                 if (!(ACTIVE(r_))) continue;                                                   \
                 const T c_ = plane_coef[(p_ - r_) * taps_per_row + k_];                        \
                 CN_UNROLL for (int b_ = 0; b_ < (NB); b_++)                                    \
-                    acc[r_][b_] = acc[r_][b_] + c_ * x_[b_];                                   \
+                    acc[r_][b_] = MADD(acc[r_][b_], c_, x_[b_]);                               \
             }                                                                                  \
         }                                                                                      \
     } while (0)
@@ -44,7 +100,7 @@
 #define CN_ND_IN_KERNEL(r) ((size_t)(p_ - (r)) < (size_t)kernel_rows)
 
 /* Output rows [m, m + ROWS) x NB vectors from column n. */
-#define CN_ND_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB)                                    \
+#define CN_ND_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB, MADD)                               \
     do {                                                                                       \
         VT acc[ROWS][NB];                                                                      \
         CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++)                                          \
@@ -55,9 +111,9 @@
             const T *plane_coef = coef + q_ * kernel_rows * taps_per_row;                      \
             for (cn_idx p_ = 0; p_ < steps; p_++, row += row_stride) {                         \
                 if (p_ >= (ROWS) - 1 && p_ < kernel_rows)                                      \
-                    CN_ND_STEP(T, VT, V, LOAD, ROWS, NB, CN_ND_ALL_ACTIVE);                    \
+                    CN_ND_STEP(T, VT, V, LOAD, ROWS, NB, CN_ND_ALL_ACTIVE, MADD);              \
                 else                                                                           \
-                    CN_ND_STEP(T, VT, V, LOAD, ROWS, NB, CN_ND_IN_KERNEL);                     \
+                    CN_ND_STEP(T, VT, V, LOAD, ROWS, NB, CN_ND_IN_KERNEL, MADD);               \
             }                                                                                  \
         }                                                                                      \
         CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++) {                                        \
@@ -69,15 +125,15 @@
 /* All columns [col_begin, col_end) of output rows [m, m + ROWS).  The last partial vector is
  * computed as a whole vector ending at col_end: the columns it shares with its neighbour get
  * the same value again, which is cheaper than finishing them with narrower code. */
-#define CN_ND_ROWS(T, VT, V, LOAD, STORE, ZERO, ROWS, NB)                                     \
+#define CN_ND_ROWS(T, VT, V, LOAD, STORE, ZERO, ROWS, NB, MADD)                                \
     do {                                                                                       \
         for (n = col_begin; n + (NB) * (V) <= col_end; n += (NB) * (V))                        \
-            CN_ND_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB);                                \
+            CN_ND_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB, MADD);                          \
         for (; n + (V) <= col_end; n += (V))                                                   \
-            CN_ND_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, 1);                                 \
+            CN_ND_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, 1, MADD);                           \
         if (n < col_end) {                                                                     \
             n = col_end - (V);                                                                 \
-            CN_ND_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, 1);                                 \
+            CN_ND_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, 1, MADD);                           \
         }                                                                                      \
     } while (0)
 
@@ -85,7 +141,7 @@
  * holds at least one whole vector; returns the first column it left undone (col_end, or
  * col_begin when the range is too narrow).  Blocks are ROWS (<= 4) rows high; the leftover rows
  * get lower blocks. */
-#define CN_DEFINE_CORR_ND(NAME, T, VT, V, ROWS, NB, ATTR, LOAD, STORE, ZERO)                  \
+#define CN_DEFINE_CORR_ND(NAME, T, VT, V, ROWS, NB, ATTR, LOAD, STORE, ZERO, MADD)             \
     ATTR static cn_idx NAME(const T *frame, cn_idx row_stride, const cn_idx *plane_off,        \
                             cn_idx planes, T *out, cn_idx out_stride, cn_idx out_rows,         \
                             cn_idx col_begin, cn_idx col_end, const T *coef,                   \
@@ -94,21 +150,21 @@
         cn_idx m = 0, n;                                                                       \
         if (col_end - col_begin < (V)) return col_begin;                                       \
         for (; m + (ROWS) <= out_rows; m += (ROWS))                                            \
-            CN_ND_ROWS(T, VT, V, LOAD, STORE, ZERO, ROWS, NB);                                 \
+            CN_ND_ROWS(T, VT, V, LOAD, STORE, ZERO, ROWS, NB, MADD);                           \
         if ((ROWS) > 3 && out_rows - m >= 3) {                                                 \
-            CN_ND_ROWS(T, VT, V, LOAD, STORE, ZERO, 3, NB); m += 3;                            \
+            CN_ND_ROWS(T, VT, V, LOAD, STORE, ZERO, 3, NB, MADD); m += 3;                      \
         }                                                                                      \
         if ((ROWS) > 2 && out_rows - m >= 2) {                                                 \
-            CN_ND_ROWS(T, VT, V, LOAD, STORE, ZERO, 2, NB); m += 2;                            \
+            CN_ND_ROWS(T, VT, V, LOAD, STORE, ZERO, 2, NB, MADD); m += 2;                      \
         }                                                                                      \
         if ((ROWS) > 1 && out_rows - m >= 1)                                                   \
-            CN_ND_ROWS(T, VT, V, LOAD, STORE, ZERO, 1, NB);                                    \
+            CN_ND_ROWS(T, VT, V, LOAD, STORE, ZERO, 1, NB, MADD);                              \
         return col_end;                                                                        \
     }
 
 /* Scalar variant: the portable fallback and rows narrower than every vector. */
-CN_DEFINE_CORR_ND(cn_corr_nd_f32_scalar, float, float, 1, 4, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
-CN_DEFINE_CORR_ND(cn_corr_nd_f64_scalar, double, double, 1, 4, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
+CN_DEFINE_CORR_ND(cn_corr_nd_f32_scalar, float, float, 1, 4, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0, CN_ND_MADD_SEPARATE)
+CN_DEFINE_CORR_ND(cn_corr_nd_f64_scalar, double, double, 1, 4, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0, CN_ND_MADD_SEPARATE)
 
 /* Block shapes (rows x vectors per row), overridable for tuning.  Each step keeps NB loaded
  * vectors and ROWS * NB accumulators live: 16 registers (SSE, AVX2) hold 3 x 2 plus the
@@ -126,19 +182,30 @@ CN_DEFINE_CORR_ND(cn_corr_nd_f64_scalar, double, double, 1, 4, 4, , CN_SCALAR_LO
 #define CN_ND_AVX512_NB 2
 #endif
 
+/* The fused variants: scalar everywhere, NEON on aarch64. */
+CN_DEFINE_CORR_ND(cn_corr_nd_f32_scalar_fused, float, float, 1, 4, 4, CN_ND_FUSED_ATTR, CN_SCALAR_LOAD, CN_SCALAR_STORE, 0, CN_ND_MADD_F32_FUSED)
+CN_DEFINE_CORR_ND(cn_corr_nd_f64_scalar_fused, double, double, 1, 4, 4, CN_ND_FUSED_ATTR, CN_SCALAR_LOAD, CN_SCALAR_STORE, 0, CN_ND_MADD_F64_FUSED)
+#if CN_ND_NEON_FUSED
+CN_DEFINE_CORR_ND(cn_corr_nd_f32_neon_fused, float, cn_f32x4, 4, CN_ND_VEC128_ROWS, CN_ND_VEC128_NB, , cn_f32x4_load, cn_f32x4_store, ((cn_f32x4){0}), CN_ND_MADD_F32X4_FUSED)
+CN_DEFINE_CORR_ND(cn_corr_nd_f64_neon_fused, double, cn_f64x2, 2, CN_ND_VEC128_ROWS, CN_ND_VEC128_NB, , cn_f64x2_load, cn_f64x2_store, ((cn_f64x2){0}), CN_ND_MADD_F64X2_FUSED)
+#define CN_ND_CALL_FUSED_VEC(T) if (level >= CN_SIMD_VEC128) col = cn_corr_nd_##T##_neon_fused(CN_CORR_ND_ARGS)
+#else
+#define CN_ND_CALL_FUSED_VEC(T) (void)0
+#endif
+
 #if CN_HAVE_VECTOR_EXT
-CN_DEFINE_CORR_ND(cn_corr_nd_f32_vec128, float, cn_f32x4, 4, CN_ND_VEC128_ROWS, CN_ND_VEC128_NB, , cn_f32x4_load, cn_f32x4_store, ((cn_f32x4){0}))
-CN_DEFINE_CORR_ND(cn_corr_nd_f64_vec128, double, cn_f64x2, 2, CN_ND_VEC128_ROWS, CN_ND_VEC128_NB, , cn_f64x2_load, cn_f64x2_store, ((cn_f64x2){0}))
+CN_DEFINE_CORR_ND(cn_corr_nd_f32_vec128, float, cn_f32x4, 4, CN_ND_VEC128_ROWS, CN_ND_VEC128_NB, , cn_f32x4_load, cn_f32x4_store, ((cn_f32x4){0}), CN_ND_MADD_SEPARATE)
+CN_DEFINE_CORR_ND(cn_corr_nd_f64_vec128, double, cn_f64x2, 2, CN_ND_VEC128_ROWS, CN_ND_VEC128_NB, , cn_f64x2_load, cn_f64x2_store, ((cn_f64x2){0}), CN_ND_MADD_SEPARATE)
 #endif
 
 #if CN_X86_DISPATCH
-CN_DEFINE_CORR_ND(cn_corr_nd_f32_avx2, float, cn_f32x8, 8, CN_ND_AVX2_ROWS, CN_ND_AVX2_NB, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}))
-CN_DEFINE_CORR_ND(cn_corr_nd_f64_avx2, double, cn_f64x4, 4, CN_ND_AVX2_ROWS, CN_ND_AVX2_NB, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}))
-CN_DEFINE_CORR_ND(cn_corr_nd_f32_avx512, float, cn_f32x16, 16, CN_ND_AVX512_ROWS, CN_ND_AVX512_NB, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}))
-CN_DEFINE_CORR_ND(cn_corr_nd_f64_avx512, double, cn_f64x8, 8, CN_ND_AVX512_ROWS, CN_ND_AVX512_NB, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}))
+CN_DEFINE_CORR_ND(cn_corr_nd_f32_avx2, float, cn_f32x8, 8, CN_ND_AVX2_ROWS, CN_ND_AVX2_NB, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}), CN_ND_MADD_SEPARATE)
+CN_DEFINE_CORR_ND(cn_corr_nd_f64_avx2, double, cn_f64x4, 4, CN_ND_AVX2_ROWS, CN_ND_AVX2_NB, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}), CN_ND_MADD_SEPARATE)
+CN_DEFINE_CORR_ND(cn_corr_nd_f32_avx512, float, cn_f32x16, 16, CN_ND_AVX512_ROWS, CN_ND_AVX512_NB, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}), CN_ND_MADD_SEPARATE)
+CN_DEFINE_CORR_ND(cn_corr_nd_f64_avx512, double, cn_f64x8, 8, CN_ND_AVX512_ROWS, CN_ND_AVX512_NB, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}), CN_ND_MADD_SEPARATE)
 #endif
 
-#define CN_CORR_ND_ARGS frame, row_stride, plane_off, planes, out, out_stride, out_rows, col, \
+#define CN_CORR_ND_ARGS frame, row_stride, plane_off, planes, out, out_stride, out_rows, col,  \
                         out_cols, coef, kernel_rows, taps_per_row
 
 #if CN_HAVE_VECTOR_EXT
@@ -168,6 +235,11 @@ CN_DEFINE_CORR_ND(cn_corr_nd_f64_avx512, double, cn_f64x8, 8, CN_ND_AVX512_ROWS,
     {                                                                                          \
         const int level = cn_simd_active();                                                    \
         cn_idx col = 0;                                                                        \
+        if (cn_corr_nd_fused) {                                                                \
+            CN_ND_CALL_FUSED_VEC(T);                                                           \
+            if (col < out_cols) cn_corr_nd_##T##_scalar_fused(CN_CORR_ND_ARGS);                \
+            return;                                                                            \
+        }                                                                                      \
         CN_ND_CALL_X86(T)                                                                      \
         if (level >= CN_SIMD_VEC128 && col < out_cols) CN_ND_CALL_VEC128(T);                   \
         if (col < out_cols) cn_corr_nd_##T##_scalar(CN_CORR_ND_ARGS);                          \

@@ -10,9 +10,19 @@
  *     acc = acc + c*x                                       for each of the R % 4 left over,
  * starting from acc = +0 and carried across rows.  Tap t reads image[m*stride + n + offset[t]].
  *
+ * That is scipy's source order, and what its x86-64 wheels compute: each product rounded on
+ * its own.  Where scipy's compiler contracts that source (GCC and clang on aarch64, whose
+ * baseline has FMA), the same order rounds differently, and the fused variants below repeat it:
+ *     acc = acc + fma(c3, x3, fma(c2, x2, fma(c0, x0, c1*x1)))   for each group of four,
+ *     acc = fma(c, x, acc)                                       for each tap left over
+ * (the second product of a group is the one rounded on its own: GCC's widening_mul pass and
+ * clang both fuse the left operand of `c0*x0 + c1*x1`).  Which of the two a process uses is
+ * cn_corr_fused, set once from a probe of the installed scipy (cnnative.signal).
+ *
  * Vectorisation runs across neighbouring output pixels of a row, never across taps, so each
  * SIMD lane performs the scalar sequence above unchanged.  The file must be compiled without
- * floating-point contraction (-ffp-contract=off): a fused multiply-add would round differently.
+ * floating-point contraction (-ffp-contract=off): the separate variants must not fuse anything,
+ * and the fused ones fuse exactly where they call fma explicitly (which the flag leaves alone).
  *
  * Several instruction-set variants are compiled side by side and chosen at run time
  * (simd_dispatch.h): the widest one the CPU supports whose vector fits in an output row computes
@@ -23,6 +33,74 @@
 #define CNNATIVE_CORR_SIMD_H
 
 #include "simd_dispatch.h"
+#if defined(__aarch64__) && CN_HAVE_VECTOR_EXT
+#include <arm_neon.h>
+#define CN_NEON_FUSED 1
+#else
+#define CN_NEON_FUSED 0
+#endif
+
+/* The arithmetic of one group of four taps and of one left-over tap, per rounding pattern.
+ * MADD(a, c, x) is a + c*x; GROUP4 is the group's sum before it is added to the accumulator.
+ * The separate group is spelled exactly as scipy's source parses, so that the x86 variants
+ * compile to the instructions they always had. */
+#define CN_MADD_SEPARATE(a, c, x) ((a) + (c) * (x))
+#define CN_GROUP4_SEPARATE(c0, x0, c1, x1, c2, x2, c3, x3)                                     \
+    (((c0 * x0 + c1 * x1) + c2 * x2) + c3 * x3)
+#define CN_GROUP4_FUSED_WITH(MADD, c0, x0, c1, x1, c2, x2, c3, x3)                             \
+    MADD(MADD(MADD((c1) * (x1), c0, x0), c2, x2), c3, x3)
+
+/* Scalar fused steps.  On x86 the fused variants carry the AVX2 target (which includes FMA) so
+ * that the compiler emits the instruction rather than a call to libm's fma, which the modules
+ * do not link; they then need a CPU with FMA (cn_corr_fused_available).  Elsewhere fma()
+ * compiles to the instruction where the baseline has one (aarch64) and is C99's correctly
+ * rounded fma otherwise. */
+#if CN_X86_DISPATCH
+#define CN_FUSED_ATTR CN_AVX2
+#define CN_MADD_F32_FUSED(a, c, x) __builtin_fmaf((c), (x), (a))
+#define CN_MADD_F64_FUSED(a, c, x) __builtin_fma((c), (x), (a))
+#elif defined(__GNUC__) || defined(__clang__)
+#define CN_FUSED_ATTR
+#define CN_MADD_F32_FUSED(a, c, x) __builtin_fmaf((c), (x), (a))
+#define CN_MADD_F64_FUSED(a, c, x) __builtin_fma((c), (x), (a))
+#else
+/* C99's own declarations (7.1.4 allows them without <math.h>, whose glibc version does not
+ * parse in the strict-C99 check of tools/check_portable_c.sh). */
+float fmaf(float, float, float);
+double fma(double, double, double);
+#define CN_FUSED_ATTR
+#define CN_MADD_F32_FUSED(a, c, x) fmaf((c), (x), (a))
+#define CN_MADD_F64_FUSED(a, c, x) fma((c), (x), (a))
+#endif
+#define CN_GROUP4_F32_FUSED(...) CN_GROUP4_FUSED_WITH(CN_MADD_F32_FUSED, __VA_ARGS__)
+#define CN_GROUP4_F64_FUSED(...) CN_GROUP4_FUSED_WITH(CN_MADD_F64_FUSED, __VA_ARGS__)
+
+#if CN_NEON_FUSED
+/* NEON's fused multiply-add by a scalar, on the vector-extension types the kernels use (a cast
+ * between vector types of one size reinterprets the bits). */
+static inline cn_f32x4 cn_neon_fma_f32(cn_f32x4 a, float c, cn_f32x4 x)
+{ return (cn_f32x4)vfmaq_n_f32((float32x4_t)a, (float32x4_t)x, c); }
+static inline cn_f64x2 cn_neon_fma_f64(cn_f64x2 a, double c, cn_f64x2 x)
+{ return (cn_f64x2)vfmaq_n_f64((float64x2_t)a, (float64x2_t)x, c); }
+#define CN_MADD_F32X4_FUSED(a, c, x) cn_neon_fma_f32((a), (c), (x))
+#define CN_MADD_F64X2_FUSED(a, c, x) cn_neon_fma_f64((a), (c), (x))
+#define CN_GROUP4_F32X4_FUSED(...) CN_GROUP4_FUSED_WITH(CN_MADD_F32X4_FUSED, __VA_ARGS__)
+#define CN_GROUP4_F64X2_FUSED(...) CN_GROUP4_FUSED_WITH(CN_MADD_F64X2_FUSED, __VA_ARGS__)
+#endif
+
+/* 1: the dispatchers run the fused variants.  Set once per process before the kernels are used
+ * (correlate.pyx's set_rounding); one per module, like the SIMD cap. */
+static volatile int cn_corr_fused = 0;
+
+/* Whether the fused variants can run here: on x86 they need the FMA instructions. */
+static int cn_corr_fused_available(void)
+{
+#if CN_X86_DISPATCH
+    return cn_simd_level() >= CN_SIMD_AVX2;
+#else
+    return 1;
+#endif
+}
 
 /* Output block of ROWS rows x NB vectors starting at (m, n); variables come from the enclosing
  * kernel function.  ROWS and NB are compile-time constants so the accumulators live in
@@ -40,7 +118,7 @@
  * While the walk enters and leaves the block some rows have no kernel row at step p; ACTIVE(r)
  * says which ones take part.  Coefficients stay scalar: the vector extension broadcasts a scalar
  * operand itself. */
-#define CN_CORR_STEP(T, VT, V, LOAD, ROWS, NB, ACTIVE)                                         \
+#define CN_CORR_STEP(T, VT, V, LOAD, ROWS, NB, ACTIVE, GROUP4, MADD)                           \
     do {                                                                                       \
         cn_idx k_ = 0;                                                                         \
         for (; k_ + 4 <= taps_per_row; k_ += 4) {                                              \
@@ -48,27 +126,27 @@
             const T *q2 = row + coloff[k_ + 2], *q3 = row + coloff[k_ + 3];                    \
             VT x0[NB], x1[NB], x2[NB], x3[NB];                                                 \
             CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) {                                      \
-                x0[b_] = LOAD(q0 + b_ * (V)); x1[b_] = LOAD(q1 + b_ * (V));                   \
-                x2[b_] = LOAD(q2 + b_ * (V)); x3[b_] = LOAD(q3 + b_ * (V));                   \
+                x0[b_] = LOAD(q0 + b_ * (V)); x1[b_] = LOAD(q1 + b_ * (V));                    \
+                x2[b_] = LOAD(q2 + b_ * (V)); x3[b_] = LOAD(q3 + b_ * (V));                    \
             }                                                                                  \
             CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++) {                                    \
                 if (!(ACTIVE(r_))) continue;                                                   \
                 const T *c = coef + (p_ - r_) * taps_per_row + k_;                             \
                 const T c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];                            \
                 CN_UNROLL for (int b_ = 0; b_ < (NB); b_++)                                    \
-                    acc[r_][b_] = acc[r_][b_] + (((c0 * x0[b_] + c1 * x1[b_]) + c2 * x2[b_])   \
-                                                 + c3 * x3[b_]);                               \
+                    acc[r_][b_] = acc[r_][b_] + GROUP4(c0, x0[b_], c1, x1[b_], c2, x2[b_],     \
+                                                       c3, x3[b_]);                            \
             }                                                                                  \
         }                                                                                      \
         for (; k_ < taps_per_row; k_++) {                                                      \
             const T *q0 = row + coloff[k_];                                                    \
             VT x0[NB];                                                                         \
-            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) x0[b_] = LOAD(q0 + b_ * (V));        \
+            CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) x0[b_] = LOAD(q0 + b_ * (V));          \
             CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++) {                                    \
                 if (!(ACTIVE(r_))) continue;                                                   \
                 const T c0 = coef[(p_ - r_) * taps_per_row + k_];                              \
                 CN_UNROLL for (int b_ = 0; b_ < (NB); b_++)                                    \
-                    acc[r_][b_] = acc[r_][b_] + c0 * x0[b_];                                   \
+                    acc[r_][b_] = MADD(acc[r_][b_], c0, x0[b_]);                               \
             }                                                                                  \
         }                                                                                      \
     } while (0)
@@ -77,7 +155,7 @@
 /* Kernel row p - r exists; the unsigned compare also rejects negative values. */
 #define CN_IN_KERNEL(r) ((size_t)(p_ - (r)) < (size_t)kernel_rows)
 
-#define CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB)                                  \
+#define CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB, GROUP4, MADD)                     \
     do {                                                                                       \
         VT acc[ROWS][NB];                                                                      \
         CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++)                                          \
@@ -87,12 +165,12 @@
         const cn_idx steps = kernel_rows + (ROWS) - 1;                                         \
         for (cn_idx p_ = 0; p_ < steps; p_++, row += row_step) {                               \
             if (p_ >= (ROWS) - 1 && p_ < kernel_rows)                                          \
-                CN_CORR_STEP(T, VT, V, LOAD, ROWS, NB, CN_ALL_ACTIVE);                         \
+                CN_CORR_STEP(T, VT, V, LOAD, ROWS, NB, CN_ALL_ACTIVE, GROUP4, MADD);           \
             else                                                                               \
-                CN_CORR_STEP(T, VT, V, LOAD, ROWS, NB, CN_IN_KERNEL);                          \
+                CN_CORR_STEP(T, VT, V, LOAD, ROWS, NB, CN_IN_KERNEL, GROUP4, MADD);            \
         }                                                                                      \
         CN_UNROLL for (int r_ = 0; r_ < (ROWS); r_++) {                                        \
-            T *dst = out + (flip ? m + (ROWS) - 1 - r_ : m + r_) * out_stride + n;              \
+            T *dst = out + (flip ? m + (ROWS) - 1 - r_ : m + r_) * out_stride + n;             \
             CN_UNROLL for (int b_ = 0; b_ < (NB); b_++) STORE(dst + b_ * (V), acc[r_][b_]);    \
         }                                                                                      \
     } while (0)
@@ -100,15 +178,15 @@
 /* All columns of output rows [m, m + ROWS).  The last partial vector is computed as a whole
  * vector ending at col_end: the columns it shares with its neighbour get the same value again,
  * which is cheaper than finishing them with narrower code. */
-#define CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, ROWS, NB)                                   \
+#define CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, ROWS, NB, GROUP4, MADD)                      \
     do {                                                                                       \
         for (n = col_begin; n + (NB) * (V) <= col_end; n += (NB) * (V))                        \
-            CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB);                              \
+            CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, NB, GROUP4, MADD);                \
         for (; n + (V) <= col_end; n += (V))                                                   \
-            CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, 1);                               \
+            CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, 1, GROUP4, MADD);                 \
         if (n < col_end) {                                                                     \
             n = col_end - (V);                                                                 \
-            CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, 1);                               \
+            CN_CORR_BLOCK(T, VT, V, LOAD, STORE, ZERO, ROWS, 1, GROUP4, MADD);                 \
         }                                                                                      \
     } while (0)
 
@@ -116,8 +194,8 @@
  * holds at least one whole vector; returns the first column it left undone (col_end, or
  * col_begin when the range is too narrow).  Blocks are ROWS (<= 4) rows high; the leftover rows
  * get a lower block. */
-#define CN_DEFINE_CORR(NAME, T, VT, V, ROWS, NB, ATTR, LOAD, STORE, ZERO)                     \
-    ATTR static cn_idx NAME(const T *image, cn_idx image_stride, T *out, cn_idx out_stride,     \
+#define CN_DEFINE_CORR(NAME, T, VT, V, ROWS, NB, ATTR, LOAD, STORE, ZERO, GROUP4, MADD)        \
+    ATTR static cn_idx NAME(const T *image, cn_idx image_stride, T *out, cn_idx out_stride,    \
                             cn_idx out_rows, cn_idx col_begin, cn_idx col_end,                 \
                             const T *coef, const cn_idx *coloff, cn_idx kernel_rows,           \
                             cn_idx taps_per_row, int flip)                                     \
@@ -125,21 +203,21 @@
         cn_idx m = 0, n;                                                                       \
         if (col_end - col_begin < (V)) return col_begin;                                       \
         for (; m + (ROWS) <= out_rows; m += (ROWS))                                            \
-            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, ROWS, NB);                               \
+            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, ROWS, NB, GROUP4, MADD);                 \
         if ((ROWS) > 3 && out_rows - m >= 3) {                                                 \
-            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, 3, NB); m += 3;                          \
+            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, 3, NB, GROUP4, MADD); m += 3;            \
         }                                                                                      \
         if ((ROWS) > 2 && out_rows - m >= 2) {                                                 \
-            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, 2, NB); m += 2;                          \
+            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, 2, NB, GROUP4, MADD); m += 2;            \
         }                                                                                      \
         if ((ROWS) > 1 && out_rows - m >= 1)                                                   \
-            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, 1, NB);                                  \
+            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, 1, NB, GROUP4, MADD);                    \
         return col_end;                                                                        \
     }
 
 /* Scalar variant: the portable fallback and the last few columns of each row. */
-CN_DEFINE_CORR(cn_corr_f32_scalar, float, float, 1, 4, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
-CN_DEFINE_CORR(cn_corr_f64_scalar, double, double, 1, 4, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0)
+CN_DEFINE_CORR(cn_corr_f32_scalar, float, float, 1, 4, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0, CN_GROUP4_SEPARATE, CN_MADD_SEPARATE)
+CN_DEFINE_CORR(cn_corr_f64_scalar, double, double, 1, 4, 4, , CN_SCALAR_LOAD, CN_SCALAR_STORE, 0, CN_GROUP4_SEPARATE, CN_MADD_SEPARATE)
 
 /* Block shapes (rows x vectors per row); overridable for tuning experiments.  A step of the
  * walk keeps the block's 4 * NB loaded vectors live while each row adds its products, so the
@@ -159,16 +237,27 @@ CN_DEFINE_CORR(cn_corr_f64_scalar, double, double, 1, 4, 4, , CN_SCALAR_LOAD, CN
 #define CN_AVX512_NB 2
 #endif
 
+/* The fused variants: scalar everywhere, NEON on aarch64. */
+CN_DEFINE_CORR(cn_corr_f32_scalar_fused, float, float, 1, 4, 4, CN_FUSED_ATTR, CN_SCALAR_LOAD, CN_SCALAR_STORE, 0, CN_GROUP4_F32_FUSED, CN_MADD_F32_FUSED)
+CN_DEFINE_CORR(cn_corr_f64_scalar_fused, double, double, 1, 4, 4, CN_FUSED_ATTR, CN_SCALAR_LOAD, CN_SCALAR_STORE, 0, CN_GROUP4_F64_FUSED, CN_MADD_F64_FUSED)
+#if CN_NEON_FUSED
+CN_DEFINE_CORR(cn_corr_f32_neon_fused, float, cn_f32x4, 4, CN_VEC128_ROWS, CN_VEC128_NB, , cn_f32x4_load, cn_f32x4_store, ((cn_f32x4){0}), CN_GROUP4_F32X4_FUSED, CN_MADD_F32X4_FUSED)
+CN_DEFINE_CORR(cn_corr_f64_neon_fused, double, cn_f64x2, 2, CN_VEC128_ROWS, CN_VEC128_NB, , cn_f64x2_load, cn_f64x2_store, ((cn_f64x2){0}), CN_GROUP4_F64X2_FUSED, CN_MADD_F64X2_FUSED)
+#define CN_CALL_FUSED_VEC(T) if (level >= CN_SIMD_VEC128) col = cn_corr_##T##_neon_fused(CN_CORR_ARGS)
+#else
+#define CN_CALL_FUSED_VEC(T) (void)0
+#endif
+
 #if CN_HAVE_VECTOR_EXT
-CN_DEFINE_CORR(cn_corr_f32_vec128, float, cn_f32x4, 4, CN_VEC128_ROWS, CN_VEC128_NB, , cn_f32x4_load, cn_f32x4_store, ((cn_f32x4){0}))
-CN_DEFINE_CORR(cn_corr_f64_vec128, double, cn_f64x2, 2, CN_VEC128_ROWS, CN_VEC128_NB, , cn_f64x2_load, cn_f64x2_store, ((cn_f64x2){0}))
+CN_DEFINE_CORR(cn_corr_f32_vec128, float, cn_f32x4, 4, CN_VEC128_ROWS, CN_VEC128_NB, , cn_f32x4_load, cn_f32x4_store, ((cn_f32x4){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE)
+CN_DEFINE_CORR(cn_corr_f64_vec128, double, cn_f64x2, 2, CN_VEC128_ROWS, CN_VEC128_NB, , cn_f64x2_load, cn_f64x2_store, ((cn_f64x2){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE)
 #endif
 
 #if CN_X86_DISPATCH
-CN_DEFINE_CORR(cn_corr_f32_avx2, float, cn_f32x8, 8, CN_AVX2_ROWS, CN_AVX2_NB, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}))
-CN_DEFINE_CORR(cn_corr_f64_avx2, double, cn_f64x4, 4, CN_AVX2_ROWS, CN_AVX2_NB, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}))
-CN_DEFINE_CORR(cn_corr_f32_avx512, float, cn_f32x16, 16, CN_AVX512_ROWS, CN_AVX512_NB, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}))
-CN_DEFINE_CORR(cn_corr_f64_avx512, double, cn_f64x8, 8, CN_AVX512_ROWS, CN_AVX512_NB, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}))
+CN_DEFINE_CORR(cn_corr_f32_avx2, float, cn_f32x8, 8, CN_AVX2_ROWS, CN_AVX2_NB, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE)
+CN_DEFINE_CORR(cn_corr_f64_avx2, double, cn_f64x4, 4, CN_AVX2_ROWS, CN_AVX2_NB, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE)
+CN_DEFINE_CORR(cn_corr_f32_avx512, float, cn_f32x16, 16, CN_AVX512_ROWS, CN_AVX512_NB, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE)
+CN_DEFINE_CORR(cn_corr_f64_avx512, double, cn_f64x8, 8, CN_AVX512_ROWS, CN_AVX512_NB, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE)
 #endif
 
 #define CN_CORR_ARGS image, image_stride, out, out_stride, out_rows, col, out_cols, coef, coloff, \
@@ -200,6 +289,11 @@ CN_DEFINE_CORR(cn_corr_f64_avx512, double, cn_f64x8, 8, CN_AVX512_ROWS, CN_AVX51
     {                                                                                          \
         const int level = cn_simd_active();                                                    \
         cn_idx col = 0;                                                                        \
+        if (cn_corr_fused) {                                                                   \
+            CN_CALL_FUSED_VEC(T);                                                              \
+            if (col < out_cols) cn_corr_##T##_scalar_fused(CN_CORR_ARGS);                      \
+            return;                                                                            \
+        }                                                                                      \
         CN_CALL_X86(T)                                                                         \
         if (level >= CN_SIMD_VEC128 && col < out_cols) CN_CALL_VEC128(T);                      \
         if (col < out_cols) cn_corr_##T##_scalar(CN_CORR_ARGS);                                \

@@ -69,6 +69,9 @@ def test_matches_scipy_bit_for_bit(ours, theirs, problem):
     with warnings.catch_warnings():
         # scipy routes every fill value through complex and warns about it for real output.
         warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        # A negative fill value cast to an unsigned output flags "invalid" on aarch64 (not on
+        # x86-64); cnnative's delegation to scipy silences the same warning.
+        warnings.filterwarnings("ignore", "invalid value encountered in cast", RuntimeWarning)
         try:
             expected = theirs(image, kernel, mode, boundary, fillvalue)
         except ValueError:
@@ -499,3 +502,133 @@ def test_fft_method_is_quiet_about_non_finite_values():
         out = cnnative.correlate2d(np.ones((3, 3), np.float32), np.ones((2, 2), np.float32),
                                    fillvalue=-1e39, method="fft")
     assert out.dtype == np.float32 and np.isnan(out).all()
+
+
+# -- rounding pattern: the probe, the override, the scipy fallback ------------------------------
+
+
+@pytest.fixture
+def restore_rounding():
+    """Puts both families' decided patterns back as they were when the test ends."""
+    from cnnative._native import correlate_nd as native_nd
+
+    saved = dict(cn_signal._ROUNDING)
+    natives = [(module, module.rounding()) for module in (native, native_nd)]
+    yield
+    cn_signal._ROUNDING.clear()
+    cn_signal._ROUNDING.update(saved)
+    for module, old in natives:
+        module.set_rounding(old)
+
+
+def _emulated_scipy(fused):
+    """Stand-ins for scipy.signal.correlate2d / correlate computing scipy's loops under one
+    pattern, exactly (so the probe can be checked for either build on any machine)."""
+    import fma_emulation
+
+    def correlate2d(image, kernel, mode):
+        full = fma_emulation.correlate2d_full(image, kernel, "fill", 0, False, fused)
+        return fma_emulation.crop2d(full, image.shape, kernel.shape, mode, False)
+
+    def correlate(in1, in2, mode, method):
+        assert method == "direct"
+        full = fma_emulation.correlate_nd_full(in1, in2, fused)
+        return fma_emulation.crop_nd(full, in1.shape, in2.shape, mode)
+
+    return correlate2d, correlate
+
+
+@pytest.mark.parametrize("fused,signatures", [(False, ("0000", "0")), (True, ("1101", "1"))],
+                         ids=["separate", "fused"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_probe_tells_the_patterns_apart(monkeypatch, fused, signatures, dtype):
+    correlate2d, correlate = _emulated_scipy(fused)
+    monkeypatch.setattr(scipy.signal, "correlate2d", correlate2d)
+    monkeypatch.setattr(scipy.signal, "correlate", correlate)
+    assert (cn_signal._probe("2d", dtype), cn_signal._probe("nd", dtype)) == signatures
+
+
+def test_the_installed_scipy_probes_as_a_known_pattern():
+    import platform
+
+    for family, expected in [("2d", {"0000", "1101"}), ("nd", {"0", "1"})]:
+        signatures = {cn_signal._probe(family, dtype) for dtype in ("float32", "float64")}
+        assert len(signatures) == 1 and signatures <= expected, signatures
+        if platform.machine() in ("x86_64", "AMD64"):
+            assert signatures == {min(expected)}  # x86-64 wheels do not contract
+
+
+@pytest.mark.parametrize("signatures,pattern", [
+    ({"float32": "0000", "float64": "0000"}, "separate"),
+    ({"float32": "1101", "float64": "1101"}, "fused"),
+    ({"float32": "1011", "float64": "1011"}, "scipy"),   # fused, the other product rounded
+    ({"float32": "0000", "float64": "1101"}, "scipy"),   # dtypes disagree
+    ({"float32": "00?0", "float64": "00?0"}, "scipy")])
+def test_signatures_map_to_patterns(monkeypatch, restore_rounding, signatures, pattern):
+    monkeypatch.delenv("CNNATIVE_ROUNDING", raising=False)
+    monkeypatch.setattr(cn_signal, "_probe", lambda family, dtype: signatures[dtype])
+    if pattern == "fused" and not native.fused_available():
+        pattern = "scipy"
+    assert cn_signal._decide_rounding("2d") == pattern
+    assert native.rounding() == cn_signal._PATTERNS[pattern]
+    assert "float32 " + signatures["float32"] in cn_signal._ROUNDING["2d"][1]
+
+
+def test_an_unknown_pattern_hands_float_calls_to_scipy(restore_rounding):
+    from cnnative._native import correlate_nd as native_nd
+
+    for family in ("2d", "nd"):
+        cn_signal._decide_rounding(family, "scipy")
+    rng = np.random.default_rng(3)
+    image, kernel = rng.standard_normal((9, 14)), rng.standard_normal((3, 5))
+    # The native fast paths stand aside, and the result is scipy's own.
+    assert native.correlate_small(image, kernel, "full", "fill", 0, "direct", False, 1e9) is None
+    assert native_nd.correlate_small(image, kernel, "full", "direct", False, 1e9, 1e9) is None
+    for ours, theirs in PAIRS:
+        for mode in MODES:
+            assert_same_as_scipy(ours(image.astype(np.float32), kernel.astype(np.float32), mode,
+                                      "symm"),
+                                 theirs(image.astype(np.float32), kernel.astype(np.float32),
+                                        mode, "symm"))
+            # Swapped inputs ('valid': in2 the larger), float64.
+            assert_same_as_scipy(ours(kernel, image, mode), theirs(kernel, image, mode))
+    for ours, theirs in [(cnnative.correlate, scipy.signal.correlate),
+                         (cnnative.convolve, scipy.signal.convolve)]:
+        for mode in MODES:
+            assert_same_as_scipy(ours(image, kernel, mode, "direct"),
+                                 theirs(image, kernel, mode, "direct"))
+            assert_same_as_scipy(ours(kernel, image, mode, "direct"),
+                                 theirs(kernel, image, mode, "direct"))
+
+
+def test_the_environment_overrides_the_probe(monkeypatch, restore_rounding):
+    def no_probe(family, dtype):
+        raise AssertionError("probed although $CNNATIVE_ROUNDING is set")
+
+    monkeypatch.setattr(cn_signal, "_probe", no_probe)
+    for choice in ("separate", "scipy") + (("fused",) if native.fused_available() else ()):
+        monkeypatch.setenv("CNNATIVE_ROUNDING", choice)
+        assert cn_signal._decide_rounding("2d") == choice
+        assert cn_signal._ROUNDING["2d"] == (choice, f"$CNNATIVE_ROUNDING={choice}")
+    monkeypatch.setenv("CNNATIVE_ROUNDING", "contracted")
+    with pytest.raises(ValueError, match="CNNATIVE_ROUNDING must be one of"):
+        cn_signal._decide_rounding("2d")
+    with pytest.raises(ValueError, match="rounding must be in"):
+        native.set_rounding(3)
+
+
+def test_the_pattern_is_decided_on_the_first_float_call_of_a_fresh_process():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, cnnative\n"
+            "from cnnative._native import correlate, correlate_nd\n"
+            "before = correlate.rounding(), 'scipy.signal' in sys.modules\n"
+            "cnnative.correlate2d(np.ones((3, 3)), np.ones((2, 2)))\n"
+            "print(before, correlate.rounding(), correlate_nd.rounding(),"
+            " cnnative.signal._ROUNDING['2d'][1])\n")
+    env = dict(__import__("os").environ, CNNATIVE_ROUNDING="scipy")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env=env)
+    assert done.stdout.split(None, 4)[:4] == ["(-1,", "False)", "2", "-1"], done.stdout
+    assert "$CNNATIVE_ROUNDING=scipy" in done.stdout

@@ -11,11 +11,14 @@ import pytest
 import scipy.signal
 
 import cnnative
+from cnnative import signal as cn_signal
 from cnnative import testing as reference
 from cnnative._native import conv as native_conv
 from cnnative._native import correlate as native_correlate
+from cnnative._native import correlate_nd as native_correlate_nd
 from cnnative._native import norm as native_norm
 from cnnative._native import pool as native_pool
+import fma_emulation
 from conftest import LEVEL_NAMES, detected_level
 from conftest import with_layout as layout
 
@@ -76,6 +79,97 @@ def test_every_correlation_variant_is_exact(cap_simd, simd_level, ours, theirs, 
                     continue
                 assert_same_as_scipy(ours(image, kernel, mode, boundary, 0.5),
                                      theirs(image, kernel, mode, boundary, 0.5))
+
+
+# ------------------------------------------------------------- fused rounding (aarch64's scipy)
+
+
+@pytest.fixture
+def rounding():
+    """rounding(pattern) sets both correlation families' pattern until the test ends; a fused
+    pattern is skipped where the CPU cannot run the fused kernels."""
+    saved = dict(cn_signal._ROUNDING)
+    natives = [(module, module.rounding()) for module in (native_correlate, native_correlate_nd)]
+
+    def set_pattern(pattern):
+        if pattern == "fused" and not native_correlate.fused_available():
+            pytest.skip("the fused kernels need FMA instructions, which this CPU lacks")
+        for family in ("2d", "nd"):
+            assert cn_signal._decide_rounding(family, pattern) == pattern
+
+    yield set_pattern
+    cn_signal._ROUNDING.clear()
+    cn_signal._ROUNDING.update(saved)
+    for module, old in natives:
+        module.set_rounding(old)
+
+
+# Kernel widths with a group of four and left-over taps, only left-overs, only groups, two
+# groups; shapes small enough for the exact emulation.
+FUSED_2D_CASES = [((5, 9), (2, 6)), ((6, 11), (3, 3)), ((4, 13), (1, 4)), ((5, 12), (2, 9)),
+                  ((3, 5), (4, 7))]
+
+
+@pytest.mark.parametrize("convolve", [False, True], ids=["correlate2d", "convolve2d"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_correlation_variants_match_the_exact_emulation(rounding, cap_simd, simd_level,
+                                                              convolve, dtype):
+    """Forced to the fused pattern, every variant gives scipy's loop as an FMA-contracting
+    compiler builds it (emulated exactly), in every mode and boundary."""
+    rounding("fused")
+    cap_simd(native_correlate)
+    func = cnnative.convolve2d if convolve else cnnative.correlate2d
+    rng = np.random.default_rng(11 + simd_level)
+    for image_shape, kernel_shape in FUSED_2D_CASES:
+        image = rng.standard_normal(image_shape).astype(dtype)
+        kernel = rng.standard_normal(kernel_shape).astype(dtype)
+        for boundary in ["fill", "wrap", "symm"]:
+            full = fma_emulation.correlate2d_full(image, kernel, boundary, 0.5, convolve, True)
+            for mode in ["full", "same", "valid"]:
+                if mode == "valid" and kernel_shape[0] > image_shape[0]:
+                    continue  # swapped inputs: checked against scipy itself on aarch64
+                expected = fma_emulation.crop2d(full, image_shape, kernel_shape, mode, convolve)
+                assert fma_emulation.same_bits(func(image, kernel, mode, boundary, 0.5),
+                                               expected), (image_shape, kernel_shape, mode,
+                                                           boundary)
+
+
+@pytest.mark.parametrize("convolve", [False, True], ids=["correlate", "convolve"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_nd_variants_match_the_exact_emulation(rounding, cap_simd, simd_level, convolve,
+                                                     dtype):
+    rounding("fused")
+    cap_simd(native_correlate_nd)
+    func = cnnative.convolve if convolve else cnnative.correlate
+    rng = np.random.default_rng(23 + simd_level)
+    for shape1, shape2 in [((6, 11), (3, 4)), ((3, 4, 9), (2, 2, 3)), ((5, 7), (1, 5))]:
+        in1 = rng.standard_normal(shape1).astype(dtype)
+        in2 = rng.standard_normal(shape2).astype(dtype)
+        kernel = in2[(slice(None, None, -1),) * in2.ndim] if convolve else in2
+        full = fma_emulation.correlate_nd_full(in1, kernel, True)
+        for mode in ["full", "same", "valid"]:
+            expected = fma_emulation.crop_nd(full, shape1, shape2, mode)
+            assert fma_emulation.same_bits(func(in1, in2, mode, "direct"), expected), (
+                shape1, shape2, mode)
+
+
+@pytest.mark.scipy_order
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_emulation_of_the_probed_pattern_is_scipy(dtype):
+    """The emulation itself, checked against the installed scipy under the pattern the probe
+    found there (separate on x86-64, fused on aarch64)."""
+    pattern = cn_signal._rounding("2d")
+    if pattern == "scipy":
+        pytest.skip("this scipy follows neither pattern")
+    rng = np.random.default_rng(5)
+    image = rng.standard_normal((5, 9)).astype(dtype)
+    kernel = rng.standard_normal((2, 6)).astype(dtype)
+    for convolve, theirs in [(False, scipy.signal.correlate2d), (True, scipy.signal.convolve2d)]:
+        full = fma_emulation.correlate2d_full(image, kernel, "symm", 0.0, convolve,
+                                              pattern == "fused")
+        assert fma_emulation.same_bits(full, theirs(image, kernel, "full", "symm"))
+    full = fma_emulation.correlate_nd_full(image, kernel, cn_signal._rounding("nd") == "fused")
+    assert fma_emulation.same_bits(full, scipy.signal.correlate(image, kernel, "full", "direct"))
 
 
 # ----------------------------------------------------------------------------------- pooling

@@ -55,7 +55,7 @@ int sysctlbyname(const char *name, void *oldp, size_t *oldlenp, void *newp, size
 int main(void) { return cn_simd_level() != CN_SIMD_AVX2; }
 EOF
 
-"$cc" -U__GNUC__ -U__clang__ -std=c99 -pedantic-errors -I"$native" "$work/portable.c" -o "$work/portable"
+"$cc" -U__GNUC__ -U__clang__ -std=c99 -pedantic-errors -I"$native" "$work/portable.c" -o "$work/portable" -lm
 "$work/portable"
 echo "check_portable_c: headers compile as strict C99 without GCC extensions;" \
      "the scalar path computes correctly"

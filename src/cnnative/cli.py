@@ -464,4 +464,12 @@ def _info(args):
           "compiler's baseline vectors (SSE2 on x86-64)")
     print("dense layers and im2col convolution: scipy's BLAS via scipy.linalg.cython_blas, one "
           "BLAS thread per product")
+    # How scipy's own build rounds decides what "bit-identical to scipy" means here.
+    from .signal import _rounding_info
+    described = {"separate": "each product rounded, then added (as scipy's x86-64 wheels)",
+                 "fused": "fused multiply-adds (as scipy's aarch64 wheels, whose compiler "
+                          "contracts its loops)",
+                 "scipy": "float calls handed to scipy itself"}
+    for name, (pattern, reason) in _rounding_info().items():
+        print(f"{name} rounding: {pattern}, {described[pattern]}; {reason}")
     return 0

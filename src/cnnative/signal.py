@@ -9,6 +9,13 @@ lanes running across output pixels, and large outputs are shared among threads b
 Integer, complex and long-double inputs are delegated to scipy itself, after the same
 validation, so their results are scipy's by construction.
 
+Rounding: scipy's loops are plain C, so how each multiply-add rounds depends on how its wheel was
+compiled -- separately on x86-64, fused (FMA) on aarch64, where the compiler contracts them.  The
+first float32/float64 call probes the installed scipy (one tiny correlation per dtype and family)
+and sets the kernels to match it; a pattern the kernels do not know sends float calls to scipy
+itself.  ``CNNATIVE_ROUNDING=separate|fused|scipy`` overrides the probe; ``cnnative info`` tells
+which pattern is in use and why.
+
 Deviations from scipy, on purpose:
 
 * empty inputs raise ``ValueError`` (scipy returns an array of meaningless zeros);
@@ -21,6 +28,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import threading
 import warnings
 from typing import Any
 
@@ -78,6 +87,106 @@ _correlate_nd_small = _correlate_nd.correlate_small
 # so the fast path can decide these without the model.
 _AUTO_DIRECT_WORK = _FFT_FIXED_SECONDS / (_DIRECT_SECONDS_PER_TAP["nd"]["float64"]
                                           + _DIRECT_SECONDS_PER_ROW["nd"]["float64"])
+
+
+# -- rounding pattern ----------------------------------------------------------------------------
+# Per family ("2d": correlate2d/convolve2d, "nd": correlate/convolve): (pattern, reason) once
+# decided, pattern one of _PATTERNS.
+_ROUNDING: dict[str, tuple[str, str]] = {}
+_ROUNDING_LOCK = threading.Lock()
+_PATTERNS = {"separate": _correlate.Rounding.ROUNDING_SEPARATE,
+             "fused": _correlate.Rounding.ROUNDING_FUSED,
+             "scipy": _correlate.Rounding.ROUNDING_SCIPY}
+_ROUNDING_ENV = "CNNATIVE_ROUNDING"
+_FAMILY_MODULES = {"2d": _correlate, "nd": _correlate_nd}
+# The probe's answer for each pattern the kernels implement, the same for float32 and float64.
+_SIGNATURES = {"2d": {"0000": "separate", "1101": "fused"}, "nd": {"0": "separate", "1": "fused"}}
+# A perturbation small enough that (1 + e)**2 rounds to 1 + 2e (the e*e term is below half an
+# ulp, and no tie), so a product of two u = 1 + e fused into a sum with -u leaves e + e*e and a
+# product rounded on its own leaves e; every other product of the probes is exact.
+_PROBE_E = {"float32": 2.0 ** -13, "float64": 2.0 ** -30}
+
+
+def _probe(family, dtype):
+    """The installed scipy's rounding signature for one family and dtype: one character per
+    probed output, '0' for separate rounding, '1' for fused, '?' for neither.
+
+    2-D: correlate2d of a 4x5 image with a 1x5 kernel, 'valid'; each image row gives one output
+    of one group of four taps plus one left-over tap, and the rows ask, in order: is the left-over
+    tap fused into the sum; the first product of a group fused into the second; the second into
+    the first; a later product into the group's chain?  scipy's aarch64 build answers 1101 (the
+    pattern of corr_simd.h's fused variants), its x86-64 build 0000.  N-d: one output of two taps
+    from correlate(method='direct') on 2-D inputs (1-D ones go to numpy.correlate instead),
+    whose second tap is fused into the accumulator or not.
+    """
+    import scipy.signal
+
+    t = np.dtype(dtype).type
+    e = t(_PROBE_E[dtype])
+    u = t(1) + e
+    if family == "2d":
+        kernel = np.full((1, 5), u, t)
+        image = np.array([[0, 0, -1, 0, u], [u, -1, 0, 0, 0], [-1, u, 0, 0, 0],
+                          [0, 0, -1, u, 0]], t)
+        out = scipy.signal.correlate2d(image, kernel, "valid")
+    else:
+        out = scipy.signal.correlate(np.array([[-u, u]], t), np.array([[1, u]], t), "valid",
+                                     method="direct")
+    fused = e + t(e * e)
+    return "".join("0" if v == e else "1" if v == fused else "?" for v in np.ravel(out))
+
+
+def _decide_rounding(family, choice=None):
+    """Decides the family's pattern (``choice``, else $CNNATIVE_ROUNDING, else the probe), sets
+    its native module to it and records it; returns the pattern."""
+    if choice is None:
+        choice = os.environ.get(_ROUNDING_ENV, "").strip().lower() or "probe"
+    if choice == "probe":
+        signatures = {dtype: _probe(family, dtype) for dtype in ("float32", "float64")}
+        said = ", ".join(f"{dtype} {sig}" for dtype, sig in signatures.items())
+        known = {_SIGNATURES[family].get(sig) for sig in signatures.values()}
+        pattern = known.pop() if len(known) == 1 else None
+        if pattern is None:
+            pattern, reason = "scipy", (f"probe of scipy: {said}, a pattern the kernels do not "
+                                        "repeat, so float calls go to scipy itself")
+        else:
+            reason = f"probe of scipy: {said}"
+    elif choice in _PATTERNS:
+        pattern, reason = choice, f"${_ROUNDING_ENV}={choice}"
+    else:
+        raise ValueError(f"${_ROUNDING_ENV} must be one of separate, fused, scipy or probe, got "
+                         f"{choice!r}")
+    module = _FAMILY_MODULES[family]
+    if pattern == "fused" and not module.fused_available():
+        pattern, reason = "scipy", (f"{reason}; the fused kernels need FMA instructions, which "
+                                    "this CPU lacks, so float calls go to scipy itself")
+    module.set_rounding(_PATTERNS[pattern])
+    _ROUNDING[family] = (pattern, reason)
+    return pattern
+
+
+def _rounding(family):
+    """The family's pattern, decided on first use (thread-safe; the probe runs once)."""
+    decided = _ROUNDING.get(family)
+    if decided is not None:
+        return decided[0]
+    with _ROUNDING_LOCK:
+        decided = _ROUNDING.get(family)
+        return decided[0] if decided is not None else _decide_rounding(family)
+
+
+def _rounding_info() -> dict[str, tuple[str, str]]:
+    """How the float kernels round each multiply-add, and why: ``{"correlate2d": (pattern,
+    reason), "correlate": (pattern, reason)}`` for correlate2d/convolve2d and
+    correlate/convolve.
+
+    pattern is 'separate' (each product rounded, then added: scipy's x86-64 wheels), 'fused'
+    (multiply-adds fused as scipy's aarch64 wheels' compiler contracts them) or 'scipy' (the
+    installed scipy follows neither, so float calls are handed to it).  Decides the patterns
+    (probing scipy, which imports scipy.signal) if no call has yet.
+    """
+    return {name: (_rounding(family), _ROUNDING[family][1])
+            for name, family in (("correlate2d", "2d"), ("correlate", "nd"))}
 
 
 def correlate2d(in1: ArrayLike, in2: ArrayLike, mode: str = "full", boundary: str = "fill",
@@ -351,7 +460,7 @@ def _correlate_or_convolve(func, in1, in2, mode, boundary, fillvalue, method, co
     if method == "fft":
         out = _fft_correlate(func, in1, in2, mode_code, boundary_code, fillvalue, convolve, dtype,
                              threads)
-    elif native:
+    elif native and _rounding("2d") != "scipy":
         if in1.dtype is not dtype or not in1.flags.aligned:
             in1 = in1.astype(dtype)  # also re-aligns: astype allocates a fresh array
         if in2.dtype is not dtype or not in2.flags.aligned:
@@ -403,6 +512,7 @@ def _correlate_or_convolve_nd(func, in1, in2, mode, method, convolve, num_thread
     if dtype not in _validation.NATIVE_FLOATS or in1.ndim == 0:
         # scipy gives 0-d inputs' product as a NumPy scalar; an array like every other result.
         return np.asarray(_scipy_nd(func, in1, in2, mode, method))
+    given = in1, in2
     if convolve and swapped:
         # scipy's convolve swaps first, then correlates with the (new) kernel reversed.
         in1, in2, swapped = in2, in1, False
@@ -411,6 +521,8 @@ def _correlate_or_convolve_nd(func, in1, in2, mode, method, convolve, num_thread
     if method == "auto":
         shapes = (in2.shape, in1.shape) if swapped else (in1.shape, in2.shape)
         method = _cheaper_method(*shapes, mode_code, dtype, "nd")
+    if method == "direct" and _rounding("nd") == "scipy":
+        return np.asarray(_scipy_nd(func, *given, mode, "direct"))
     if method == "fft":
         return _fftconvolve(in1.astype(dtype, copy=False),
                             in2[(slice(None, None, -1),) * in2.ndim].astype(dtype, copy=False),

@@ -14,7 +14,17 @@ class Boundary(enum.IntEnum):
     BOUNDARY_SYMM = 1
     BOUNDARY_WRAP = 2
 
+class Rounding(enum.IntEnum):
+    ROUNDING_UNDECIDED = -1
+    ROUNDING_SEPARATE = 0
+    ROUNDING_FUSED = 1
+    ROUNDING_SCIPY = 2
+
 SIMD_LEVEL_NAMES: dict[int, str]
+
+def rounding() -> int: ...
+def fused_available() -> bool: ...
+def set_rounding(rounding: int) -> int: ...
 
 def simd_info() -> tuple[str, str]: ...
 def set_simd_cap(level: int) -> int: ...

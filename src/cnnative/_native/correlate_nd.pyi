@@ -9,7 +9,17 @@ class Mode(enum.IntEnum):
     MODE_SAME = 1
     MODE_FULL = 2
 
+class Rounding(enum.IntEnum):
+    ROUNDING_UNDECIDED = -1
+    ROUNDING_SEPARATE = 0
+    ROUNDING_FUSED = 1
+    ROUNDING_SCIPY = 2
+
 SIMD_LEVEL_NAMES: dict[int, str]
+
+def rounding() -> int: ...
+def fused_available() -> bool: ...
+def set_rounding(rounding: int) -> int: ...
 
 def simd_info() -> tuple[str, str]: ...
 def set_simd_cap(level: int) -> int: ...
