@@ -2,7 +2,8 @@
 
 A wheel must run on any x86-64 CPU, so the baseline code has to stay within SSE2: AVX2 and
 AVX-512 instructions may appear only in the functions compiled for them with target attributes
-(named ``*avx2*`` / ``*avx512*``), which the kernels call only after checking the CPU. A build
+(named ``*avx2*`` / ``*avx512*``, or ``*_fused`` for the FMA scalar kernels), which the kernels
+call only after checking the CPU. A build
 with ``-march=native`` or ``-mavx2`` would put VEX-encoded instructions everywhere; this finds
 them by disassembling every extension module with objdump.
 
@@ -21,7 +22,9 @@ INSTRUCTION = re.compile(r"^\s*[0-9a-f]+:\s+(?P<mnemonic>\S+)(?P<operands>.*)$")
 # VEX/EVEX-encoded instructions all have mnemonics starting with "v" in AT&T syntax (the VMX
 # instructions that also do never occur in user code); ymm/zmm/mask registers need AVX too.
 AVX_OPERAND = re.compile(r"%(?:[yz]mm\d+|k[0-7])\b")
-DISPATCHED = re.compile(r"avx", re.IGNORECASE)
+# The scalar kernels with fused multiply-adds (the rounding of scipy's aarch64 builds) are
+# compiled for AVX2 + FMA on x86-64 and run only where cn_corr_fused_available() found them.
+DISPATCHED = re.compile(r"avx|_fused", re.IGNORECASE)
 
 
 def offending_functions(library):
