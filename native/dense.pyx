@@ -27,8 +27,12 @@ cdef int _check_operand(cnp.ndarray a, str name, int ndim, int typenum) except -
 
 
 cdef void _matmul(bint trans_a, bint trans_b, int m, int n, int k, const floating *a,
-                  const floating *b, const floating *bias, floating *out) noexcept nogil:
-    cdef Py_ssize_t i
+                  const floating *b, const floating *bias, floating *out,
+                  int row_block) noexcept nogil:
+    """out = a @ b (+ bias), in products of row_block rows of a (all m at once when 0)."""
+    cdef Py_ssize_t i, start
+    cdef int rows
+    cdef int lda = m if trans_a else k
     cdef floating beta = 0
     if bias != NULL:
         # Starting from the bias and accumulating (beta = 1) saves the separate read-modify-write
@@ -36,19 +40,31 @@ cdef void _matmul(bint trans_a, bint trans_b, int m, int n, int k, const floatin
         for i in range(m):
             memcpy(out + i * n, bias, n * sizeof(floating))
         beta = 1
-    gemm_row_major(trans_a, trans_b, m, n, k, 1, a, m if trans_a else k, b, k if trans_b else n,
-                   beta, out, n)
+    if row_block <= 0:
+        row_block = m
+    start = 0
+    while start < m:
+        rows = <int> min(<Py_ssize_t> row_block, m - start)
+        # A Fortran-ordered a's rows start `start` elements in, its leading dimension still m.
+        gemm_row_major(trans_a, trans_b, rows, n, k, 1, a + (start if trans_a else start * k),
+                       lda, b, k if trans_b else n, beta, out + start * n, n)
+        start += rows
 
 
-def matmul(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray bias=None):
+def matmul(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray bias=None,
+           int row_block=0):
     """out = a @ b, plus bias added to every row when given.
 
     a : (M, K), b : (K, N), both float32 or both float64, each C- or Fortran-contiguous (a
         Fortran-ordered operand is handed to BLAS as a transpose, not copied), aligned, native
         byte order, non-empty, every dimension at most 2**31 - 1.
     bias : (N,) contiguous, of the same dtype, or None.
+    row_block : one product per row_block rows of a (each row's bits then depend only on its
+        block), or 0 for one product.
     Returns a new C-contiguous (M, N) array; the GIL is released during the product.
     """
+    if row_block < 0:
+        raise ValueError(f"row_block must be >= 0, got {row_block}")
     _check_operand(a, "a", 2, ANY_FLOAT)
     cdef int typenum = cnp.PyArray_TYPE(a)
     _check_operand(b, "b", 2, typenum)
@@ -73,13 +89,13 @@ def matmul(cnp.ndarray a not None, cnp.ndarray b not None, cnp.ndarray bias=None
             _matmul(trans_a, trans_b, <int> m, <int> n, <int> k,
                     <const float *> cnp.PyArray_DATA(a),
                     <const float *> cnp.PyArray_DATA(b), <const float *> bias_data,
-                    <float *> cnp.PyArray_DATA(out))
+                    <float *> cnp.PyArray_DATA(out), row_block)
     else:
         with nogil:
             _matmul(trans_a, trans_b, <int> m, <int> n, <int> k,
                     <const double *> cnp.PyArray_DATA(a),
                     <const double *> cnp.PyArray_DATA(b), <const double *> bias_data,
-                    <double *> cnp.PyArray_DATA(out))
+                    <double *> cnp.PyArray_DATA(out), row_block)
     return out
 
 
@@ -123,4 +139,57 @@ def column_sums(cnp.ndarray a not None):
         with nogil:
             _column_sums(<const double *> cnp.PyArray_DATA(a), rows, cols, fortran,
                          <double *> cnp.PyArray_DATA(out))
+    return out
+
+
+cdef void _block_grams(bint trans, int m, int n, int k, int row_block, const floating *g,
+                       const floating *x, floating *out) noexcept nogil:
+    """out[b] = g[rows of block b].T @ x[rows of block b] for each block of row_block rows; g
+    (m, n) and x (m, k) both C-ordered, or both Fortran-ordered when trans."""
+    cdef Py_ssize_t start = 0, block = 0
+    cdef int rows
+    while start < m:
+        rows = <int> min(<Py_ssize_t> row_block, m - start)
+        if trans:
+            # Fortran g (m, n) is g.T (n, m) in C order: read as is, leading dimension m.
+            gemm_row_major(False, True, n, k, rows, 1, g + start, m, x + start, m, 0,
+                           out + block * n * k, k)
+        else:
+            gemm_row_major(True, False, n, k, rows, 1, g + start * n, n, x + start * k, k, 0,
+                           out + block * n * k, k)
+        block += 1
+        start += rows
+
+
+def block_grams(cnp.ndarray g not None, cnp.ndarray x not None, int row_block):
+    """(B, N, K) array: g[rows].T @ x[rows] for each block of row_block rows (B blocks).
+
+    g : (M, N), x : (M, K), same float dtype, both C- or both Fortran-contiguous, as for
+    matmul.  The GIL is released during the products.
+    """
+    _check_operand(g, "g", 2, ANY_FLOAT)
+    cdef int typenum = cnp.PyArray_TYPE(g)
+    _check_operand(x, "x", 2, typenum)
+    cdef Py_ssize_t m = cnp.PyArray_DIM(g, 0), n = cnp.PyArray_DIM(g, 1), k = cnp.PyArray_DIM(x, 1)
+    if cnp.PyArray_DIM(x, 0) != m:
+        raise ValueError(f"g of shape {(<object> g).shape} and x of shape {(<object> x).shape} "
+                         "must have as many rows")
+    if row_block < 1:
+        raise ValueError(f"row_block must be >= 1, got {row_block}")
+    cdef bint trans = not cnp.PyArray_IS_C_CONTIGUOUS(g)
+    if trans != (not cnp.PyArray_IS_C_CONTIGUOUS(x)):
+        raise ValueError("g and x must be both C- or both Fortran-contiguous")
+    cdef cnp.npy_intp shape[3]
+    shape[0], shape[1], shape[2] = (m + row_block - 1) // row_block, n, k
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(3, shape, typenum, 0)
+    if typenum == cnp.NPY_FLOAT32:
+        with nogil:
+            _block_grams(trans, <int> m, <int> n, <int> k, row_block,
+                         <const float *> cnp.PyArray_DATA(g), <const float *> cnp.PyArray_DATA(x),
+                         <float *> cnp.PyArray_DATA(out))
+    else:
+        with nogil:
+            _block_grams(trans, <int> m, <int> n, <int> k, row_block,
+                         <const double *> cnp.PyArray_DATA(g),
+                         <const double *> cnp.PyArray_DATA(x), <double *> cnp.PyArray_DATA(out))
     return out

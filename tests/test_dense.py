@@ -173,15 +173,44 @@ def test_inputs_not_modified_and_outputs_not_aliased(dtype):
         assert not any(np.shares_memory(out, array) for array in inputs)
 
 
+def _block_tree(parts):
+    """The batch's reduction tree: halves, the left one with the extra part of an odd count."""
+    if len(parts) == 1:
+        return parts[0]
+    mid = (len(parts) + 1) // 2
+    return _block_tree(parts[:mid]) + _block_tree(parts[mid:])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_grad_b_is_a_row_order_sum_for_every_layout(dtype):
+def test_grad_b_is_a_block_tree_of_row_order_sums_for_every_layout(dtype):
     rng = np.random.default_rng(6)
     grad_y = (random(rng, (257, 11), dtype) * 1e3).astype(dtype)
     x, w = random(rng, (257, 2), dtype), random(rng, (11, 2), dtype)
-    in_order = functools.reduce(np.add, grad_y)
+    expected = _block_tree([functools.reduce(np.add, grad_y[start:start + 8])
+                            for start in range(0, 257, 8)])
     for kind in ("C", "F", "strided"):
         _, _, grad_b = cnnative.dense_backward(layout(grad_y, kind), x, w)
-        np.testing.assert_array_equal(grad_b, in_order)
+        np.testing.assert_array_equal(grad_b, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, split", [(64, 32), (57, 32), (13, 8)])
+def test_a_node_of_the_reduction_tree_computes_its_part_exactly(dtype, n, split):
+    # What data-parallel training relies on: the rows of a slice of the batch that is a node
+    # of the tree, and the node's gradient sums, are bit-identical to the whole batch's.
+    rng = np.random.default_rng(7)
+    x, w, b = random(rng, (n, 40), dtype), random(rng, (9, 40), dtype), random(rng, 9, dtype)
+    grad_y = random(rng, (n, 9), dtype)
+    y = cnnative.dense(x, w, b, block_rows=True)
+    grads = cnnative.dense_backward(grad_y, x, w)
+    left = cnnative.dense_backward(grad_y[:split], x[:split], w)
+    right = cnnative.dense_backward(grad_y[split:], x[split:], w)
+    np.testing.assert_array_equal(np.concatenate([cnnative.dense(x[:split], w, b, block_rows=True),
+                                                  cnnative.dense(x[split:], w, b, block_rows=True)]),
+                                  y)
+    np.testing.assert_array_equal(np.concatenate([left[0], right[0]]), grads[0])
+    np.testing.assert_array_equal(left[1] + right[1], grads[1])
+    np.testing.assert_array_equal(left[2] + right[2], grads[2])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -382,7 +411,8 @@ def test_property_forward_and_backward(n, n_in, n_out, dtype, with_bias, kinds, 
     g64, x64, w64 = grad_y.astype(np.float64), x.astype(np.float64), w.astype(np.float64)
     assert_product_close(grad_x, g64 @ w64, np.abs(g64) @ np.abs(w64), n_out, dtype)
     assert_product_close(grad_w, g64.T @ x64, np.abs(g64).T @ np.abs(x64), n, dtype)
-    np.testing.assert_array_equal(grad_b, functools.reduce(np.add, grad_y))
+    np.testing.assert_array_equal(grad_b, _block_tree([functools.reduce(np.add, grad_y[i:i + 8])
+                                                       for i in range(0, n, 8)]))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -2,8 +2,10 @@
 
 Cross-correlation as in ``torch.nn.functional.conv2d`` (no kernel flip), NCHW layout.  The batch
 is cut into chunks of a size fixed by the layer's shape alone; chunks run on
-:func:`cnnative.set_num_threads` threads and their weight/bias gradients are added in chunk
-order, so every result is bit-identical whatever the thread count.
+:func:`cnnative.set_num_threads` threads and their weight/bias gradients are added in a fixed
+order (in order within each block of 8 samples, then the blocks by the batch's reduction tree,
+see ``cnnative._reduce``), so every result is bit-identical whatever the thread count, and a
+process holding a node of that tree computes its part exactly as a whole-batch call would.
 
 dtype rule: x, w, b (and grad_y) must all be float32 or all float64; mixing them raises
 ``TypeError`` rather than silently upcasting a float32 network to float64.
@@ -13,17 +15,17 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _threads, _validation
+from ._reduce import BLOCK, tree_sum
 from ._native import LazyModule
 
 _conv = LazyModule("conv")
 
 __all__ = ["conv2d", "conv2d_backward", "same_padding"]
 
-# Upper bound on the unrolled-input buffer of one chunk (elements), and on samples per chunk:
-# large enough for efficient matrix products, small enough to stay near the caches and to give
-# both cores work on a batch of 64.
+# Upper bound on the unrolled-input buffer of one chunk (elements; chunks hold at most BLOCK
+# samples): large enough for efficient matrix products, small enough to stay near the caches
+# and to give both cores work on a batch of 64.
 _CHUNK_ELEMENTS = 1 << 20
-_MAX_CHUNK = 8
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, num_threads=None):
@@ -123,20 +125,38 @@ def conv2d_backward(grad_y, x, w, stride=1, padding=0, dilation=1, groups=1, *, 
                        geometry.dilation, geometry.groups, start, stop)
         return grad_w, grad_b
 
-    partials = _threads.run_chunks(backward_chunk, n, _chunk_size(w, out_h, out_w), threads)
-    grad_w, grad_b = partials[0]
-    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN quietly, as in a chunk
-        for chunk_w, chunk_b in partials[1:]:
-            grad_w += chunk_w
-            grad_b += chunk_b
+    chunk = _chunk_size(w, out_h, out_w)
+    partials = _threads.run_chunks(backward_chunk, n, chunk, threads)
+    # A block's chunks are added in order, then the blocks by the batch's reduction tree.
+    per_block = BLOCK // chunk
+    grad_w, grad_b = tree_sum([_in_order(partials[first:first + per_block])
+                               for first in range(0, len(partials), per_block)], _add_in_place)
     if grad_x is not None and single:
         grad_x = grad_x[0]
     return grad_x, grad_w, grad_b
 
 
 def _chunk_size(w, out_h, out_w):
+    """Samples per chunk: a power of two up to BLOCK, so that chunks nest in the blocks of
+    the batch's reduction tree."""
     taps = w.shape[1] * w.shape[2] * w.shape[3]
-    return max(1, min(_MAX_CHUNK, _CHUNK_ELEMENTS // (taps * out_h * out_w)))
+    fits = max(1, min(BLOCK, _CHUNK_ELEMENTS // (taps * out_h * out_w)))
+    return 1 << (fits.bit_length() - 1)
+
+
+def _in_order(parts):
+    """(grad_w, grad_b) chunk partials added in order, into the first's arrays."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = _add_in_place(total, part)
+    return total
+
+
+def _add_in_place(left, right):
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN quietly, as in a chunk
+        left[0].__iadd__(right[0])
+        left[1].__iadd__(right[1])
+    return left
 
 
 class _Geometry(NamedTuple):

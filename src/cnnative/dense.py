@@ -28,6 +28,7 @@ from numpy.typing import ArrayLike
 
 from . import _threads, _validation
 from ._native import LazyModule
+from ._reduce import BLOCK, blocks, tree_sum
 
 _dense = LazyModule("dense")
 
@@ -38,23 +39,24 @@ __all__ = ["dense", "dense_backward"]
 _ROWS_PER_CHUNK = 256
 
 
-def _row_chunked_matmul(a, b, bias, num_threads):
+def _row_chunked_matmul(a, b, bias, num_threads, row_block=0):
     """``a @ b (+ bias)``, a's rows cut into fixed chunks run on the threads, BLAS one thread
-    each; operands as accepted by ``_dense.matmul`` (a row slice of a Fortran-ordered a is
-    copied)."""
+    each, one product per ``row_block`` rows within a chunk (0: per chunk); operands as
+    accepted by ``_dense.matmul`` (a row slice of a Fortran-ordered a is copied)."""
     if a.shape[0] <= _ROWS_PER_CHUNK:
         # One chunk: the thread machinery would only add its overhead to a small product.
         with _threads.single_threaded_blas():
-            return _dense.matmul(a, b, bias)
+            return _dense.matmul(a, b, bias, row_block)
     parts = _threads.run_chunks(
         lambda start, stop: _dense.matmul(
-            _validation.array(a[start:stop], "a", "_row_chunked_matmul", layout="blas"), b, bias),
+            _validation.array(a[start:stop], "a", "_row_chunked_matmul", layout="blas"), b, bias,
+            row_block),
         a.shape[0], _ROWS_PER_CHUNK, num_threads)
     return np.concatenate(parts)
 
 
 def dense(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
-          num_threads: int | None = None) -> np.ndarray:
+          num_threads: int | None = None, block_rows: bool = False) -> np.ndarray:
     """Forward pass of a dense layer: ``x @ w.T + b``.
 
     Parameters
@@ -68,6 +70,11 @@ def dense(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
         product (BLAS accumulates onto it), not added in a second pass.
     num_threads : int, optional
         Defaults to :func:`cnnative.get_num_threads`; results are the same for every count.
+    block_rows : bool
+        Multiply in products of 8 rows (the blocks of the batch's reduction tree), so that
+        each row's bits do not depend on how many rows the call has: what training uses,
+        where a data-parallel process holds a slice of the batch.  False: products of up to
+        256 rows (BLAS picks its kernels by size, and the last bits of a row follow).
 
     Returns
     -------
@@ -96,7 +103,7 @@ def dense(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
 
     single = x.ndim == 1
     rows = x[np.newaxis] if single else x
-    y = _row_chunked_matmul(rows, w.T, b, num_threads)
+    y = _row_chunked_matmul(rows, w.T, b, num_threads, BLOCK if block_rows else 0)
     return y[0] if single else y
 
 
@@ -119,12 +126,16 @@ def dense_backward(grad_y: ArrayLike, x: ArrayLike, w: ArrayLike, *,
     Returns
     -------
     grad_x : ndarray, shape (N, in), or (in,)
-        ``grad_y @ w``.
+        ``grad_y @ w``, in products of 8 rows as ``dense(..., block_rows=True)``.
     grad_w : ndarray, shape (out, in)
         ``grad_y.T @ x`` (summed over the batch).
     grad_b : ndarray, shape (out,)
-        ``grad_y.sum(0)``, added row by row in batch order, so it is deterministic and the
-        same for every memory layout and thread count.
+        ``grad_y.sum(0)``.
+
+    The sums over the batch are taken per block of 8 samples (one product for grad_w, the
+    rows in order for grad_b), then the blocks are added by a fixed binary tree, so they are
+    deterministic, the same for every memory layout and thread count, and a process holding a
+    node of that tree (see :mod:`cnnative.distributed`) computes its part exactly.
 
     Notes
     -----
@@ -148,11 +159,12 @@ def dense_backward(grad_y: ArrayLike, x: ArrayLike, w: ArrayLike, *,
     # One BLAS setting for both products (setting it costs microseconds, a good part of a
     # small layer's backward pass).
     with _threads.single_threaded_blas():
-        grad_x = _row_chunked_matmul(grad_y, w, None, num_threads)
-        # One product: splitting it over the batch would add partial sums, and its size is
-        # that of the weights, small next to the batch products above.
-        grad_w = _dense.matmul(grad_y.T, x)
-    grad_b = _dense.column_sums(grad_y)
+        grad_x = _row_chunked_matmul(grad_y, w, None, num_threads, BLOCK)
+        if grad_y.flags.c_contiguous != x.flags.c_contiguous:
+            grad_y, x = np.ascontiguousarray(grad_y), np.ascontiguousarray(x)
+        grad_w = tree_sum(list(_dense.block_grams(grad_y, x, BLOCK)))
+    rows = np.ascontiguousarray(grad_y)  # blocks of rows must be contiguous for column_sums
+    grad_b = tree_sum([_dense.column_sums(rows[start:stop]) for start, stop in blocks(len(rows))])
     return (grad_x[0] if single else grad_x), grad_w, grad_b
 
 

@@ -4,14 +4,17 @@
 updating the running statistics in place) or with the running statistics (evaluation), then
 scales by gamma and shifts by beta; ``batch_norm_backward`` returns the gradients for x, gamma
 and beta.  The kernels (``cnnative._native.norm``) do each channel on one thread in one fixed
-order, so results are bit-identical at any thread count.
+order, so results are bit-identical at any thread count.  Sums over the batch follow the
+batch's reduction tree (``cnnative._reduce``): in data-parallel training, where x is one
+process's shard of the batch, the statistics and the backward sums are those of the whole
+batch, the same bits as one process computing it all.
 """
 import functools
 import numbers
 
 import numpy as np
 
-from . import _threads, _validation
+from . import _reduce, _threads, _validation
 from ._native import norm as _norm
 
 __all__ = ["batch_norm", "batch_norm_backward", "BatchNormCache"]
@@ -30,11 +33,12 @@ class BatchNormCache:
     modified in place before the backward call.
     """
 
-    __slots__ = ("_x", "_mean", "_inv_std", "_gamma", "_training", "_shape")
+    __slots__ = ("_x", "_mean", "_inv_std", "_gamma", "_training", "_shape", "_shard")
 
-    def __init__(self, x, mean, inv_std, gamma, training, shape):
+    def __init__(self, x, mean, inv_std, gamma, training, shape, shard=None):
         self._x, self._mean, self._inv_std = x, mean, inv_std
         self._gamma, self._training, self._shape = gamma, training, shape
+        self._shard = shard  # the data-parallel shard x was, in training
 
     def __repr__(self):
         mode = "training" if self._training else "evaluation"
@@ -135,8 +139,10 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         raise ValueError(f"{func}: eps must be a positive finite number, got {eps!r}")
     threads = _threads.thread_count(num_threads, func)
     per_channel = x.size // channels
+    shard = _reduce.active_shard() if training else None
+    count = per_channel if shard is None else shard.total * (per_channel // x.shape[0])
     if training:
-        if per_channel < 2:
+        if count < 2:
             raise ValueError(f"{func}: training needs more than one value per channel, got x "
                              f"of shape {x.shape}")
         for name, array in (("running_mean", running_mean), ("running_var", running_var)):
@@ -150,8 +156,14 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
     inv_std = np.empty(channels, x.dtype)
     if training:
         var = np.empty(channels, x.dtype)
+        given = None
+        if shard is not None:
+            batch_mean = shard.combine(_norm.channel_sums(0, planes)) / count
+            given = np.stack([batch_mean, shard.combine(_norm.channel_sums(1, planes, None,
+                                                                           batch_mean))])
         kernel = functools.partial(_norm.batch_norm_train, planes, gamma, beta, eps,
-                                   y.reshape(planes.shape), mean, inv_std, var)
+                                   y.reshape(planes.shape), mean, inv_std, var,
+                                   given=given, count=float(count))
         _channels_run(kernel, channels, per_channel, threads)
         dtype = x.dtype.type
         # Non-finite statistics propagate as in torch, without NumPy's warnings.
@@ -165,7 +177,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         kernel = functools.partial(_norm.batch_norm_eval, planes, gamma, beta, mean, inv_std,
                                    y.reshape(planes.shape))
         _channels_run(kernel, channels, per_channel, threads)
-    return y, BatchNormCache(planes, mean, inv_std, gamma, training, x.shape)
+    return y, BatchNormCache(planes, mean, inv_std, gamma, training, x.shape, shard)
 
 
 def batch_norm_backward(grad_y, cache, *, num_threads=None):
@@ -212,8 +224,15 @@ def batch_norm_backward(grad_y, cache, *, num_threads=None):
     grad_x = np.empty(cache._shape, x.dtype)
     grad_gamma = np.empty(channels, x.dtype)
     grad_beta = np.empty(channels, x.dtype)
-    kernel = functools.partial(_norm.batch_norm_backward, grad_y.reshape(x.shape), x,
+    grad_y = grad_y.reshape(x.shape)
+    given, count = None, float(x.size // channels)
+    if cache._shard is not None:
+        shard = cache._shard
+        given = shard.combine(_norm.channel_sums(2, grad_y, x, cache._mean.astype(np.float64)))
+        count = float(shard.total * (x.size // channels // x.shape[0]))
+    kernel = functools.partial(_norm.batch_norm_backward, grad_y, x,
                                cache._gamma, cache._mean, cache._inv_std, cache._training,
-                               grad_x.reshape(x.shape), grad_gamma, grad_beta)
+                               grad_x.reshape(x.shape), grad_gamma, grad_beta, given=given,
+                               count=count)
     _channels_run(kernel, channels, x.size // channels, threads)
     return grad_x, grad_gamma, grad_beta

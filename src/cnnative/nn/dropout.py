@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation
+from .._reduce import active_shard
 from .base import Layer, register
 from .init import Seed
 
@@ -18,7 +19,8 @@ class Dropout(Layer):
     rest by 1 / (1 - p), so inference (``training=False``) is the identity.
 
     ``rng`` (seed or Generator) draws the masks; :meth:`cnnative.Network.fit` reseeds it from
-    its own ``seed`` so a seeded run is reproducible.
+    its own ``seed`` so a seeded run is reproducible (in data-parallel training too: each
+    process draws the whole batch's masks and applies its shard's).
     """
 
     def __init__(self, p: float = 0.5, *, rng: Seed = None) -> None:
@@ -35,7 +37,14 @@ class Dropout(Layer):
         if not training or self.p == 0:
             self._mask = None
             return x
-        keep = self.rng.random(x.shape, dtype=x.dtype if x.dtype == np.float32 else np.float64)
+        dtype = x.dtype if x.dtype == np.float32 else np.float64
+        shard = active_shard()
+        if shard is None:
+            keep = self.rng.random(x.shape, dtype=dtype)
+        else:
+            # Every process draws the whole batch's masks (the same generator state on each)
+            # and keeps its rows: the masks do not depend on how the batch is shared.
+            keep = self.rng.random((shard.total, *x.shape[1:]), dtype=dtype)[shard.start:shard.stop]
         self._mask = (keep >= self.p).astype(x.dtype) / x.dtype.type(1 - self.p)
         return x * self._mask
 

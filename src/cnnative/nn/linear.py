@@ -52,7 +52,9 @@ class Dense(Layer):
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._x = x
-        return dense(x, self.params["w"], self.params["b"])
+        # Training multiplies in blocks of rows, so that a data-parallel shard of the batch
+        # computes its rows' exact bits (cnnative.dense's block_rows).
+        return dense(x, self.params["w"], self.params["b"], block_rows=training)
 
     def backward(self, grad: np.ndarray) -> np.ndarray | None:
         grad_x, self.grads["w"], self.grads["b"] = dense_backward(grad, self._cached("_x"),
