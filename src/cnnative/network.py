@@ -131,7 +131,8 @@ class Network:
             scheduler: Scheduler | None = None, callbacks: Sequence[Callback] | None = None,
             checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
             resume: str | os.PathLike | None = None,
-            divergence_factor: float | None = 1000.0) -> dict[str, list[float]]:
+            divergence_factor: float | None = 1000.0, comm: Any = None,
+            deterministic: bool = True) -> dict[str, list[float]]:
         """Train with minibatches; returns the history.
 
         Parameters
@@ -175,6 +176,15 @@ class Network:
             completed epoch, when a loss is not finite or the epoch's running loss exceeds this
             many times the first batch's (see :class:`cnnative.training.DivergenceGuard`);
             None turns the guard off.
+        comm : mpi4py communicator, optional
+            Train data-parallel on its processes (``mpiexec -n R``; see
+            :mod:`cnnative.distributed`): each global batch of ``batch_size`` is shared among
+            the ranks, rank 0's initial weights are broadcast, and the weights end
+            bit-identical to one process's.  Every rank passes the same data and arguments;
+            only rank 0 shows progress and writes checkpoints and callback files.
+        deterministic : bool
+            With ``comm``: add the ranks' gradients in the single-process order (True), or
+            with ``MPI_Allreduce`` (False: no longer the same bits as one process).
 
         Returns
         -------
@@ -189,7 +199,8 @@ class Network:
                           scheduler=scheduler, validation_data=validation_data, shuffle=shuffle,
                           seed=seed, progress=progress, augment=augment, callbacks=callbacks,
                           checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                          divergence_factor=divergence_factor)
+                          divergence_factor=divergence_factor, comm=comm,
+                          deterministic=deterministic)
         return trainer.run(resume)
 
     def _outputs(self, x: ArrayLike, batch_size: int, func: str) -> np.ndarray:

@@ -47,6 +47,10 @@ class Layer:
     #: keys of ``params`` and ``buffers`` (Conv2D's ``w`` is torch's ``weight``): state dicts
     #: (:func:`state_arrays`) use torch's names so that weights move between the two.
     torch_names: ClassVar[dict[str, str]] = {}
+    #: Parameters whose gradients this layer computes for the whole batch even when it holds
+    #: one shard of it in data-parallel training (batch norm's, from combined sums); the other
+    #: parameters' gradients are the shard's part, which cnnative.distributed adds up.
+    whole_batch_grads: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}

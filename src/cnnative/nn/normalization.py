@@ -30,6 +30,7 @@ class _BatchNorm(Layer):
     """
 
     torch_names = {"gamma": "weight", "beta": "bias"}
+    whole_batch_grads = frozenset({"gamma", "beta"})  # from combined sums (cnnative.norm)
 
     _ndim: int
     _shape_text: str

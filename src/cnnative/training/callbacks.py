@@ -205,7 +205,7 @@ class ModelCheckpoint(Callback):
         self._monitor.check_logged(trainer)
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
-        if self._monitor.improved(logs) or not self.save_best_only:
+        if (self._monitor.improved(logs) or not self.save_best_only) and trainer.is_root:
             write_model(self.path.replace("{epoch}", str(trainer.epoch + 1)), trainer.network,
                         "ModelCheckpoint")
 
@@ -229,6 +229,8 @@ class CSVLogger(Callback):
         self.path = os.fspath(path)
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        if not trainer.is_root:  # data-parallel: rank 0 writes
+            return
         columns = list(trainer.history)
         rows = [",".join(["epoch", *columns])]
         for epoch in range(len(trainer.history[columns[0]])):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import threading
 import time
 import zlib
@@ -25,11 +26,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import _validation
+from .._reduce import shard
+from ..distributed import DataParallel, broadcast_parameters
 from ..io._format import arrays_of
 from ..io.checkpoint import read_checkpoint, write_checkpoint
 from ..nn import spec_of
 from ..optim import SGD, Optimizer, Scheduler
-from .callbacks import Callback, DivergenceGuard
+from .callbacks import Callback, DivergenceGuard, TrainingDiverged
 
 __all__ = ["Trainer", "TrainingInterrupted"]
 
@@ -53,9 +56,11 @@ class Trainer:
                  validation_data: tuple[ArrayLike, ArrayLike] | None, shuffle: bool,
                  seed: int | None, progress: bool, augment: Augment | None,
                  callbacks: Sequence[Callback] | None, checkpoint: str | os.PathLike | None,
-                 checkpoint_every: int | None, divergence_factor: float | None) -> None:
+                 checkpoint_every: int | None, divergence_factor: float | None,
+                 comm: Any = None, deterministic: bool = True) -> None:
         func = self.func = "Network.fit"
         self.network = network
+        self.parallel = None if comm is None else DataParallel(comm, deterministic=deterministic)
         self.epochs = _validation.positive_int(epochs, "epochs", func)
         self.batch_size = _validation.positive_int(batch_size, "batch_size", func)
         self.optimizer = SGD(lr=0.01, momentum=0.9) if optimizer is None else optimizer
@@ -78,11 +83,19 @@ class Trainer:
             validation_data = (x_val, network._check_targets(x_val, y_val, func))
             network.prepare(x_val[:1], func)
         self.validation_data = validation_data
+        if self.parallel is not None:
+            self.parallel.check_same_data(self.x, self.y, "training data", func)
+            if validation_data is not None:
+                self.parallel.check_same_data(*validation_data, "validation data", func)
+            broadcast_parameters(network, self.parallel.comm)
+            # A rank whose share of a small batch is empty still takes part in the gather.
+            self._output_row = network.forward(network.prepare(self.x[:1], func),
+                                               training=False)[:0]
         if augment is not None and not callable(augment):
             raise TypeError(f"{func}: augment must be a callable (batch, rng) -> batch, got "
                             f"{augment!r}")
         self.augment = augment
-        self.shuffle, self.progress = bool(shuffle), bool(progress)
+        self.shuffle, self.progress = bool(shuffle), bool(progress) and self.is_root
         callbacks = list(callbacks or [])
         if not all(isinstance(callback, Callback) for callback in callbacks):
             raise TypeError(f"{func}: callbacks must be Callback objects, got {callbacks!r}")
@@ -120,6 +133,12 @@ class Trainer:
 
     # -- what callbacks use ---------------------------------------------------------------
 
+    @property
+    def is_root(self) -> bool:
+        """False on the ranks of a data-parallel fit other than rank 0, which alone writes
+        files (checkpoints, callbacks' models and logs) and shows progress."""
+        return self.parallel is None or self.parallel.is_root
+
     def stop(self, reason: str = "stopped by a callback") -> None:
         """End training after the current epoch."""
         self._stop_reason = reason
@@ -143,6 +162,23 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------
 
     def run(self, resume: str | os.PathLike | None = None) -> dict[str, list[float]]:
+        if self.parallel is None or self.parallel.size == 1:
+            return self._run(resume)
+        try:
+            return self._run(resume)
+        except (TrainingInterrupted, TrainingDiverged):
+            raise  # every rank stops here together: the same state gives the same decision
+        except BaseException:
+            # This rank alone failed; the others would wait for it forever in the next
+            # collective call.  Abort ends every rank of the job.
+            import traceback
+            traceback.print_exc()
+            print(f"cnnative: rank {self.parallel.rank} failed; aborting every rank",
+                  file=sys.stderr, flush=True)
+            self.parallel.comm.Abort(1)
+            raise
+
+    def _run(self, resume: str | os.PathLike | None) -> dict[str, list[float]]:
         if resume is not None:
             self._load(resume)
         for callback in self.callbacks:
@@ -174,9 +210,12 @@ class Trainer:
             batch_x, batch_y = self.x[index], self.y[index]
             if self.augment is not None:
                 batch_x = self.augment(batch_x, self.rngs["augment"])
-            output = network.forward(network.prepare(batch_x, self.func), training=True)
-            loss = float(network.loss.forward(output, batch_y))
-            network.backward(network.loss.backward())
+            if self.parallel is None:
+                output = network.forward(network.prepare(batch_x, self.func), training=True)
+                loss = float(network.loss.forward(output, batch_y))
+                network.backward(network.loss.backward())
+            else:
+                output, loss = self._parallel_step(batch_x, batch_y)
             self.optimizer.step(network.parameters())
             if self.scheduler is not None and self.scheduler.interval == "batch":
                 self.scheduler.step()
@@ -191,6 +230,8 @@ class Trainer:
             bar.set_postfix(loss=f"{running_loss:.4f}",
                             acc=f"{self._totals[1] / self._totals[2]:.4f}", refresh=False)
             self._epoch_seconds = time.perf_counter() - start
+            if self.parallel is not None and self.checkpoint is not None:
+                self._interrupted = self.parallel.agree(self._interrupted)
             if self._interrupted and self.batch < batches:
                 bar.close()
                 self._save()
@@ -199,11 +240,19 @@ class Trainer:
                     and self.batch < batches):
                 self._save()
 
+        if self.parallel is not None:
+            self._epoch_seconds = self.parallel.broadcast(self._epoch_seconds)  # one log
         logs = {"loss": self._totals[0] / self._totals[2],
                 "accuracy": self._totals[1] / self._totals[2], "lr": self.history["lr"][-1],
                 "seconds": self._epoch_seconds}
         if self.validation_data is not None:
-            val_loss, logs["val_accuracy"] = network.evaluate(*self.validation_data)
+            if self.parallel is None:
+                val_loss, logs["val_accuracy"] = network.evaluate(*self.validation_data)
+            else:
+                x_val, y_val = self.validation_data
+                outputs = self.parallel.outputs(network, x_val, 256, "Network.evaluate")
+                val_loss = network.loss.forward(outputs, y_val)
+                logs["val_accuracy"] = network.loss.correct(outputs, y_val) / len(y_val)
             logs["val_loss"] = float(val_loss)
             bar.set_postfix(loss=f"{logs['loss']:.4f}", acc=f"{logs['accuracy']:.4f}",
                             val_loss=f"{logs['val_loss']:.4f}",
@@ -221,6 +270,22 @@ class Trainer:
             self._save()
         if self._interrupted:  # during the epoch's last batch: the epoch ended first
             self._raise_interrupted(f"at the end of epoch {self.epoch}")
+
+    def _parallel_step(self, batch_x: np.ndarray, batch_y: np.ndarray) -> tuple[np.ndarray, float]:
+        """This rank's share of a batch's forward and backward passes; the outputs of the whole
+        batch and its loss (the same on every rank), and the whole batch's gradients."""
+        parallel, network, n = self.parallel, self.network, len(batch_x)
+        assert parallel is not None
+        part, holds = parallel.shard(n), parallel.holds_share(n)
+        with shard(part):
+            local = network.forward(network.prepare(batch_x[part.start:part.stop], self.func),
+                                    training=True)
+            output = parallel.gather_rows(local if holds else self._output_row, n)
+            loss = float(network.loss.forward(output, batch_y))
+            if holds:
+                network.backward(network.loss.backward()[part.start:part.stop])
+        parallel.reduce_gradients(network, n)
+        return output, loss
 
     def _raise_interrupted(self, where: str) -> None:
         raise TrainingInterrupted(f"interrupted {where}; checkpoint written to "
@@ -279,7 +344,8 @@ class Trainer:
                           for callback in self.callbacks],
             "model": self.snapshot(),
         }
-        write_checkpoint(self.checkpoint, state, self.func)  # type: ignore[arg-type]
+        if self.is_root:
+            write_checkpoint(self.checkpoint, state, self.func)  # type: ignore[arg-type]
 
     def _generators(self) -> dict[str, np.random.Generator]:
         layers = {f"layer {name}": layer.rng for name, layer in self.network.named_layers()
