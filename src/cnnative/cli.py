@@ -258,6 +258,7 @@ def _train(args):
     from .io import save
     from .training import CSVLogger, EarlyStopping, TrainingDiverged, TrainingInterrupted
 
+    comm = _mpi_world()
     settings = dict(PRESETS[args.preset])
     for key in settings:
         if getattr(args, key, None) is not None:
@@ -272,6 +273,13 @@ def _train(args):
         raise SystemExit(f"cnnative train: --resume: no checkpoint at {checkpoints[0]}")
     if args.threads is not None:
         set_num_threads(args.threads)
+    elif comm is not None:
+        # The ranks on one host share its cores.
+        local = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", "1"))
+        set_num_threads(max(1, (os.cpu_count() or 1) // local))
+    if comm is not None:
+        print(f"data-parallel on {comm.Get_size()} ranks (MPI), global batch "
+              f"{settings['batch_size']}; rank 0 prints and writes", flush=True)
     train, validation, test, holdout, source = _load_data(args.data, settings["dataset"],
                                                           args.holdout)
     print(f"data: {source}; {len(train[1])} training images")
@@ -299,7 +307,8 @@ def _train(args):
                 seed=seed, progress=not args.no_progress, augment=_augmentation(settings),
                 callbacks=callbacks, checkpoint=checkpoint,
                 checkpoint_every=args.checkpoint_every,
-                resume=checkpoint if args.resume and os.path.exists(checkpoint) else None)
+                resume=checkpoint if args.resume and os.path.exists(checkpoint) else None,
+                comm=comm)
         except TrainingDiverged as error:
             print(f"cnnative train: {error}\nNo model written.", file=sys.stderr)
             return 1
@@ -311,6 +320,8 @@ def _train(args):
         networks.append(network)
         histories.append(history)
     elapsed = time.perf_counter() - start
+    if comm is not None and comm.Get_rank() != 0:
+        return 0  # rank 0 saves, evaluates and plots
 
     if members == 1:
         model = networks[0]
@@ -330,6 +341,21 @@ def _train(args):
                   "never used for training or tuning")
     _plot_history(histories[-1], args.plot or os.path.splitext(args.out)[0] + ".png")
     return 0
+
+
+def _mpi_world():
+    """MPI.COMM_WORLD when mpiexec started several processes, else None.  Ranks other than 0
+    print nothing but errors."""
+    from .distributed import launched_ranks, world
+    if launched_ranks() < 2:
+        return None
+    try:
+        comm = world()
+    except ImportError as error:
+        raise SystemExit(f"cnnative train: {error}") from None
+    if comm.Get_rank() != 0:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    return comm
 
 
 def _epoch_table():
