@@ -21,6 +21,7 @@ import scipy.signal
 from cnnative._native import conv as native_conv
 from cnnative._native import correlate as native_correlate
 from cnnative._native import dense as native_dense
+from cnnative._native import norm as native_norm
 from cnnative._native import pool as native_pool
 from cnnative import testing
 from fuzz_support import (FLOATS, assert_same_array, assert_sums_close, chance, describe, integer,
@@ -364,15 +365,81 @@ def dense_call(rng, sums):
         call = NativeCall("dense.column_sums", native_dense.column_sums, [a], {})
         spoil(rng, call, [0], [])
     else:
-        args = [a, values(rng, (k, n), dtype, 0.02), None if chance(rng, 0.3) else values(rng, (n,), dtype)]
+        args = [a, values(rng, (k, n), dtype, 0.02), None if chance(rng, 0.3) else values(rng, (n,), dtype),
+                pick(rng, [0, 0, 1, 3, 8])]
         call = NativeCall("dense.matmul", native_dense.matmul, args, {})
-        spoil(rng, call, [0, 1, 2], [])
+        spoil(rng, call, [0, 1, 2], [3])
     return call
 
 
+def block_grams_call(rng):
+    dtype = pick(rng, FLOATS)
+    m, k, n = integer(rng, 1, 20), integer(rng, 1, 5), integer(rng, 1, 5)
+    call = NativeCall("dense.block_grams", native_dense.block_grams,
+                      [values(rng, (m, n), dtype, 0.02), values(rng, (m, k), dtype, 0.02),
+                       pick(rng, [8, 8, 1, 3])], {})
+    spoil(rng, call, [0, 1], [2])
+    return call
+
+
+def block_grams_reference(call):
+    g, x, rows = call.args
+    assert g.dtype == x.dtype and g.shape[0] == x.shape[0] and rows >= 1
+    parts = []
+    for start in range(0, g.shape[0], rows):
+        g64, x64 = g[start:start + rows].astype(np.float64), x[start:start + rows].astype(np.float64)
+        with np.errstate(all="ignore"):
+            parts.append((g64.T @ x64, np.abs(g64).T @ np.abs(x64), g64.shape[0]))
+
+    def check(out):
+        assert out.shape == (len(parts), g.shape[1], x.shape[1])
+        for block, (expected, scale, terms) in zip(out, parts):
+            _sums_check(block, expected, scale, terms)
+    return check
+
+
+def channel_sums_call(rng):
+    dtype = pick(rng, FLOATS)
+    n, c, s = integer(rng, 1, 20), integer(rng, 1, 4), pick(rng, [1, 1, 3, 17, 40])
+    kind = pick(rng, [0, 1, 2])
+    a = values(rng, (n, c, s), dtype, 0.02)
+    b = values(rng, (n, c, s), dtype, 0.02) if kind == 2 or chance(rng, 0.1) else None
+    center = rng.standard_normal(c) if kind or chance(rng, 0.1) else None
+    call = NativeCall("norm.channel_sums", native_norm.channel_sums,
+                      [pick(rng, [kind] * 8 + [3, -1]), a, b, center], {})
+    spoil(rng, call, [1, 2, 3], [])
+    return call
+
+
+def channel_sums_reference(call):
+    kind, a, b, center = call.args
+    assert kind in (0, 1, 2) and a.ndim == 3
+    a64 = a.astype(np.float64)
+    with np.errstate(all="ignore"):
+        if kind == 0:
+            expected, scale = a64.sum(axis=(0, 2)), np.abs(a64).sum(axis=(0, 2))
+        elif kind == 1:
+            deviations = (a64 - center[None, :, None]) ** 2
+            expected = scale = deviations.sum(axis=(0, 2))
+        else:
+            product = a64 * (b.astype(np.float64) - center[None, :, None])
+            expected = np.stack([a64.sum(axis=(0, 2)), product.sum(axis=(0, 2))])
+            scale = np.stack([np.abs(a64).sum(axis=(0, 2)), np.abs(product).sum(axis=(0, 2))])
+    terms = a.shape[0] * a.shape[2]
+
+    def check(out):
+        assert out.dtype == np.float64 and out.shape == expected.shape
+        finite = np.isfinite(expected)
+        np.testing.assert_array_equal(np.isfinite(out), finite)
+        with np.errstate(invalid="ignore"):
+            error = np.abs(out - expected)[finite]
+        assert np.all(error <= 1e-13 * terms * scale[finite] + 1e-300)
+    return check
+
+
 def matmul_reference(call):
-    a, b, bias = call.args
-    assert a.dtype == b.dtype and (bias is None or bias.dtype == a.dtype)
+    a, b, bias, row_block = call.args
+    assert a.dtype == b.dtype and (bias is None or bias.dtype == a.dtype) and row_block >= 0
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     with np.errstate(all="ignore"):
         expected, scale = a64 @ b64, np.abs(a64) @ np.abs(b64)
@@ -397,4 +464,6 @@ NATIVE = {
     "native.max_pool2d_backward_planes": (functools.partial(pool_call, backward=True), pool_backward_reference),
     "native.matmul": (functools.partial(dense_call, sums=False), matmul_reference),
     "native.column_sums": (functools.partial(dense_call, sums=True), column_sums_reference),
+    "native.block_grams": (block_grams_call, block_grams_reference),
+    "native.channel_sums": (channel_sums_call, channel_sums_reference),
 }

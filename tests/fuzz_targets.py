@@ -581,11 +581,14 @@ def dense_call(rng, backward):
             g_shape = pick(rng, [(n_out,), (n + 1, n_out), (n, n_out + 1)])
         grad_y = array_arg(rng, g_shape, dtype_of(), special)
         return Call("dense_backward", (grad_y, x, w))
+    kwargs = {}
+    if chance(rng, 0.4):
+        kwargs["block_rows"] = pick(rng, [True, False, True, 1, "yes", None])
     if chance(rng, 0.3):
-        return Call("dense", (x, w))
+        return Call("dense", (x, w), kwargs)
     b_len = n_out if chance(rng, 0.95) else n_out + 1
     b = None if chance(rng, 0.1) else array_arg(rng, (b_len,), dtype_of(), special)
-    return Call("dense", (x, w, b))
+    return Call("dense", (x, w, b), kwargs)
 
 
 def _dense_operands(arguments):
@@ -598,6 +601,8 @@ def _dense_operands(arguments):
 
 def dense_spec(call):
     arguments = bound_arguments(call)
+    if not isinstance(arguments["block_rows"], bool):
+        raise Invalid
     x, w, dtype = _dense_operands(arguments)
     b = arguments["b"]
     if b is not None:
@@ -615,6 +620,14 @@ def dense_spec(call):
                                    terms=x.shape[-1] + 1, dtype=dtype))
 
 
+def _block_tree(parts):
+    """The batch's reduction tree: halves, the left one with the extra part of an odd count."""
+    if len(parts) == 1:
+        return parts[0]
+    middle = (len(parts) + 1) // 2
+    return _block_tree(parts[:middle]) + _block_tree(parts[middle:])
+
+
 def dense_backward_spec(call):
     arguments = bound_arguments(call)
     x, w, dtype = _dense_operands(arguments)
@@ -626,7 +639,9 @@ def dense_backward_spec(call):
     with np.errstate(all="ignore"):
         expected = (g64 @ w64, np.atleast_2d(g64).T @ np.atleast_2d(x64))
         scales = (np.abs(g64) @ np.abs(w64), np.abs(np.atleast_2d(g64)).T @ np.abs(np.atleast_2d(x64)))
-        grad_b = functools.reduce(np.add, rows)  # row by row, in the arguments' dtype
+        # Row by row within blocks of 8 rows, the blocks by the batch's tree, in the dtype.
+        grad_b = _block_tree([functools.reduce(np.add, rows[start:start + 8])
+                              for start in range(0, len(rows), 8)])
 
     def check_result(result):
         assert isinstance(result, tuple) and len(result) == 3

@@ -44,6 +44,16 @@ def test_partition_gives_each_rank_a_node_of_the_tree(n, ranks, expected):
     assert distributed.partition(n, ranks) == expected
 
 
+@pytest.mark.parametrize("n, ranks, exception, message", [
+    (0, 2, ValueError, r"partition: n must be a positive integer, got 0"),
+    (10, 0, ValueError, r"partition: ranks must be a positive integer, got 0"),
+    (10.0, 2, TypeError, r"partition: n must be a positive integer, got 10.0"),
+])
+def test_partition_rejects_bad_counts(n, ranks, exception, message):
+    with pytest.raises(exception, match=message):
+        distributed.partition(n, ranks)
+
+
 def _tree_nodes(lo, hi):
     yield lo, hi
     if hi - lo > 1:

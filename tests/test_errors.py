@@ -113,6 +113,8 @@ ERRORS = [
     ("batch_norm_backward", (X, "cache"), {}, TypeError, r"cache must be the BatchNormCache"),
     ("dense", (RAGGED, np.ones((3, 2))), {}, ValueError, r"x could not be converted to an array"),
     ("dense", (np.ones((2, 2)), np.ones((3, 2)), RAGGED), {}, ValueError, r"b could not be converted to an array"),
+    ("dense", (np.ones((2, 2)), np.ones((3, 2))), {"block_rows": "yes"}, TypeError,
+     r"block_rows must be a bool, got 'yes'"),
     ("dense_backward", (np.ones((2, 3)), np.ones((2, 2)), RAGGED), {}, ValueError,
      r"w could not be converted to an array"),
     ("set_num_threads", (0,), {}, ValueError, r"n must be a positive integer, got 0"),

@@ -84,12 +84,15 @@ def dense(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None, *,
     Raises
     ------
     TypeError
-        An argument that is not float32/float64, or whose dtype differs from x's.
+        An argument that is not float32/float64, or whose dtype differs from x's; block_rows
+        not a bool.
     ValueError
         Wrong ndim, an empty argument, x's in-features not matching w's, b not of shape
         (out,), or a dimension above 2**31 - 1.  Messages name the argument.
     """
     func = "dense"
+    if not isinstance(block_rows, (bool, np.bool_)):
+        raise TypeError(f"{func}: block_rows must be a bool, got {block_rows!r}")
     x = _validation.array(x, "x", func, ndim=(1, 2), floating=True, layout="blas")
     like_x = (x.dtype, "x")
     w = _validation.array(w, "w", func, ndim=2, like=like_x, layout="blas")

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from . import _reduce
+from . import _reduce, _validation
 from ._reduce import BLOCK, tree_split
 
 if TYPE_CHECKING:
@@ -89,6 +89,8 @@ def partition(n: int, ranks: int) -> list[tuple[int, int]]:
     With R a power of two and 8 * R dividing n the shares are equal.  When the batch has
     fewer blocks than ranks, the last ranks get empty shares (start == stop == n).
     """
+    n = _validation.positive_int(n, "n", "partition")
+    ranks = _validation.positive_int(ranks, "ranks", "partition")
     nodes = [(0, -(-n // BLOCK))]
     while len(nodes) < ranks:
         widest = max(range(len(nodes)), key=lambda i: (nodes[i][1] - nodes[i][0], -i))
