@@ -4,10 +4,10 @@ Each module of src/cnnative belongs to a layer; a module may import from its own
 ones below it, never above:
 
     cli, show, bench, the package root
-    network, ensemble, optim, models, io, training, gradcheck, primer
+    network, ensemble, optim, models, io, training, distributed, gradcheck, primer
     nn
     the kernel wrappers: signal, conv, pooling, dense, norm
-    _threads
+    _threads, _reduce
     _validation, _files, _optional, _native
 
 datasets and testing stand beside the stack: they may use the bottom layer's helpers only, and
@@ -28,10 +28,11 @@ README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
 LAYERS = [
     {"_validation", "_files", "_optional", "_native"},
-    {"_threads"},
+    {"_threads", "_reduce"},
     {"signal", "conv", "pooling", "dense", "norm"},
     {"nn"},
-    {"network", "ensemble", "optim", "models", "io", "training", "_gradcheck", "primer"},
+    {"network", "ensemble", "optim", "models", "io", "training", "distributed", "_gradcheck",
+     "primer"},
     {"cli", "show", "bench", "__main__", ""},
 ]
 STANDALONE = {"datasets", "testing"}
