@@ -186,6 +186,14 @@ def test_comm_without_mpi4py_names_the_extra(monkeypatch):
         network.fit(x, y, comm=object(), progress=False)
 
 
+def test_mpiexec_without_mpi4py_names_the_extra(monkeypatch):
+    from cnnative import cli
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    with pytest.raises(SystemExit, match=r"cnnative train: .*pip install 'cnnative\[mpi\]'"):
+        cli.main(["train", "--epochs", "1"])
+
+
 def test_comm_must_be_a_communicator():
     pytest.importorskip("mpi4py")
     network = cnnative.models.nielsen()

@@ -310,12 +310,14 @@ def _train(args):
                 resume=checkpoint if args.resume and os.path.exists(checkpoint) else None,
                 comm=comm)
         except TrainingDiverged as error:
-            print(f"cnnative train: {error}\nNo model written.", file=sys.stderr)
+            if comm is None or comm.Get_rank() == 0:
+                print(f"cnnative train: {error}\nNo model written.", file=sys.stderr)
             return 1
         except TrainingInterrupted as error:
             command = [arg for arg in args.argv if arg != "--resume"] + ["--resume"]
-            print(f"\ncnnative train: {error}.\nResume with: "
-                  f"{shlex.join(['cnnative', *command])}", file=sys.stderr)
+            if comm is None or comm.Get_rank() == 0:
+                print(f"\ncnnative train: {error}.\nResume with: "
+                      f"{shlex.join(['cnnative', *command])}", file=sys.stderr)
             return 130
         networks.append(network)
         histories.append(history)

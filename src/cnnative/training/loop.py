@@ -331,6 +331,8 @@ class Trainer:
                 "scheduler": type(self.scheduler).__name__ if self.scheduler else None}))
 
     def _save(self) -> None:
+        if not self.is_root:  # data-parallel: rank 0 writes, for every rank (same state)
+            return
         state = {
             "fit": self._fingerprint(),
             "position": {"epoch": self.epoch, "batch": self.batch, "order": self._order,
@@ -344,8 +346,7 @@ class Trainer:
                           for callback in self.callbacks],
             "model": self.snapshot(),
         }
-        if self.is_root:
-            write_checkpoint(self.checkpoint, state, self.func)  # type: ignore[arg-type]
+        write_checkpoint(self.checkpoint, state, self.func)  # type: ignore[arg-type]
 
     def _generators(self) -> dict[str, np.random.Generator]:
         layers = {f"layer {name}": layer.rng for name, layer in self.network.named_layers()
