@@ -9,8 +9,10 @@ Why that holds: every sum over a batch in cnnative's kernels (convolution and de
 gradients, dense bias gradients, batch-norm statistics and backward sums) is taken per block of
 8 samples and the blocks are added by one fixed binary tree (``cnnative._reduce``).  Each rank
 holds a node of that tree, a run of whole blocks, and computes the node's value exactly as one
-process would; the ranks then add their nodes up the rest of the tree, in the tree's order
-(point-to-point messages, then a broadcast of the root).  Per-sample work (forward passes,
+process would; the ranks then add their nodes up the rest of the tree, in the tree's order:
+when the R nodes are the tree's nodes at depth log2(R) (R a power of two, 8 * R samples
+dividing the batch), by log2(R) pairwise exchanges in which both partners add left + right;
+otherwise by point-to-point messages up the tree and a broadcast of the root.  Per-sample work (forward passes,
 input gradients, pooling, activations) does not depend on which rank does it, every rank draws
 the whole batch's random numbers (shuffling, augmentation, dropout masks) and keeps its own
 rows, and the loss is computed from all ranks' outputs, gathered.  ``deterministic=False``
@@ -108,8 +110,9 @@ class DataParallel:
 
     Used by :class:`cnnative.training.Trainer`; a training script of its own can use it too
     (``shard(n)`` around a batch's forward and backward passes, then ``reduce_gradients``).
-    ``seconds`` and ``bytes`` count the time spent in, and the bytes sent by, this rank's
-    gradient reductions (what ``benchmarks/bench_distributed.py`` reports).
+    ``seconds`` counts the time spent in this rank's gradient reductions (waiting for the
+    others included), ``bytes`` the bytes it hands to MPI for all sums over the batch (gradients
+    and batch-norm statistics; what ``benchmarks/bench_distributed.py`` reports).
     """
 
     def __init__(self, comm: Any, *, deterministic: bool = True) -> None:
@@ -178,33 +181,15 @@ class DataParallel:
         if not self.deterministic:
             total = np.empty_like(value)
             comm.Allreduce(value, total, op=self.MPI.SUM)
+            self.bytes += value.nbytes
             return total
-        owners = {(start // BLOCK, -(-stop // BLOCK)): rank
-                  for rank, (start, stop) in enumerate(shares)}
-        rank = comm.Get_rank()
-
-        def up(lo: int, hi: int) -> tuple[int, np.ndarray | None]:
-            """(owner, value here or None) of the tree node over blocks [lo, hi)."""
-            if (lo, hi) in owners:
-                owner = owners[(lo, hi)]
-                return owner, (value if owner == rank else None)
-            mid = tree_split(lo, hi)
-            left_owner, left = up(lo, mid)
-            right_owner, right = up(mid, hi)
-            if rank == right_owner:
-                comm.Send(right, dest=left_owner, tag=lo)
-            if rank == left_owner:
-                received = np.empty_like(value)
-                comm.Recv(received, source=right_owner, tag=lo)
-                with np.errstate(invalid="ignore", over="ignore"):
-                    return left_owner, left + received
-            return left_owner, None
-
-        _, total = up(0, -(-n // BLOCK))
-        if total is None:
-            total = np.empty_like(value)
-        comm.Bcast(total, root=0)
-        return total
+        nodes = [(start // BLOCK, -(-stop // BLOCK)) for start, stop in shares]
+        depths = _depths(nodes, -(-n // BLOCK))
+        if len(set(depths)) == 1 and len(nodes) == 1 << depths[0]:
+            self.bytes += depths[0] * value.nbytes
+            return _butterfly(comm, value, depths[0])
+        self.bytes += value.nbytes  # one send up the tree, or rank 0's broadcast
+        return _up_the_tree(comm, value, nodes, -(-n // BLOCK))
 
     # -- what the training loop calls ----------------------------------------------------
 
@@ -220,7 +205,6 @@ class DataParallel:
                  if name not in layer.whole_batch_grads]
         if active > 1 and parts and self.rank < active:
             flat = np.concatenate([np.ravel(layer.grads[name]) for layer, name in parts])
-            self.bytes += flat.nbytes
             _unflatten(self._combine(self._active_comm(active), flat, shares[:active], n),
                        parts)
         if active < self.size:
@@ -288,3 +272,68 @@ def _unflatten(flat: np.ndarray, grads: Sequence[tuple[Any, str]]) -> None:
         size = layer.params[name].size
         layer.grads[name] = flat[offset:offset + size].reshape(shape)
         offset += size
+
+
+def _depths(nodes: Sequence[tuple[int, int]], blocks: int) -> list[int]:
+    """The depth in the tree over ``blocks`` blocks of each of ``nodes`` (block ranges)."""
+    found: dict[tuple[int, int], int] = {}
+
+    def walk(lo: int, hi: int, depth: int) -> None:
+        if (lo, hi) in wanted:
+            found[lo, hi] = depth
+        elif hi - lo > 1:
+            mid = tree_split(lo, hi)
+            walk(lo, mid, depth + 1)
+            walk(mid, hi, depth + 1)
+
+    wanted = set(nodes)
+    walk(0, blocks, 0)
+    return [found[node] for node in nodes]
+
+
+def _butterfly(comm: Any, value: np.ndarray, levels: int) -> np.ndarray:
+    """The tree total when the 2**levels ranks' nodes are all at depth ``levels``: at level j
+    each rank swaps its subtree's value with the rank whose number differs in bit j, and both
+    add left + right (the lower rank's value on the left), the same operands in the same order
+    on both, so every rank ends with the root's bits after ``levels`` exchanges."""
+    rank = comm.Get_rank()
+    received = np.empty_like(value)
+    for level in range(levels):
+        partner = rank ^ (1 << level)
+        comm.Sendrecv(value, dest=partner, sendtag=level, recvbuf=received, source=partner,
+                      recvtag=level)
+        with np.errstate(invalid="ignore", over="ignore"):
+            value = value + received if rank < partner else received + value
+    return value
+
+
+def _up_the_tree(comm: Any, value: np.ndarray, nodes: Sequence[tuple[int, int]],
+                 blocks: int) -> np.ndarray:
+    """The tree total for any cut: each internal node is added on the rank owning its left
+    child, which receives the right child's value from its owner; then rank 0 (the root's
+    owner) broadcasts it."""
+    owners = {node: owner for owner, node in enumerate(nodes)}
+    rank = comm.Get_rank()
+
+    def up(lo: int, hi: int) -> tuple[int, np.ndarray | None]:
+        """(owner, value here or None) of the tree node over blocks [lo, hi)."""
+        if (lo, hi) in owners:
+            owner = owners[lo, hi]
+            return owner, (value if owner == rank else None)
+        mid = tree_split(lo, hi)
+        left_owner, left = up(lo, mid)
+        right_owner, right = up(mid, hi)
+        if rank == right_owner:
+            comm.Send(right, dest=left_owner, tag=lo)
+        if rank == left_owner:
+            received = np.empty_like(value)
+            comm.Recv(received, source=right_owner, tag=lo)
+            with np.errstate(invalid="ignore", over="ignore"):
+                return left_owner, left + received
+        return left_owner, None
+
+    _, total = up(0, blocks)
+    if total is None:
+        total = np.empty_like(value)
+    comm.Bcast(total, root=0)
+    return total
