@@ -216,7 +216,10 @@ class Network:
         """(mean loss, accuracy) over x, y in inference mode (dropout off)."""
         func = "Network.evaluate"
         y = self._check_targets(x, y, func)
-        output = self._outputs(x, batch_size, func)
+        return self._score(self._outputs(x, batch_size, func), y)
+
+    def _score(self, output: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(mean loss, accuracy) of the outputs of all of a data set, checked targets y."""
         return self.loss.forward(output, y), self.loss.correct(output, y) / len(y)
 
     def predict_proba(self, x: ArrayLike, batch_size: int = 256) -> np.ndarray:

@@ -8,8 +8,8 @@ resumed from a checkpoint takes exactly the steps the uninterrupted run took: it
 bit-identical, at any thread count (the kernels' results do not depend on threads).
 
 The loop does not import :class:`~cnnative.Network` (the network imports the loop); it uses
-the network's ``forward``, ``backward``, ``loss``, ``parameters``, ``prepare``, ``evaluate`` and
-``named_layers``.
+the network's ``forward``, ``backward``, ``loss``, ``parameters``, ``prepare``, ``evaluate``,
+``_score`` and ``named_layers``.
 """
 from __future__ import annotations
 
@@ -250,9 +250,8 @@ class Trainer:
                 val_loss, logs["val_accuracy"] = network.evaluate(*self.validation_data)
             else:
                 x_val, y_val = self.validation_data
-                outputs = self.parallel.outputs(network, x_val, 256, "Network.evaluate")
-                val_loss = network.loss.forward(outputs, y_val)
-                logs["val_accuracy"] = network.loss.correct(outputs, y_val) / len(y_val)
+                val_loss, logs["val_accuracy"] = network._score(
+                    self.parallel.outputs(network, x_val, 256, "Network.evaluate"), y_val)
             logs["val_loss"] = float(val_loss)
             bar.set_postfix(loss=f"{logs['loss']:.4f}", acc=f"{logs['accuracy']:.4f}",
                             val_loss=f"{logs['val_loss']:.4f}",
