@@ -126,6 +126,7 @@ class DataParallel:
         self.seconds = 0.0
         self.bytes = 0
         self._subcomms: dict[int, Any] = {}
+        self._shares: dict[int, list[tuple[int, int]]] = {}
 
     @property
     def is_root(self) -> bool:
@@ -134,7 +135,11 @@ class DataParallel:
     # -- shares and the ordered sum ------------------------------------------------------
 
     def shares(self, n: int) -> list[tuple[int, int]]:
-        return partition(n, self.size)
+        """:func:`partition` of a batch of ``n`` among the ranks (a step asks four times; an
+        epoch has at most two batch sizes)."""
+        if n not in self._shares:
+            self._shares[n] = partition(n, self.size)
+        return self._shares[n]
 
     def _active_comm(self, active: int) -> Any:
         """The communicator of the first ``active`` ranks (all of them: ``comm``).  Every rank
