@@ -114,6 +114,8 @@ cdef inline int64_t *claimed_work(object counter, Py_ssize_t *claim, int64_t *un
 
 cdef extern from "claim.h" nogil:
     int64_t cn_claim(int64_t *counter, int64_t n)
+    int64_t cn_claim_guided(int64_t *counter, int64_t total, int64_t least, int64_t parts,
+                            int64_t *piece)
 
 
 cdef inline bint next_piece(int64_t *counter, Py_ssize_t claim, Py_ssize_t start,
@@ -126,4 +128,21 @@ cdef inline bint next_piece(int64_t *counter, Py_ssize_t claim, Py_ssize_t start
         return False
     first[0] = start + taken
     last[0] = first[0] + claim if stop - first[0] > claim else stop
+    return True
+
+
+cdef inline bint next_guided_piece(int64_t *counter, Py_ssize_t claim, Py_ssize_t parts,
+                                   Py_ssize_t start, Py_ssize_t stop, Py_ssize_t *first,
+                                   Py_ssize_t *last) noexcept nogil:
+    """next_piece with pieces of 1/``parts`` of the items left, at least ``claim`` (claim.h's
+    cn_claim_guided); ``parts`` < 1 means pieces of exactly ``claim``."""
+    cdef int64_t piece = 0
+    cdef int64_t taken
+    if parts < 1:
+        return next_piece(counter, claim, start, stop, first, last)
+    taken = cn_claim_guided(counter, stop - start, claim, parts, &piece)
+    if taken < 0 or taken >= stop - start:
+        return False
+    first[0] = start + taken
+    last[0] = first[0] + piece
     return True

@@ -14,7 +14,7 @@ from libc.string cimport memcpy
 from libc.stdint cimport SIZE_MAX, int64_t
 
 from _common cimport (ANY_FLOAT, C_ORDER, NONEMPTY, WRITEABLE, check_array, claimed_work,
-                      element_step, floating, next_piece, symmetric_index, wrap_index)
+                      element_step, floating, next_guided_piece, symmetric_index, wrap_index)
 from _simd cimport (CN_SIMD_AVX2, CN_SIMD_AVX512, CN_SIMD_SCALAR, CN_SIMD_VEC128, cn_idx,
                     cn_simd_name, set_simd_cap_of_module, simd_info_of_module)
 
@@ -273,7 +273,8 @@ cdef void _compute_rows(const floating *image, const Plan *p, const floating *co
 
 cdef int _correlate_claimed(const floating *image, const Plan *p, const floating *kernel,
                             floating fillvalue, floating *out, Py_ssize_t start,
-                            Py_ssize_t stop, int64_t *counter, Py_ssize_t claim) noexcept nogil:
+                            Py_ssize_t stop, int64_t *counter, Py_ssize_t claim,
+                            Py_ssize_t parts) noexcept nogil:
     """Builds the tap tables and a buffer, then computes pieces of output rows [start, stop)
     claimed from counter until none is left.  Returns 0, or -1 when memory ran out."""
     cdef Py_ssize_t taps = p.kernel_rows * p.kernel_cols
@@ -316,7 +317,7 @@ cdef int _correlate_claimed(const floating *image, const Plan *p, const floating
             margin_source[j] = wrap_index(t, p.width)
         else:
             margin_source[j] = -1
-    while next_piece(counter, claim, start, stop, &first, &last):
+    while next_guided_piece(counter, claim, parts, start, stop, &first, &last):
         _compute_rows(image, p, coef, coloff, margin_source, fillvalue, buf, out, first, last)
     free(memory)
     return 0
@@ -375,7 +376,7 @@ cdef int _setup(Plan *p, cnp.ndarray image, cnp.ndarray kernel, bint flip, int m
 
 cdef object _run(const Plan *p, cnp.ndarray image, cnp.ndarray kernel, double fillvalue,
                  cnp.ndarray out, Py_ssize_t start, Py_ssize_t stop, int64_t *counter,
-                 Py_ssize_t claim):
+                 Py_ssize_t claim, Py_ssize_t parts):
     cdef int status
     cdef float fill32
     if cnp.PyArray_TYPE(image) == cnp.NPY_FLOAT32:
@@ -384,13 +385,13 @@ cdef object _run(const Plan *p, cnp.ndarray image, cnp.ndarray kernel, double fi
             status = _correlate_claimed(<const float *> cnp.PyArray_DATA(image), p,
                                         <const float *> cnp.PyArray_DATA(kernel), fill32,
                                         <float *> cnp.PyArray_DATA(out), start, stop, counter,
-                                        claim)
+                                        claim, parts)
     else:
         with nogil:
             status = _correlate_claimed(<const double *> cnp.PyArray_DATA(image), p,
                                         <const double *> cnp.PyArray_DATA(kernel), fillvalue,
                                         <double *> cnp.PyArray_DATA(out), start, stop, counter,
-                                        claim)
+                                        claim, parts)
     if status != 0:
         raise MemoryError("out of memory in correlate_direct")
     return out
@@ -399,7 +400,7 @@ cdef object _run(const Plan *p, cnp.ndarray image, cnp.ndarray kernel, double fi
 def correlate_direct(cnp.ndarray image not None, cnp.ndarray kernel not None, bint flip,
                      int mode, int boundary, double fillvalue, cnp.ndarray out=None,
                      Py_ssize_t start=0, object stop=None, object counter=None,
-                     Py_ssize_t claim=1):
+                     Py_ssize_t claim=1, Py_ssize_t parts=0):
     """out = scipy-order correlation (flip=False) or convolution (flip=True) of image with kernel.
 
     image, kernel: 2-D, non-empty, both float32 or both float64, any strides.
@@ -411,8 +412,10 @@ def correlate_direct(cnp.ndarray image not None, cnp.ndarray kernel not None, bi
     With ``out`` (C-contiguous, writeable, the inputs' dtype and the output's shape), writes
     output rows [start, stop) (stop None: to the end) into it and returns it; ``counter`` (a
     1-D int64 array shared by the threads of one call, counter[0] = 0 at first) shares those
-    rows among the calls of several threads, which claim ``claim`` rows at a time.  Each
-    output element has the same value whichever call computes it.  Releases the GIL.
+    rows among the calls of several threads, which claim ``claim`` rows at a time, or with
+    ``parts`` >= 1 pieces of 1/parts of the rows left, at least ``claim`` (long runs first,
+    short ones last).  Each output element has the same value whichever call computes it.
+    Releases the GIL.
     """
     check_array(image, "image", 2, ANY_FLOAT, NONEMPTY)
     cdef int typenum = cnp.PyArray_TYPE(image)
@@ -431,9 +434,11 @@ def correlate_direct(cnp.ndarray image not None, cnp.ndarray kernel not None, bi
     else:
         check_array(out, "out", 2, typenum, C_ORDER | WRITEABLE, (p.out_rows, p.out_cols))
     cdef int64_t unshared = 0
+    if parts < 0:
+        raise ValueError(f"parts must be >= 0, got {parts}")
     cdef int64_t *shared = claimed_work(counter, &claim, &unshared, start, row_stop, p.out_rows,
                                          "rows")
-    return _run(&p, image, kernel, fillvalue, out, start, row_stop, shared, claim)
+    return _run(&p, image, kernel, fillvalue, out, start, row_stop, shared, claim, parts)
 
 
 cdef int _mode_code(object mode) noexcept:
@@ -510,4 +515,4 @@ def correlate_small(object in1, object in2, object mode, object boundary, object
     out_shape[0], out_shape[1] = p.out_rows, p.out_cols
     cdef cnp.ndarray out = cnp.PyArray_EMPTY(2, out_shape, typenum, 0)
     cdef int64_t unshared = 0
-    return _run(&p, image, kernel, fill, out, 0, p.out_rows, &unshared, p.out_rows)
+    return _run(&p, image, kernel, fill, out, 0, p.out_rows, &unshared, p.out_rows, 0)

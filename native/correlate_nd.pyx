@@ -15,7 +15,7 @@ from libc.string cimport memcpy, memset
 from libc.stdint cimport int64_t
 
 from _common cimport (ANY_FLOAT, C_ORDER, NONEMPTY, WRITEABLE, check_array, claimed_work,
-                      element_step, floating, next_piece)
+                      element_step, floating, next_guided_piece)
 from _simd cimport (CN_SIMD_AVX2, CN_SIMD_AVX512, CN_SIMD_SCALAR, CN_SIMD_VEC128, cn_idx,
                     cn_simd_name, set_simd_cap_of_module, simd_info_of_module)
 
@@ -182,7 +182,7 @@ cdef void _rows(const floating *frame, const Problem *p, const cn_idx *plane_off
 
 cdef int _correlate_claimed(const floating *frame, const Problem *p, const floating *coef,
                             floating *out, Py_ssize_t start, Py_ssize_t stop, int64_t *counter,
-                            Py_ssize_t claim) noexcept nogil:
+                            Py_ssize_t claim, Py_ssize_t parts) noexcept nogil:
     """Builds the plane offsets, then computes pieces of output rows [start, stop) claimed
     from counter until none is left.  Returns 0, or -1 when memory ran out."""
     cdef cn_idx *plane_off = <cn_idx *> malloc(p.planes * sizeof(cn_idx))
@@ -198,7 +198,7 @@ cdef int _correlate_claimed(const floating *frame, const Problem *p, const float
             rest = rest // p.kernel_shape[d]
             d -= 1
         plane_off[q] = offset
-    while next_piece(counter, claim, start, stop, &first, &last):
+    while next_guided_piece(counter, claim, parts, start, stop, &first, &last):
         _rows(frame, p, plane_off, coef, out, first, last)
     free(plane_off)
     return 0
@@ -230,7 +230,7 @@ cdef int _copy_kernel(floating *coef, const floating *kernel, const cn_idx *shap
 
 cdef object _run(cnp.ndarray frame, cnp.ndarray kernel, const Problem *p, bint flip,
                  cnp.ndarray out, Py_ssize_t start, Py_ssize_t stop, int64_t *counter,
-                 Py_ssize_t claim):
+                 Py_ssize_t claim, Py_ssize_t parts):
     cdef int ndim = cnp.PyArray_NDIM(kernel), d, status = 0
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(kernel), taps = 1
     cdef cn_idx shape[MAX_DIMS]
@@ -251,14 +251,14 @@ cdef object _run(cnp.ndarray frame, cnp.ndarray kernel, const Problem *p, bint f
                          ndim, flip)
             status = _correlate_claimed(<const float *> cnp.PyArray_DATA(frame), p,
                                         <const float *> coef, <float *> cnp.PyArray_DATA(out),
-                                        start, stop, counter, claim)
+                                        start, stop, counter, claim, parts)
     else:
         with nogil:
             _copy_kernel(<double *> coef, <const double *> cnp.PyArray_DATA(kernel), shape, step,
                          ndim, flip)
             status = _correlate_claimed(<const double *> cnp.PyArray_DATA(frame), p,
                                         <const double *> coef, <double *> cnp.PyArray_DATA(out),
-                                        start, stop, counter, claim)
+                                        start, stop, counter, claim, parts)
     free(coef)
     if status != 0:
         raise MemoryError("out of memory in correlate_nd")
@@ -276,7 +276,7 @@ cdef tuple _check_pair(cnp.ndarray frame, cnp.ndarray kernel):
 
 def correlate_valid(cnp.ndarray frame not None, cnp.ndarray kernel not None, bint flip,
                     cnp.ndarray out=None, Py_ssize_t start=0, object stop=None,
-                    object counter=None, Py_ssize_t claim=1):
+                    object counter=None, Py_ssize_t claim=1, Py_ssize_t parts=0):
     """out = scipy-order 'valid' correlation of frame with kernel (flip: kernel reversed in
     every axis, i.e. convolution).
 
@@ -289,8 +289,9 @@ def correlate_valid(cnp.ndarray frame not None, cnp.ndarray kernel not None, bin
     one index of all axes but the last, in C order; stop None: to the end) and returns it;
     ``counter`` (a 1-D int64 array shared by the threads of one call, counter[0] = 0 at first)
     shares those rows among the calls of several threads, which claim ``claim`` rows at a
-    time.  Each output element has the same value whichever call computes it.  Releases the
-    GIL.
+    time, or with ``parts`` >= 1 pieces of 1/parts of the rows left, at least ``claim`` (long
+    runs first, short ones last).  Each output element has the same value whichever call
+    computes it.  Releases the GIL.
     """
     out_shape = _check_pair(frame, kernel)
     cdef int typenum = cnp.PyArray_TYPE(frame)
@@ -307,9 +308,11 @@ def correlate_valid(cnp.ndarray frame not None, cnp.ndarray kernel not None, bin
         check_array(out, "out", cnp.PyArray_NDIM(frame), typenum, C_ORDER | WRITEABLE,
                     out_shape)
     cdef int64_t unshared = 0
+    if parts < 0:
+        raise ValueError(f"parts must be >= 0, got {parts}")
     cdef int64_t *shared = claimed_work(counter, &claim, &unshared, start, row_stop, p.rows,
                                          "rows")
-    return _run(frame, kernel, &p, flip, out, start, row_stop, shared, claim)
+    return _run(frame, kernel, &p, flip, out, start, row_stop, shared, claim, parts)
 
 
 cdef void _pad(const char *src, const cn_idx *src_shape, const cn_idx *src_step,
@@ -476,4 +479,4 @@ def correlate_small(object in1, object in2, object mode, object method, bint fli
     cdef cnp.ndarray out = np.empty(tuple(frame.shape[d] - kernel.shape[d] + 1
                                           for d in range(ndim)), image.dtype)
     cdef int64_t unshared = 0
-    return _run(frame, kernel, &p, flip, out, 0, p.rows, &unshared, p.rows)
+    return _run(frame, kernel, &p, flip, out, 0, p.rows, &unshared, p.rows, 0)

@@ -177,11 +177,11 @@ def correlate_call(rng):
     start = integer(rng, 0, shape[0])
     stop = integer(rng, start, shape[0])
     counter = np.zeros(1, np.int64) if chance(rng, 0.5) else None
-    args += [out, start, stop, counter, integer(rng, 1, 4)]
+    args += [out, start, stop, counter, integer(rng, 1, 4), integer(rng, 0, 4)]
     # The counter is written too (claims add to it); None: nothing to guard.
     call = NativeCall("correlate_direct(out)", native_correlate.correlate_direct, args,
                       {6: (out_buffer, out, (7, 8)), 9: None})
-    spoil(rng, call, [0, 1, 6], [3, 4, 7, 8, 10])
+    spoil(rng, call, [0, 1, 6], [3, 4, 7, 8, 10, 11])
     return call
 
 

@@ -181,8 +181,8 @@ def test_inputs_are_not_modified(func):
 
 @contextlib.contextmanager
 def split_into_rows():
-    """Thresholds so low that every call goes through the threaded path in pieces of one row:
-    pieces start and end everywhere, border rows included.  Yields the thread counts that
+    """Thresholds so low that every call goes through the threaded path, in guided pieces that
+    shrink to one row: pieces start and end everywhere, border rows included.  Yields the thread counts that
     run_chunks was asked for."""
     calls = []
     run_chunks = _threads.run_chunks
@@ -195,6 +195,7 @@ def split_into_rows():
         patch.setattr(cn_signal, "_SMALL_WORK", 0.0)
         patch.setattr(cn_signal, "_MIN_WORK_PER_THREAD", 1)
         patch.setattr(cn_signal, "_CLAIM_WORK", 1)
+        patch.setattr(cn_signal, "_CLAIM_ROWS", 1)
         patch.setattr(_threads, "run_chunks", counted)
         yield calls
 
@@ -459,11 +460,15 @@ def test_native_entry_point_checks_its_own_preconditions():
             native.correlate_direct(a, k, False, 1, 0, 0.0, out, 0, 4, counter, 1)
     with pytest.raises(ValueError, match="claim"):
         native.correlate_direct(a, k, False, 1, 0, 0.0, out, 0, 4, np.zeros(1, np.int64), 0)
+    with pytest.raises(ValueError, match="parts must be >= 0, got -1"):
+        native.correlate_direct(a, k, False, 1, 0, 0.0, out, 0, 4, np.zeros(1, np.int64), 1, -1)
     # A counter already past the end (or negative) leaves the output alone.
     for taken in [4, 2**40, -3]:
         out = np.full((4, 4), 7.0)
-        native.correlate_direct(a, k, False, 1, 0, 0.0, out, 0, 4, np.array([taken]), 1)
-        assert (out == 7.0).all()
+        for parts in [0, 1, 3]:
+            native.correlate_direct(a, k, False, 1, 0, 0.0, out, 0, 4, np.array([taken]), 1,
+                                    parts)
+            assert (out == 7.0).all()
     for start, stop, counter in [(1, None, None), (0, 3, None), (0, None, np.zeros(1, np.int64))]:
         with pytest.raises(ValueError, match="without out"):  # a new array must be filled whole
             native.correlate_direct(a, k, False, 1, 0, 0.0, None, start, stop, counter)
@@ -632,3 +637,25 @@ def test_the_pattern_is_decided_on_the_first_float_call_of_a_fresh_process():
                           check=True, env=env)
     assert done.stdout.split(None, 4)[:4] == ["(-1,", "False)", "2", "-1"], done.stdout
     assert "$CNNATIVE_ROUNDING=scipy" in done.stdout
+
+
+@pytest.mark.parametrize("claim,parts", [(1, 0), (3, 0), (1, 1), (1, 2), (1, 4), (5, 3), (50, 4)])
+@pytest.mark.parametrize("start,stop,taken", [(0, 40, 0), (5, 33, 0), (5, 33, 11)])
+def test_claimed_pieces_cover_each_row_once(claim, parts, start, stop, taken):
+    """Fixed pieces (parts=0) and guided ones (1/parts of the rows left, at least claim): from
+    a counter that has already handed out ``taken`` rows, a call computes exactly rows
+    [start + taken, stop), and guided pieces never claim past the end."""
+    rng = np.random.default_rng(claim * 10 + parts)
+    image, kernel = rng.standard_normal((40, 9)), rng.standard_normal((3, 3))
+    expected = scipy.signal.correlate2d(image, kernel, "same")
+    out = np.full_like(expected, 7.0)
+    counter = np.array([taken], np.int64)
+    native.correlate_direct(image, kernel, False, 1, 0, 0.0, out, start, stop, counter, claim,
+                            parts)
+    computed = slice(start + taken, stop)
+    assert_same_as_scipy(out[computed], expected[computed])
+    assert (np.delete(out, np.arange(40)[computed], axis=0) == 7.0).all()
+    if parts:
+        assert counter[0] == stop - start
+    else:
+        assert counter[0] >= stop - start

@@ -118,6 +118,7 @@ def split_into_rows():
         patch.setattr(cn_signal, "_SMALL_WORK", 0.0)
         patch.setattr(cn_signal, "_MIN_WORK_PER_THREAD", 1)
         patch.setattr(cn_signal, "_CLAIM_WORK", 1)
+        patch.setattr(cn_signal, "_CLAIM_ROWS", 1)
         patch.setattr(_threads, "run_chunks", counted)
         yield calls
 
@@ -399,10 +400,18 @@ def test_native_entry_points_check_their_own_preconditions():
             valid(a, k, False, out, start, stop)
     with pytest.raises(ValueError, match="claim"):
         valid(a, k, False, out, 0, 9, np.zeros(1, np.int64), 0)
+    with pytest.raises(ValueError, match="parts must be >= 0, got -2"):
+        valid(a, k, False, out, 0, 9, np.zeros(1, np.int64), 1, -2)
     for taken in [9, 2**40, -3]:  # a counter past the end (or negative) leaves out alone
+        for parts in [0, 2]:
+            out = np.full((3, 3, 3), 7.0)
+            valid(a, k, False, out, 0, 9, np.array([taken]), 1, parts)
+            assert (out == 7.0).all()
+    for parts in [0, 1, 2, 5]:  # guided pieces or fixed ones, the same rows
         out = np.full((3, 3, 3), 7.0)
-        valid(a, k, False, out, 0, 9, np.array([taken]), 1)
-        assert (out == 7.0).all()
+        valid(a, k, False, out, 0, 9, np.array([2]), 1, parts)
+        assert (out.reshape(9, 3)[:2] == 7.0).all()
+        assert np.array_equal(out.reshape(9, 3)[2:], valid(a, k, False).reshape(9, 3)[2:])
     with pytest.raises(ValueError, match="without out"):
         valid(a, k, False, None, 1)
     out = np.full((3, 3, 3), 7.0)

@@ -76,10 +76,15 @@ _EXACT_INT = 2**53
 # Calls below twice this never leave the calling thread, and take the native fast path.
 _MIN_WORK_PER_THREAD = 1 << 21
 _SMALL_WORK = float(2 * _MIN_WORK_PER_THREAD - 1)
-# Multiply-adds per piece of output rows a thread claims: pieces of a few hundred microseconds
-# at most, so a thread that wakes late still finds work, each big enough that its border
-# strips and kernel set-up stay a small part of it.
-_CLAIM_WORK = 1 << 19
+# Threads claim output rows in pieces of 1/_CLAIM_PARTS_PER_THREAD of the rows left per thread
+# (long runs of neighbouring rows first, which the row-walking kernels need to reuse what the
+# rows before loaded; short ones last, so a thread that wakes late is not waited for), but at
+# least _CLAIM_WORK multiply-adds and _CLAIM_ROWS rows: enough that a piece's border strips
+# and kernel set-up stay a small part of it, and that the kernels' blocks of 2-4 rows stay
+# whole.
+_CLAIM_PARTS_PER_THREAD = 2
+_CLAIM_WORK = 1 << 18
+_CLAIM_ROWS = 4
 _correlate_small = _correlate.correlate_small
 _correlate_nd_small = _correlate_nd.correlate_small
 # Multiply-adds below which method='auto' is direct whatever the shapes: the FFT's fixed cost
@@ -570,14 +575,15 @@ def _run_rows(compute, out_shape, out_rows, row_work, dtype, threads):
     workers = min(threads, out_rows, out_rows * row_work // _MIN_WORK_PER_THREAD)
     if workers <= 1:
         return compute()
-    # Rows are claimed inside the kernel (an atomic add), so a thread that starts late simply
-    # finds fewer left; every output element is computed the same way whoever claims it.
-    claim = max(1, _CLAIM_WORK // row_work)
+    # Rows are claimed inside the kernel (an atomic update), so a thread that starts late
+    # simply finds fewer left; every output element is computed the same way whoever claims it.
+    claim = max(_CLAIM_ROWS, _CLAIM_WORK // row_work)
+    parts = _CLAIM_PARTS_PER_THREAD * workers
     out = np.empty(out_shape, dtype)
     counter = np.zeros(1, np.int64)
 
     def rows(start, stop):
-        compute(out, 0, out_rows, counter, claim)
+        compute(out, 0, out_rows, counter, claim, parts)
 
     _threads.run_chunks(rows, workers, 1, workers, calls_blas=False)
     return out

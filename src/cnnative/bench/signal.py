@@ -9,7 +9,9 @@ Grid: square images x square kernels x modes x dtypes. Per cell the contenders a
              user would write by hand to get correlation through FFT;
 * torch      torch.nn.functional.conv2d on a (1, 1, H, W) tensor, when torch imports;
 * cnnative×N cnnative.correlate2d(..., num_threads=N) with --scaling N, checked bit-identical to
-             scipy too; the table then gives its speedup over cnnative on one thread.
+             scipy too; the table then gives its speedup over cnnative on one thread (the
+             median of the two contenders' per-repeat ratios, which a host whose speed drifts
+             between repeats moves less than the ratio of their medians).
 
 Usage (``cnnative bench`` is the same as ``python -m cnnative.bench`` and
 ``python benchmarks/bench_signal.py``, except for where results go by default):
@@ -233,7 +235,8 @@ def run_cell(size: int, kernel: int, mode: str, dtype_name: str, args: argparse.
         "speedup": med["scipy"] / med["cnnative"],
         "auto_vs_fft": med["fft"] / med["auto"],
         "torch_vs_cnnative": med["torch"] / med["cnnative"] if "torch" in med else None,
-        "scaling": med["cnnative"] / med["scaled"] if "scaled" in med else None,
+        "scaling": (timing.paired_ratio(timings["cnnative"], timings["scaled"])
+                    if "scaled" in timings else None),
         "timings": {name: t.as_dict() for name, t in timings.items()},
         "spread": timing.median_spread(timings.values()),
     }

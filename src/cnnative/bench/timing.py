@@ -105,6 +105,17 @@ class Timing:
         }
 
 
+def paired_ratio(numerator: Timing, denominator: Timing) -> float:
+    """Median over repeats of the ratio of the two contenders' samples in the same repeat.
+
+    The samples of one repeat (see :func:`time_interleaved`) ran moments apart, so when the
+    machine's speed drifts from repeat to repeat (a shared host), both move alike and their
+    ratio stays put, where the ratio of the two medians would mix different moments.
+    """
+    ratios = [a / b for a, b in zip(numerator.samples, denominator.samples) if b > 0]
+    return statistics.median(ratios) if ratios else math.nan
+
+
 def _run_batch(fn: Callable[[], object], number: int) -> float:
     start = time.perf_counter()
     for _ in range(number):
