@@ -620,14 +620,6 @@ def dense_spec(call):
                                    terms=x.shape[-1] + 1, dtype=dtype))
 
 
-def _block_tree(parts):
-    """The batch's reduction tree: halves, the left one with the extra part of an odd count."""
-    if len(parts) == 1:
-        return parts[0]
-    middle = (len(parts) + 1) // 2
-    return _block_tree(parts[:middle]) + _block_tree(parts[middle:])
-
-
 def dense_backward_spec(call):
     arguments = bound_arguments(call)
     x, w, dtype = _dense_operands(arguments)
@@ -639,9 +631,7 @@ def dense_backward_spec(call):
     with np.errstate(all="ignore"):
         expected = (g64 @ w64, np.atleast_2d(g64).T @ np.atleast_2d(x64))
         scales = (np.abs(g64) @ np.abs(w64), np.abs(np.atleast_2d(g64)).T @ np.abs(np.atleast_2d(x64)))
-        # Row by row within blocks of 8 rows, the blocks by the batch's tree, in the dtype.
-        grad_b = _block_tree([functools.reduce(np.add, rows[start:start + 8])
-                              for start in range(0, len(rows), 8)])
+        grad_b = testing.batch_sum(rows)
 
     def check_result(result):
         assert isinstance(result, tuple) and len(result) == 3

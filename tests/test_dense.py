@@ -1,5 +1,4 @@
 """dense / dense_backward against NumPy's matmul formulas, finite differences and an error table."""
-import functools
 import threading
 
 import numpy as np
@@ -8,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import cnnative
-from cnnative import _validation
+from cnnative import _validation, testing
 from cnnative._native import dense as native
 from conftest import with_layout as layout
 
@@ -173,21 +172,12 @@ def test_inputs_not_modified_and_outputs_not_aliased(dtype):
         assert not any(np.shares_memory(out, array) for array in inputs)
 
 
-def _block_tree(parts):
-    """The batch's reduction tree: halves, the left one with the extra part of an odd count."""
-    if len(parts) == 1:
-        return parts[0]
-    mid = (len(parts) + 1) // 2
-    return _block_tree(parts[:mid]) + _block_tree(parts[mid:])
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_grad_b_is_a_block_tree_of_row_order_sums_for_every_layout(dtype):
     rng = np.random.default_rng(6)
     grad_y = (random(rng, (257, 11), dtype) * 1e3).astype(dtype)
     x, w = random(rng, (257, 2), dtype), random(rng, (11, 2), dtype)
-    expected = _block_tree([functools.reduce(np.add, grad_y[start:start + 8])
-                            for start in range(0, 257, 8)])
+    expected = testing.batch_sum(grad_y)
     for kind in ("C", "F", "strided"):
         _, _, grad_b = cnnative.dense_backward(layout(grad_y, kind), x, w)
         np.testing.assert_array_equal(grad_b, expected)
@@ -411,8 +401,7 @@ def test_property_forward_and_backward(n, n_in, n_out, dtype, with_bias, kinds, 
     g64, x64, w64 = grad_y.astype(np.float64), x.astype(np.float64), w.astype(np.float64)
     assert_product_close(grad_x, g64 @ w64, np.abs(g64) @ np.abs(w64), n_out, dtype)
     assert_product_close(grad_w, g64.T @ x64, np.abs(g64).T @ np.abs(x64), n, dtype)
-    np.testing.assert_array_equal(grad_b, _block_tree([functools.reduce(np.add, grad_y[i:i + 8])
-                                                       for i in range(0, n, 8)]))
+    np.testing.assert_array_equal(grad_b, testing.batch_sum(grad_y))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

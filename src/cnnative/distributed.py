@@ -261,9 +261,7 @@ class DataParallel:
         ``batch_size`` (whole batches, so each output row has the bits one process computes),
         gathered on every rank."""
         starts = list(range(0, x.shape[0], batch_size))
-        mine = starts[self.rank::self.size]
-        local = [network.forward(network.prepare(x[first:first + batch_size], func),
-                                 training=False) for first in mine]
+        local = network._batch_outputs(x, starts[self.rank::self.size], batch_size, func)
         parts = self.comm.allgather(local)
         ordered = [parts[index % self.size][index // self.size] for index in range(len(starts))]
         return np.concatenate(ordered)

@@ -208,9 +208,14 @@ class Network:
         batch_size = _validation.positive_int(batch_size, "batch_size", func)
         x = np.asarray(x)
         self.prepare(x[:1], func)
-        parts = [self.forward(self.prepare(x[first:first + batch_size], func), training=False)
-                 for first in range(0, x.shape[0], batch_size)]
-        return np.concatenate(parts)
+        return np.concatenate(self._batch_outputs(x, range(0, x.shape[0], batch_size),
+                                                  batch_size, func))
+
+    def _batch_outputs(self, x: np.ndarray, starts: Iterable[int], batch_size: int,
+                       func: str) -> list[np.ndarray]:
+        """Inference outputs of the batches x[first:first + batch_size] for first in starts."""
+        return [self.forward(self.prepare(x[first:first + batch_size], func), training=False)
+                for first in starts]
 
     def evaluate(self, x: ArrayLike, y: ArrayLike, batch_size: int = 256) -> tuple[float, float]:
         """(mean loss, accuracy) over x, y in inference mode (dropout off)."""

@@ -10,7 +10,8 @@ over many shapes, dtypes and layouts (as bottleneck's ``bn.slow`` does for bottl
 - :func:`avg_pool2d`, :func:`avg_pool2d_backward`, :func:`global_avg_pool2d`,
   :func:`global_avg_pool2d_backward`: average pooling;
 - :func:`batch_norm`, :func:`batch_norm_backward`: batch normalisation from the formulas;
-- :func:`dense`, :func:`dense_backward`: fully connected layers;
+- :func:`dense`, :func:`dense_backward`: fully connected layers; :func:`batch_sum`: a sum over
+  a batch in the order of cnnative's batch reductions (blocks of 8 rows, then a tree);
 - :func:`numeric_gradient`: central differences of a scalar function;
 - :func:`correlate`, :func:`convolve`: N-d correlation in scipy's direct summation order
   (bit-exact with scipy.signal.correlate's N-d path, and covering 1-D, where scipy uses
@@ -23,7 +24,7 @@ over many shapes, dtypes and layouts (as bottleneck's ``bn.slow`` does for bottl
 """
 from .augment import random_crop, random_flip
 from .conv import conv2d, conv2d_backward
-from .dense import dense, dense_backward
+from .dense import batch_sum, dense, dense_backward
 from .gradients import numeric_gradient
 from .norm import batch_norm, batch_norm_backward
 from .signal import convolve, correlate
@@ -33,4 +34,4 @@ from .pooling import (avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
 __all__ = ["conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "dense",
            "dense_backward", "numeric_gradient", "avg_pool2d", "avg_pool2d_backward",
            "global_avg_pool2d", "global_avg_pool2d_backward", "batch_norm", "batch_norm_backward",
-           "random_crop", "random_flip", "correlate", "convolve"]
+           "random_crop", "random_flip", "correlate", "convolve", "batch_sum"]
