@@ -190,29 +190,46 @@ static int cn_corr_fused_available(void)
         }                                                                                      \
     } while (0)
 
-/* Defines NAME(...) computing columns [col_begin, col_end) of every output row when that range
- * holds at least one whole vector; returns the first column it left undone (col_end, or
+/* The body of a kernel computing columns [col_begin, col_end) of every output row when that
+ * range holds at least one whole vector; returns the first column it left undone (col_end, or
  * col_begin when the range is too narrow).  Blocks are ROWS (<= 4) rows high; the leftover rows
- * get a lower block. */
+ * get a lower block.  Needs kernel_rows and taps_per_row in scope. */
+#define CN_CORR_BODY(T, VT, V, ROWS, NB, LOAD, STORE, ZERO, GROUP4, MADD)                      \
+    cn_idx m = 0, n;                                                                           \
+    if (col_end - col_begin < (V)) return col_begin;                                           \
+    for (; m + (ROWS) <= out_rows; m += (ROWS))                                                \
+        CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, ROWS, NB, GROUP4, MADD);                     \
+    if ((ROWS) > 3 && out_rows - m >= 3) {                                                     \
+        CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, 3, NB, GROUP4, MADD); m += 3;                \
+    }                                                                                          \
+    if ((ROWS) > 2 && out_rows - m >= 2) {                                                     \
+        CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, 2, NB, GROUP4, MADD); m += 2;                \
+    }                                                                                          \
+    if ((ROWS) > 1 && out_rows - m >= 1)                                                       \
+        CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, 1, NB, GROUP4, MADD);                        \
+    return col_end
+
 #define CN_DEFINE_CORR(NAME, T, VT, V, ROWS, NB, ATTR, LOAD, STORE, ZERO, GROUP4, MADD)        \
     ATTR static cn_idx NAME(const T *image, cn_idx image_stride, T *out, cn_idx out_stride,    \
                             cn_idx out_rows, cn_idx col_begin, cn_idx col_end,                 \
                             const T *coef, const cn_idx *coloff, cn_idx kernel_rows,           \
                             cn_idx taps_per_row, int flip)                                     \
     {                                                                                          \
-        cn_idx m = 0, n;                                                                       \
-        if (col_end - col_begin < (V)) return col_begin;                                       \
-        for (; m + (ROWS) <= out_rows; m += (ROWS))                                            \
-            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, ROWS, NB, GROUP4, MADD);                 \
-        if ((ROWS) > 3 && out_rows - m >= 3) {                                                 \
-            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, 3, NB, GROUP4, MADD); m += 3;            \
-        }                                                                                      \
-        if ((ROWS) > 2 && out_rows - m >= 2) {                                                 \
-            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, 2, NB, GROUP4, MADD); m += 2;            \
-        }                                                                                      \
-        if ((ROWS) > 1 && out_rows - m >= 1)                                                   \
-            CN_CORR_ROWS(T, VT, V, LOAD, STORE, ZERO, 1, NB, GROUP4, MADD);                    \
-        return col_end;                                                                        \
+        CN_CORR_BODY(T, VT, V, ROWS, NB, LOAD, STORE, ZERO, GROUP4, MADD);                     \
+    }
+
+/* The same for a KR x KC kernel fixed at compile time: the walk and the tap loops unroll
+ * completely, so the common small kernels run without the loop and index overhead that
+ * otherwise outweighs their few products per output.  The arithmetic, and so every result,
+ * is the general kernel's. */
+#define CN_DEFINE_CORR_FIXED(NAME, KR, KC, T, VT, V, ROWS, NB, ATTR, LOAD, STORE, ZERO, GROUP4, \
+                             MADD)                                                             \
+    ATTR static cn_idx NAME(const T *image, cn_idx image_stride, T *out, cn_idx out_stride,    \
+                            cn_idx out_rows, cn_idx col_begin, cn_idx col_end,                 \
+                            const T *coef, const cn_idx *coloff, int flip)                     \
+    {                                                                                          \
+        const cn_idx kernel_rows = (KR), taps_per_row = (KC);                                  \
+        CN_CORR_BODY(T, VT, V, ROWS, NB, LOAD, STORE, ZERO, GROUP4, MADD);                     \
     }
 
 /* Scalar variant: the portable fallback and the last few columns of each row. */
@@ -258,6 +275,15 @@ CN_DEFINE_CORR(cn_corr_f32_avx2, float, cn_f32x8, 8, CN_AVX2_ROWS, CN_AVX2_NB, C
 CN_DEFINE_CORR(cn_corr_f64_avx2, double, cn_f64x4, 4, CN_AVX2_ROWS, CN_AVX2_NB, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE)
 CN_DEFINE_CORR(cn_corr_f32_avx512, float, cn_f32x16, 16, CN_AVX512_ROWS, CN_AVX512_NB, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE)
 CN_DEFINE_CORR(cn_corr_f64_avx512, double, cn_f64x8, 8, CN_AVX512_ROWS, CN_AVX512_NB, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE)
+/* Fixed 3x3 and 5x5 kernels, the sizes image filters and CNN layers use most (at 7x7 the
+ * general kernel's overhead is already small against the products). */
+#define CN_DEFINE_CORR_FIXED_X86(K)                                                            \
+    CN_DEFINE_CORR_FIXED(cn_corr_f32_avx2_##K, K, K, float, cn_f32x8, 8, CN_AVX2_ROWS, CN_AVX2_NB, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE) \
+    CN_DEFINE_CORR_FIXED(cn_corr_f64_avx2_##K, K, K, double, cn_f64x4, 4, CN_AVX2_ROWS, CN_AVX2_NB, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE) \
+    CN_DEFINE_CORR_FIXED(cn_corr_f32_avx512_##K, K, K, float, cn_f32x16, 16, CN_AVX512_ROWS, CN_AVX512_NB, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE) \
+    CN_DEFINE_CORR_FIXED(cn_corr_f64_avx512_##K, K, K, double, cn_f64x8, 8, CN_AVX512_ROWS, CN_AVX512_NB, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE)
+CN_DEFINE_CORR_FIXED_X86(3)
+CN_DEFINE_CORR_FIXED_X86(5)
 #endif
 
 #define CN_CORR_ARGS image, image_stride, out, out_stride, out_rows, col, out_cols, coef, coloff, \
@@ -270,9 +296,18 @@ CN_DEFINE_CORR(cn_corr_f64_avx512, double, cn_f64x8, 8, CN_AVX512_ROWS, CN_AVX51
 #endif
 
 #if CN_X86_DISPATCH
+#define CN_FIXED_ARGS image, image_stride, out, out_stride, out_rows, col, out_cols, coef, coloff, flip
+/* A variant for the kernel's shape where there is one, else the general one. */
+#define CN_CALL_SHAPED(T, ISA)                                                                 \
+    if (kernel_rows == 3 && taps_per_row == 3)                                                 \
+        col = cn_corr_##T##_##ISA##_3(CN_FIXED_ARGS);                                          \
+    else if (kernel_rows == 5 && taps_per_row == 5)                                            \
+        col = cn_corr_##T##_##ISA##_5(CN_FIXED_ARGS);                                          \
+    else                                                                                       \
+        col = cn_corr_##T##_##ISA(CN_CORR_ARGS)
 #define CN_CALL_X86(T)                                                                         \
-    if (level >= CN_SIMD_AVX512) col = cn_corr_##T##_avx512(CN_CORR_ARGS);                     \
-    if (level >= CN_SIMD_AVX2 && col < out_cols) col = cn_corr_##T##_avx2(CN_CORR_ARGS);
+    if (level >= CN_SIMD_AVX512) { CN_CALL_SHAPED(T, avx512); }                                \
+    if (level >= CN_SIMD_AVX2 && col < out_cols) { CN_CALL_SHAPED(T, avx2); }
 #else
 #define CN_CALL_X86(T)
 #endif
