@@ -250,8 +250,13 @@ CN_DEFINE_CORR(cn_corr_f64_scalar, double, double, 1, 4, 4, , CN_SCALAR_LOAD, CN
 #define CN_AVX2_NB 2
 #endif
 #ifndef CN_AVX512_ROWS
-#define CN_AVX512_ROWS 2
+#define CN_AVX512_ROWS 3
 #define CN_AVX512_NB 2
+#endif
+/* The fixed-shape kernels below: their walk is short, so each extra row costs idle steps. */
+#ifndef CN_AVX512_FIXED_ROWS
+#define CN_AVX512_FIXED_ROWS 2
+#define CN_AVX512_FIXED_NB 2
 #endif
 
 /* The fused variants: scalar everywhere, NEON on aarch64. */
@@ -280,8 +285,8 @@ CN_DEFINE_CORR(cn_corr_f64_avx512, double, cn_f64x8, 8, CN_AVX512_ROWS, CN_AVX51
 #define CN_DEFINE_CORR_FIXED_X86(K)                                                            \
     CN_DEFINE_CORR_FIXED(cn_corr_f32_avx2_##K, K, K, float, cn_f32x8, 8, CN_AVX2_ROWS, CN_AVX2_NB, CN_AVX2, cn_f32x8_load, cn_f32x8_store, ((cn_f32x8){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE) \
     CN_DEFINE_CORR_FIXED(cn_corr_f64_avx2_##K, K, K, double, cn_f64x4, 4, CN_AVX2_ROWS, CN_AVX2_NB, CN_AVX2, cn_f64x4_load, cn_f64x4_store, ((cn_f64x4){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE) \
-    CN_DEFINE_CORR_FIXED(cn_corr_f32_avx512_##K, K, K, float, cn_f32x16, 16, CN_AVX512_ROWS, CN_AVX512_NB, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE) \
-    CN_DEFINE_CORR_FIXED(cn_corr_f64_avx512_##K, K, K, double, cn_f64x8, 8, CN_AVX512_ROWS, CN_AVX512_NB, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE)
+    CN_DEFINE_CORR_FIXED(cn_corr_f32_avx512_##K, K, K, float, cn_f32x16, 16, CN_AVX512_FIXED_ROWS, CN_AVX512_FIXED_NB, CN_AVX512, cn_f32x16_load, cn_f32x16_store, ((cn_f32x16){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE) \
+    CN_DEFINE_CORR_FIXED(cn_corr_f64_avx512_##K, K, K, double, cn_f64x8, 8, CN_AVX512_FIXED_ROWS, CN_AVX512_FIXED_NB, CN_AVX512, cn_f64x8_load, cn_f64x8_store, ((cn_f64x8){0}), CN_GROUP4_SEPARATE, CN_MADD_SEPARATE)
 CN_DEFINE_CORR_FIXED_X86(3)
 CN_DEFINE_CORR_FIXED_X86(5)
 #endif
