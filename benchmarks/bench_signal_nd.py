@@ -3,7 +3,7 @@
     python benchmarks/bench_signal_nd.py [--quick] [--budget 240] [--threads 1] [--fit]
 
 Three tables, every contender on one thread (``--threads`` for all of them) and timed
-interleaved in this one process (medians of rotated repeats, see cnnative.bench.timing):
+interleaved in this one process (medians of shuffled repeats, see cnnative.bench.timing):
 
 * stacked  correlate(maps (C,H,W), filters (C,kh,kw), 'valid'), the seed article's case, and
   3-D volumes 64^3 with 5^3 in every mode: cnnative direct and auto against

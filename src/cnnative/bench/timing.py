@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -149,9 +150,11 @@ def time_interleaved(contenders: Mapping[str, Callable[[], object]], budget_s: f
                      max_repeats: int = 21) -> dict[str, Timing]:
     """Time several callables against each other; returns ``{name: Timing}``.
 
-    Each repeat runs every contender once, in an order rotated per repeat, so slow drift
+    Each repeat runs every contender once, in an order shuffled per repeat, so slow drift
     (thermal or frequency changes, other load) and "who ran just before" effects hit all
-    contenders alike; the medians are then compared. The number of repeats is what fits in
+    contenders alike; the medians are then compared.  (Rotating a fixed order would not do
+    for the second: each contender would nearly always follow the same one, and a call
+    after a large one that evicted the caches is measured slower.) The number of repeats is what fits in
     what is left of ``budget_s`` after calibration, clamped to ``[min_repeats, max_repeats]``;
     ``min_repeats`` wins over the budget so every median is over a few samples at least.
     """
@@ -171,9 +174,9 @@ def time_interleaved(contenders: Mapping[str, Callable[[], object]], budget_s: f
     gc.collect()
     gc.disable()
     try:
-        for r in range(repeats):
-            shift = r % len(names)
-            for name in names[shift:] + names[:shift]:
+        order = random.Random(0)
+        for _ in range(repeats):
+            for name in order.sample(names, len(names)):
                 number = timings[name].number
                 timings[name].samples.append(_run_batch(contenders[name], number) / number)
     finally:
