@@ -158,16 +158,17 @@ CELLS += [
 # -- a whole network ----------------------------------------------------------------------------
 
 
-def _resnet_step_cell(depth, batch):
+def _training_step_cell(model, size, batch):
     """One SGD-with-momentum training step (forward, loss, backward, update) of
-    cnnative.models.resnet(depth) on (batch, 1, 28, 28) against the same network in torch."""
+    cnnative.models.<model>(size) on (batch, 1, 28, 28) against the same network in torch
+    (cnnative.testing.torch_models.<model>)."""
 
     def setup(np, cnnative, torch, dtype, threads):
         rng = np.random.default_rng(0)
         x = rng.random((batch, 1, 28, 28)).astype(dtype)
         y = rng.integers(0, 10, batch)
         cnnative.set_num_threads(threads)
-        net = cnnative.models.resnet(depth, dtype=dtype)
+        net = getattr(cnnative.models, model)(size, dtype=dtype)
         optimizer = cnnative.optim.SGD(0.05, momentum=0.9)
 
         def ours():
@@ -178,13 +179,13 @@ def _resnet_step_cell(depth, batch):
 
         if torch is None:
             return ours, None
-        model = torch_models.resnet(torch, depth).to(getattr(torch, dtype.name))
-        torch_optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        torch_model = getattr(torch_models, model)(torch, size).to(getattr(torch, dtype.name))
+        torch_optimizer = torch.optim.SGD(torch_model.parameters(), lr=0.05, momentum=0.9)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 
         def theirs():
             torch_optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(model(tx), ty).backward()
+            torch.nn.functional.cross_entropy(torch_model(tx), ty).backward()
             torch_optimizer.step()
 
         return ours, theirs
@@ -192,43 +193,11 @@ def _resnet_step_cell(depth, batch):
     return setup
 
 
-def _vgg_step_cell(width, batch):
-    """One SGD-with-momentum training step of cnnative.models.vgg(width) (--preset fashion's
-    network: five plain 3x3 convolutions with batch norm) on (batch, 1, 28, 28) against torch."""
-
-    def setup(np, cnnative, torch, dtype, threads):
-        rng = np.random.default_rng(0)
-        x = rng.random((batch, 1, 28, 28)).astype(dtype)
-        y = rng.integers(0, 10, batch)
-        cnnative.set_num_threads(threads)
-        net = cnnative.models.vgg(width, dtype=dtype)
-        optimizer = cnnative.optim.SGD(0.05, momentum=0.9)
-
-        def ours():
-            output = net.forward(x, training=True)
-            net.loss.forward(output, y)
-            net.backward(net.loss.backward())
-            optimizer.step(net.parameters())
-
-        if torch is None:
-            return ours, None
-        model = torch_models.vgg(torch, width).to(getattr(torch, dtype.name))
-        torch_optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-
-        def theirs():
-            torch_optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(model(tx), ty).backward()
-            torch_optimizer.step()
-
-        return ours, theirs
-
-    return setup
-
-
-CELLS += [("resnet(20) training step, batch 128", _resnet_step_cell(20, 128)),
-          ("vgg(24) training step, batch 128", _vgg_step_cell(24, 128)),
-          ("vgg(32) training step, batch 128", _vgg_step_cell(32, 128))]
+# resnet(depth): the CIFAR-style ResNet; vgg(width): --preset fashion's network (five plain 3x3
+# convolutions with batch norm).
+CELLS += [("resnet(20) training step, batch 128", _training_step_cell("resnet", 20, 128)),
+          ("vgg(24) training step, batch 128", _training_step_cell("vgg", 24, 128)),
+          ("vgg(32) training step, batch 128", _training_step_cell("vgg", 32, 128))]
 
 
 def main():

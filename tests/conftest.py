@@ -1,3 +1,4 @@
+import contextlib
 import os
 import sysconfig
 from pathlib import Path
@@ -9,6 +10,8 @@ import pytest
 import scipy
 
 import cnnative
+from cnnative import _threads
+from cnnative import signal as cn_signal
 from cnnative._native import correlate as _native_correlate
 
 # CI gets a larger, derandomised budget so a run is reproducible; local runs stay quick.
@@ -128,3 +131,24 @@ def cap_simd(simd_level):
     yield cap
     for module, old in reversed(restore):
         module.set_simd_cap(old)
+
+
+@contextlib.contextmanager
+def split_into_rows():
+    """Thresholds so low that every correlate2d/correlate call goes through the threaded path,
+    in guided pieces that shrink to one row: pieces start and end everywhere, border rows
+    included.  Yields the thread counts that run_chunks was asked for."""
+    calls = []
+    run_chunks = _threads.run_chunks
+
+    def counted(*args, **kwargs):
+        calls.append(args[3])
+        return run_chunks(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cn_signal, "_SMALL_WORK", 0.0)
+        patch.setattr(cn_signal, "_MIN_WORK_PER_THREAD", 1)
+        patch.setattr(cn_signal, "_CLAIM_WORK", 1)
+        patch.setattr(cn_signal, "_CLAIM_ROWS", 1)
+        patch.setattr(_threads, "run_chunks", counted)
+        yield calls

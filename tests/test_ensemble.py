@@ -10,7 +10,7 @@ import cnnative
 from cnnative import Ensemble, models
 from cnnative.nn import Conv2D, Dense, Flatten, GlobalAvgPool2D, ReLU
 
-from test_io import load_refused
+from test_io import declaring_a_huge_shape, load_refused
 
 RNG = np.random.default_rng(16)
 IMAGES = RNG.integers(0, 256, (9, 28, 28)).astype(np.uint8)
@@ -202,17 +202,8 @@ def test_damaged_ensemble_members_are_refused(tmp_path):
         return b"hello" if name == "members.1.0.w.npy" else data
     load_refused(ensemble_file(tmp_path, replace=drop), "not a readable cnnative model file")
 
-    def huge(name, data):
-        if name != "members.0.2.w.npy":
-            return data
-        stream = io.BytesIO(data)
-        np.lib.format.read_magic(stream)
-        np.lib.format.read_array_header_1_0(stream)
-        header = io.BytesIO()
-        np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
-                                                      "shape": (2**20, 2**20)})
-        return header.getvalue() + data[stream.tell():]
-    load_refused(ensemble_file(tmp_path, replace=huge), "declares float32 .* does not fit")
+    load_refused(ensemble_file(tmp_path, replace=declaring_a_huge_shape("members.0.2.w.npy")),
+                 "declares float32 .* does not fit")
 
 
 def test_missing_member_array_is_refused(tmp_path):

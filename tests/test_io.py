@@ -58,9 +58,11 @@ def test_model_config_of_huge_layers_fails_before_allocating_them(tmp_path, size
                  rf"parameter 0.w should be float32 \({size}, 3\), found float32 \(4, 3\)")
 
 
-def test_model_member_declaring_a_huge_shape_fails_before_allocating_it(tmp_path):
-    def huge(name, data):
-        if name != "0.w.npy":
+def declaring_a_huge_shape(member):
+    """A model_file ``replace`` function: ``member``'s .npy header claims a (2**20, 2**20)
+    float32 array (4 TiB) while the data stays as it was."""
+    def replace(name, data):
+        if name != member:
             return data
         stream = io.BytesIO(data)
         np.lib.format.read_magic(stream)
@@ -69,7 +71,12 @@ def test_model_member_declaring_a_huge_shape_fails_before_allocating_it(tmp_path
         np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
                                                       "shape": (2**20, 2**20)})
         return header.getvalue() + data[stream.tell():]
-    load_refused(model_file(tmp_path, replace=huge), "declares float32 .* does not fit")
+    return replace
+
+
+def test_model_member_declaring_a_huge_shape_fails_before_allocating_it(tmp_path):
+    load_refused(model_file(tmp_path, replace=declaring_a_huge_shape("0.w.npy")),
+                 "declares float32 .* does not fit")
 
 
 def test_model_member_that_is_not_an_npy_array_raises_value_error(tmp_path):

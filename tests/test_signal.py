@@ -1,5 +1,4 @@
 """correlate2d / convolve2d against scipy.signal: bit-exact values, dtypes, shapes and errors."""
-import contextlib
 import warnings
 
 import numpy as np
@@ -12,6 +11,7 @@ import cnnative
 from cnnative import _threads
 from cnnative import signal as cn_signal
 from cnnative._native import correlate as native
+from conftest import split_into_rows
 from conftest import with_layout as layout
 
 MODES = ["full", "same", "valid"]
@@ -177,27 +177,6 @@ def test_inputs_are_not_modified(func):
             out = func(image, kernel, mode, method=method)
             assert not np.shares_memory(out, image) and not np.shares_memory(out, kernel)
     assert np.array_equal(image, image_copy) and np.array_equal(kernel, kernel_copy)
-
-
-@contextlib.contextmanager
-def split_into_rows():
-    """Thresholds so low that every call goes through the threaded path, in guided pieces that
-    shrink to one row: pieces start and end everywhere, border rows included.  Yields the thread counts that
-    run_chunks was asked for."""
-    calls = []
-    run_chunks = _threads.run_chunks
-
-    def counted(*args, **kwargs):
-        calls.append(args[3])
-        return run_chunks(*args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cn_signal, "_SMALL_WORK", 0.0)
-        patch.setattr(cn_signal, "_MIN_WORK_PER_THREAD", 1)
-        patch.setattr(cn_signal, "_CLAIM_WORK", 1)
-        patch.setattr(cn_signal, "_CLAIM_ROWS", 1)
-        patch.setattr(_threads, "run_chunks", counted)
-        yield calls
 
 
 @st.composite

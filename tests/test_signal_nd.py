@@ -1,5 +1,4 @@
 """correlate / convolve (N-d) against scipy.signal: bit-exact values, dtypes, shapes and errors."""
-import contextlib
 import warnings
 
 import numpy as np
@@ -13,6 +12,7 @@ from cnnative import _threads
 from cnnative import signal as cn_signal
 from cnnative import testing as reference
 from cnnative._native import correlate_nd as native
+from conftest import split_into_rows
 from conftest import with_layout as layout
 
 MODES = ["full", "same", "valid"]
@@ -101,26 +101,6 @@ def test_matches_scipy_bit_for_bit(ours, theirs, slow, problem):
             ours(in1, in2, mode)
         return
     assert_matches_scipy(ours, theirs, slow, in1, in2, mode)
-
-
-@contextlib.contextmanager
-def split_into_rows():
-    """Thresholds so low that every call goes through the threaded path in pieces of one row.
-    Yields the thread counts that run_chunks was asked for."""
-    calls = []
-    run_chunks = _threads.run_chunks
-
-    def counted(*args, **kwargs):
-        calls.append(args[3])
-        return run_chunks(*args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cn_signal, "_SMALL_WORK", 0.0)
-        patch.setattr(cn_signal, "_MIN_WORK_PER_THREAD", 1)
-        patch.setattr(cn_signal, "_CLAIM_WORK", 1)
-        patch.setattr(cn_signal, "_CLAIM_ROWS", 1)
-        patch.setattr(_threads, "run_chunks", counted)
-        yield calls
 
 
 @pytest.mark.scipy_order
