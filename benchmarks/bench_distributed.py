@@ -4,7 +4,8 @@ deterministic reduction (the single-process order, cnnative's default) against p
 MPI_Allreduce (``deterministic=False``).
 
 Each measurement is one ``mpiexec`` launch of this script as a worker (R = 1 runs without
-MPI); the configurations are interleaved, ``--repeats`` rounds, and medians reported.  A
+MPI); the configurations are interleaved, ``--repeats`` rounds, and medians reported (the
+speed-up: the median over rounds of each round's ratio to its R = 1 launch).  A
 worker trains one warm-up epoch and one timed epoch on the embedded digits (augmentation as
 the CLI's default) and reports the timed epoch's seconds, and from its DataParallel object the
 seconds spent in, and the bytes this rank sent for, the gradient reduction (which includes
@@ -27,8 +28,6 @@ MODELS = {"nielsen": (2048, 64), "resnet20": (512, 64)}
 
 
 def worker(spec):
-    import numpy as np
-
     import cnnative
     from cnnative import datasets, models, optim
     from cnnative.training import Callback
@@ -112,20 +111,23 @@ def main(argv=None):
     print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
     table = []
     for model in args.models:
-        base = None
+        single = [run["samples"] / run["seconds"] for run in results[(model, 1, True)]]
         for ranks, deterministic in ((1, True), (2, True), (2, False)):
             runs = results[(model, ranks, deterministic)]
-            rate = statistics.median(run["samples"] / run["seconds"] for run in runs)
-            base = base or rate
+            rates = [run["samples"] / run["seconds"] for run in runs]
+            rate = statistics.median(rates)
+            # Each round's launches ran one after the other: the ratio within a round, whose
+            # median a host whose speed drifts between rounds moves less than the medians'.
+            speedup = statistics.median(r / one for r, one in zip(rates, single))
             reduce_ms = statistics.median(run["reduce_seconds"] for run in runs) * 1e3
             sent = statistics.median(run["reduce_bytes"] for run in runs)
             kind = "-" if ranks == 1 else ("ordered tree" if deterministic else "MPI_Allreduce")
             row = {"model": model, "parameters": runs[0]["parameters"], "ranks": ranks,
-                   "reduction": kind, "samples_per_second": rate, "speedup": rate / base,
+                   "reduction": kind, "samples_per_second": rate, "speedup": speedup,
                    "reduce_ms_per_step": reduce_ms, "bytes_per_step": sent}
             table.append(row)
             print(f"| {model} | {row['parameters']:,} | {ranks} | {kind} | {rate:.0f} | "
-                  f"{rate / base:.2f}x | {reduce_ms:.2f} | {sent:,.0f} |")
+                  f"{speedup:.2f}x | {reduce_ms:.2f} | {sent:,.0f} |")
     if args.json:
         with open(args.json, "w") as stream:
             json.dump(table, stream, indent=1)
