@@ -6,10 +6,12 @@ MPI_Allreduce (``deterministic=False``).
 Each measurement is one ``mpiexec`` launch of this script as a worker (R = 1 runs without
 MPI); the configurations are interleaved, ``--repeats`` rounds, and medians reported (the
 speed-up: the median over rounds of each round's ratio to its R = 1 launch).  A
-worker trains one warm-up epoch and one timed epoch on the embedded digits (augmentation as
-the CLI's default) and reports the timed epoch's seconds, and from its DataParallel object the
+worker trains WARMUP_EPOCHS epochs and then TIMED_EPOCHS timed ones on the embedded digits
+(no augmentation) and reports the timed epochs' seconds, and from its DataParallel object the
 seconds spent in, and the bytes this rank sent for, the gradient reduction (which includes
-waiting for the slower rank).
+waiting for the slower rank).  Two warm-up epochs, because one process takes about that long
+to reach its steady speed: nielsen's four epochs on one rank took 0.48-0.64, 0.35-0.46, 0.34-0.38
+and 0.34-0.37 s in three runs on the Zen 4 host.
 
     python benchmarks/bench_distributed.py [--repeats 3] [--models nielsen resnet20]
                                            [--json PATH]
@@ -25,6 +27,7 @@ import sys
 
 # Samples per timed epoch and global batch, by model: a few seconds of work each.
 MODELS = {"nielsen": (2048, 64), "resnet20": (512, 64)}
+WARMUP_EPOCHS, TIMED_EPOCHS = 2, 2
 
 
 def worker(spec):
@@ -43,11 +46,12 @@ def worker(spec):
     network = models.nielsen() if spec["model"] == "nielsen" else models.resnet(20)
 
     class Probe(Callback):
-        """The reduction's totals at the start and end of the timed (last) epoch."""
+        """The reduction's totals at the start and end of the timed epochs."""
 
         def on_epoch_begin(self, trainer):
-            parallel = trainer.parallel
-            self.start = (0.0, 0) if parallel is None else (parallel.seconds, parallel.bytes)
+            if trainer.epoch == WARMUP_EPOCHS:
+                parallel = trainer.parallel
+                self.start = (0.0, 0) if parallel is None else (parallel.seconds, parallel.bytes)
 
         def on_train_end(self, trainer):
             parallel = trainer.parallel
@@ -55,16 +59,17 @@ def worker(spec):
             self.reduction = (end[0] - self.start[0], end[1] - self.start[1])
 
     probe = Probe()
-    history = network.fit(x, y, epochs=2, batch_size=batch, optimizer=optim.SGD(0.02, 0.9),
+    history = network.fit(x, y, epochs=WARMUP_EPOCHS + TIMED_EPOCHS, batch_size=batch,
+                          optimizer=optim.SGD(0.02, 0.9),
                           seed=0, progress=False, callbacks=[probe], comm=comm,
                           deterministic=spec["deterministic"], divergence_factor=None)
     if comm is None or comm.Get_rank() == 0:
-        steps = -(-samples // batch)
-        print(json.dumps({"seconds": history["seconds"][-1],
+        steps = -(-samples // batch) * TIMED_EPOCHS
+        print(json.dumps({"seconds": sum(history["seconds"][WARMUP_EPOCHS:]),
                           "reduce_seconds": probe.reduction[0] / steps,
                           "reduce_bytes": probe.reduction[1] / steps,
                           "parameters": int(sum(p.size for p, _ in network.parameters())),
-                          "steps": steps, "samples": samples}))
+                          "steps": steps, "samples": samples * TIMED_EPOCHS}))
 
 
 def launch(model, ranks, deterministic):
