@@ -1,7 +1,5 @@
 """cnnative.Ensemble: averaged probabilities, predictions, evaluation, one model file."""
-import io
 import json
-import zipfile
 
 import numpy as np
 import pytest
@@ -10,7 +8,7 @@ import cnnative
 from cnnative import Ensemble, models
 from cnnative.nn import Conv2D, Dense, Flatten, GlobalAvgPool2D, ReLU
 
-from test_io import declaring_a_huge_shape, load_refused
+from test_io import declaring_a_huge_shape, load_refused, saved_file
 
 RNG = np.random.default_rng(16)
 IMAGES = RNG.integers(0, 256, (9, 28, 28)).astype(np.uint8)
@@ -161,19 +159,8 @@ def test_outputs_the_layers_do_not_tell_are_compared_when_predicting():
 
 def ensemble_file(tmp_path, architecture=None, replace=None):
     """A small saved ensemble; its architecture JSON or members' bytes optionally replaced."""
-    path = tmp_path / "ensemble.npz"
-    cnnative.save(Ensemble([small(0), small(2)]), path)
-    if architecture is not None:
-        with np.load(path) as archive:
-            contents = dict(archive)
-        text = architecture(json.loads(str(contents["architecture"])))
-        np.savez(path, **{**contents, "architecture": np.array(text)})
-    if replace is not None:
-        data = path.read_bytes()
-        with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(path, "w") as target:
-            for info in source.infolist():
-                target.writestr(info, replace(info.filename, source.read(info)))
-    return path
+    return saved_file(Ensemble([small(0), small(2)]), tmp_path / "ensemble.npz", architecture,
+                      replace)
 
 
 def edit(change):

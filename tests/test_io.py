@@ -16,8 +16,14 @@ from cnnative.nn import Conv2D, Dense, ReLU
 
 def model_file(tmp_path, architecture=None, replace=None):
     """A small saved model; its architecture JSON or members' bytes optionally replaced."""
-    path = tmp_path / "model.npz"
-    cnnative.save(cnnative.Network([Dense(3, 4, rng=0), ReLU(), Dense(4, 2, rng=1)]), path)
+    return saved_file(cnnative.Network([Dense(3, 4, rng=0), ReLU(), Dense(4, 2, rng=1)]),
+                      tmp_path / "model.npz", architecture, replace)
+
+
+def saved_file(model, path, architecture=None, replace=None):
+    """``model`` saved to ``path``; ``architecture`` rewrites its architecture JSON (a function
+    of the parsed JSON returning text), ``replace(name, data)`` each member's bytes."""
+    cnnative.save(model, path)
     if architecture is not None:
         with np.load(path) as archive:
             contents = dict(archive)
