@@ -13,7 +13,7 @@
  *
  * Where scipy's compiler contracts that loop (aarch64 wheels), each step is one fused
  * multiply-add, acc = fma(c, x, acc); the fused variants below repeat that, chosen by
- * cn_corr_nd_fused (set once per process from a probe of the installed scipy).
+ * cn_rounding (rounding.h, set once per process from a probe of the installed scipy).
  *
  * Vectorisation runs across neighbouring outputs of a row, never across taps, so each lane
  * performs the scalar sequence above unchanged.  Compile without floating-point contraction
@@ -24,6 +24,7 @@
 #define CNNATIVE_CORR_ND_SIMD_H
 
 #include "simd_dispatch.h"
+#include "rounding.h"
 #if defined(__aarch64__) && CN_HAVE_VECTOR_EXT
 #include <arm_neon.h>
 #define CN_ND_NEON_FUSED 1
@@ -61,20 +62,6 @@ static inline cn_f64x2 cn_nd_neon_fma_f64(cn_f64x2 a, double c, cn_f64x2 x)
 #define CN_ND_MADD_F32X4_FUSED(a, c, x) cn_nd_neon_fma_f32((a), (c), (x))
 #define CN_ND_MADD_F64X2_FUSED(a, c, x) cn_nd_neon_fma_f64((a), (c), (x))
 #endif
-
-/* 1: the dispatchers run the fused variants.  Set once per process before the kernels are used
- * (correlate_nd.pyx's set_rounding); one per module, like the SIMD cap. */
-static volatile int cn_corr_nd_fused = 0;
-
-/* Whether the fused variants can run here: on x86 they need the FMA instructions. */
-static int cn_corr_nd_fused_available(void)
-{
-#if CN_X86_DISPATCH
-    return cn_simd_level() >= CN_SIMD_AVX2;
-#else
-    return 1;
-#endif
-}
 
 /* One step of the walk over frame rows: frame row m + p_ serves accumulator r_ as kernel row
  * p_ - r_ (ACTIVE(r_) says whether that row exists).  Walking the frame rows once per plane, in
@@ -235,7 +222,7 @@ CN_DEFINE_CORR_ND(cn_corr_nd_f64_avx512, double, cn_f64x8, 8, CN_ND_AVX512_ROWS,
     {                                                                                          \
         const int level = cn_simd_active();                                                    \
         cn_idx col = 0;                                                                        \
-        if (cn_corr_nd_fused) {                                                                \
+        if (cn_rounding == CN_ROUNDING_FUSED) {                                                \
             CN_ND_CALL_FUSED_VEC(T);                                                           \
             if (col < out_cols) cn_corr_nd_##T##_scalar_fused(CN_CORR_ND_ARGS);                \
             return;                                                                            \

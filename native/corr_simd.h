@@ -17,7 +17,7 @@
  *     acc = fma(c, x, acc)                                       for each tap left over
  * (the second product of a group is the one rounded on its own: GCC's widening_mul pass and
  * clang both fuse the left operand of `c0*x0 + c1*x1`).  Which of the two a process uses is
- * cn_corr_fused, set once from a probe of the installed scipy (cnnative.signal).
+ * cn_rounding (rounding.h), set once from a probe of the installed scipy (cnnative.signal).
  *
  * Vectorisation runs across neighbouring output pixels of a row, never across taps, so each
  * SIMD lane performs the scalar sequence above unchanged.  The file must be compiled without
@@ -33,6 +33,7 @@
 #define CNNATIVE_CORR_SIMD_H
 
 #include "simd_dispatch.h"
+#include "rounding.h"
 #if defined(__aarch64__) && CN_HAVE_VECTOR_EXT
 #include <arm_neon.h>
 #define CN_NEON_FUSED 1
@@ -52,7 +53,7 @@
 
 /* Scalar fused steps.  On x86 the fused variants carry the AVX2 target (which includes FMA) so
  * that the compiler emits the instruction rather than a call to libm's fma, which the modules
- * do not link; they then need a CPU with FMA (cn_corr_fused_available).  Elsewhere fma()
+ * do not link; they then need a CPU with FMA (cn_fused_available).  Elsewhere fma()
  * compiles to the instruction where the baseline has one (aarch64) and is C99's correctly
  * rounded fma otherwise. */
 #if CN_X86_DISPATCH
@@ -87,20 +88,6 @@ static inline cn_f64x2 cn_neon_fma_f64(cn_f64x2 a, double c, cn_f64x2 x)
 #define CN_GROUP4_F32X4_FUSED(...) CN_GROUP4_FUSED_WITH(CN_MADD_F32X4_FUSED, __VA_ARGS__)
 #define CN_GROUP4_F64X2_FUSED(...) CN_GROUP4_FUSED_WITH(CN_MADD_F64X2_FUSED, __VA_ARGS__)
 #endif
-
-/* 1: the dispatchers run the fused variants.  Set once per process before the kernels are used
- * (correlate.pyx's set_rounding); one per module, like the SIMD cap. */
-static volatile int cn_corr_fused = 0;
-
-/* Whether the fused variants can run here: on x86 they need the FMA instructions. */
-static int cn_corr_fused_available(void)
-{
-#if CN_X86_DISPATCH
-    return cn_simd_level() >= CN_SIMD_AVX2;
-#else
-    return 1;
-#endif
-}
 
 /* Output block of ROWS rows x NB vectors starting at (m, n); variables come from the enclosing
  * kernel function.  ROWS and NB are compile-time constants so the accumulators live in
@@ -329,7 +316,7 @@ CN_DEFINE_CORR_FIXED_X86(5)
     {                                                                                          \
         const int level = cn_simd_active();                                                    \
         cn_idx col = 0;                                                                        \
-        if (cn_corr_fused) {                                                                   \
+        if (cn_rounding == CN_ROUNDING_FUSED) {                                                \
             CN_CALL_FUSED_VEC(T);                                                              \
             if (col < out_cols) cn_corr_##T##_scalar_fused(CN_CORR_ARGS);                      \
             return;                                                                            \

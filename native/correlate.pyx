@@ -15,14 +15,14 @@ from libc.stdint cimport SIZE_MAX, int64_t
 
 from _common cimport (ANY_FLOAT, C_ORDER, NONEMPTY, WRITEABLE, check_array, claimed_work,
                       element_step, floating, next_guided_piece, symmetric_index, wrap_index)
+from _rounding cimport (cn_fused_available, cn_rounding, fast_path_rounding, rounding_patterns,
+                       set_rounding_of_module)
 from _simd cimport (CN_SIMD_AVX2, CN_SIMD_AVX512, CN_SIMD_SCALAR, CN_SIMD_VEC128, cn_idx,
                     cn_simd_name, set_simd_cap_of_module, simd_info_of_module)
 
 cnp.import_array()
 
 cdef extern from "corr_simd.h" nogil:
-    int cn_corr_fused
-    int cn_corr_fused_available()
     void cn_corr_f32(const float *image, cn_idx image_stride, float *out, cn_idx out_stride,
                      cn_idx out_rows, cn_idx out_cols, const float *coef, const cn_idx *coloff,
                      cn_idx kernel_rows, cn_idx taps_per_row, int flip)
@@ -54,46 +54,28 @@ def simd_info():
     return simd_info_of_module()
 
 
-# How the kernels round each multiply-add, matching the installed scipy's build (see the
-# header): cnnative.signal probes scipy and sets this before its first float call.  Until then
-# (UNDECIDED) correlate_small leaves every call to cnnative.signal, which decides first; under
-# SCIPY it leaves them all, since cnnative.signal then hands float calls to scipy itself.  The
-# kernels of this module run the separate variants unless it is FUSED.
-cpdef enum Rounding:
-    ROUNDING_UNDECIDED = -1
-    ROUNDING_SEPARATE = 0
-    ROUNDING_FUSED = 1
-    ROUNDING_SCIPY = 2
-
-
-cdef int _rounding = ROUNDING_UNDECIDED
+# How the kernels round each multiply-add (rounding.h): cnnative.signal probes scipy and sets it
+# before its first float call.
+ROUNDING_PATTERNS = rounding_patterns()
 
 
 def rounding():
-    """The Rounding this module's correlation kernels follow (an int)."""
-    return _rounding
+    """The rounding this module's correlation kernels follow (a value of ROUNDING_PATTERNS)."""
+    return cn_rounding
 
 
 def fused_available():
     """Whether the fused variants can run on this CPU (on x86 they need FMA instructions)."""
-    return bool(cn_corr_fused_available())
+    return bool(cn_fused_available())
 
 
 def set_rounding(int rounding):
-    """Sets the Rounding (an int of it); returns the old one.
+    """Sets the rounding (a value of ROUNDING_PATTERNS); returns the old one.
 
-    ROUNDING_FUSED raises ValueError where fused_available() is false.  Meant to be set once per
+    'fused' raises ValueError where fused_available() is false.  Meant to be set once per
     process, before the kernels run (cnnative.signal does), and by tests.
     """
-    global _rounding, cn_corr_fused
-    if not ROUNDING_UNDECIDED <= rounding <= ROUNDING_SCIPY:
-        raise ValueError(f"rounding must be in [-1, 2], got {rounding}")
-    if rounding == ROUNDING_FUSED and not cn_corr_fused_available():
-        raise ValueError("the fused variants need FMA instructions, which this CPU lacks")
-    cdef int old = _rounding
-    cn_corr_fused = rounding == ROUNDING_FUSED
-    _rounding = rounding
-    return old
+    return set_rounding_of_module(rounding)
 
 
 def set_simd_cap(int level):
@@ -479,10 +461,10 @@ def correlate_small(object in1, object in2, object mode, object boundary, object
     calling thread.  Otherwise returns None, having changed nothing: the caller takes the
     general path, which checks everything and reports errors.  Exists because at 28x28 the
     Python-level checks cost as much as the kernel.  Also None while the rounding is undecided or
-    scipy's (see Rounding).
+    scipy's (see rounding.h).
     """
     cdef int typenum
-    if _rounding != ROUNDING_SEPARATE and _rounding != ROUNDING_FUSED:
+    if not fast_path_rounding():
         return None
     if type(method) is not str or method != "direct" or not cnp.PyArray_CheckExact(in1):
         return None

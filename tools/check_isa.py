@@ -23,7 +23,7 @@ INSTRUCTION = re.compile(r"^\s*[0-9a-f]+:\s+(?P<mnemonic>\S+)(?P<operands>.*)$")
 # instructions that also do never occur in user code); ymm/zmm/mask registers need AVX too.
 AVX_OPERAND = re.compile(r"%(?:[yz]mm\d+|k[0-7])\b")
 # The scalar kernels with fused multiply-adds (the rounding of scipy's aarch64 builds) are
-# compiled for AVX2 + FMA on x86-64 and run only where cn_corr_fused_available() found them.
+# compiled for AVX2 + FMA on x86-64 and run only where cn_fused_available() (rounding.h) found them.
 DISPATCHED = re.compile(r"avx|_fused", re.IGNORECASE)
 
 

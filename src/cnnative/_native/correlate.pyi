@@ -14,11 +14,7 @@ class Boundary(enum.IntEnum):
     BOUNDARY_SYMM = 1
     BOUNDARY_WRAP = 2
 
-class Rounding(enum.IntEnum):
-    ROUNDING_UNDECIDED = -1
-    ROUNDING_SEPARATE = 0
-    ROUNDING_FUSED = 1
-    ROUNDING_SCIPY = 2
+ROUNDING_PATTERNS: dict[str, int]
 
 SIMD_LEVEL_NAMES: dict[int, str]
 

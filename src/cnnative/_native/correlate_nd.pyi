@@ -9,11 +9,7 @@ class Mode(enum.IntEnum):
     MODE_SAME = 1
     MODE_FULL = 2
 
-class Rounding(enum.IntEnum):
-    ROUNDING_UNDECIDED = -1
-    ROUNDING_SEPARATE = 0
-    ROUNDING_FUSED = 1
-    ROUNDING_SCIPY = 2
+ROUNDING_PATTERNS: dict[str, int]
 
 SIMD_LEVEL_NAMES: dict[int, str]
 
