@@ -189,7 +189,8 @@ def signal_nd_call(rng, func):
 def signal_nd_spec(call):
     """scipy.signal.correlate/convolve's rules, with the documented differences: empty inputs
     and bool, float16 and object arrays are refused; 1-D float results are held to scipy's N-d
-    summation order (cnnative.testing), since scipy hands those to numpy's BLAS dot."""
+    summation order (cnnative.testing), since scipy hands those to numpy's BLAS dot; what goes
+    to scipy goes in native byte order (its FFT refuses some byte-swapped dtypes)."""
     arguments = bound_arguments(call)
     in1, in2 = as_array(arguments["in1"]), as_array(arguments["in2"])
     mode = _option(arguments["mode"], MODES)
@@ -213,7 +214,8 @@ def signal_nd_spec(call):
             # complex values makes it raise).
             try:
                 expected = np.asarray(getattr(scipy.signal, call.func)(
-                    in1, in2, mode, "direct" if native else method))
+                    *(a.astype(a.dtype.newbyteorder("=")) for a in (in1, in2)), mode,
+                    "direct" if native else method))
             except ValueError:
                 if native:
                     raise

@@ -99,9 +99,9 @@ _AUTO_DIRECT_WORK = _FFT_FIXED_SECONDS / (_DIRECT_SECONDS_PER_TAP["nd"]["float64
 # decided, pattern one of _PATTERNS.
 _ROUNDING: dict[str, tuple[str, str]] = {}
 _ROUNDING_LOCK = threading.Lock()
-_PATTERNS = {"separate": _correlate.Rounding.ROUNDING_SEPARATE,
-             "fused": _correlate.Rounding.ROUNDING_FUSED,
-             "scipy": _correlate.Rounding.ROUNDING_SCIPY}
+# Both modules take the same values (rounding.h); "undecided" is theirs before this decides.
+_PATTERNS = {name: value for name, value in _correlate.ROUNDING_PATTERNS.items()
+             if name != "undecided"}
 _ROUNDING_ENV = "CNNATIVE_ROUNDING"
 _FAMILY_MODULES = {"2d": _correlate, "nd": _correlate_nd}
 # The probe's answer for each pattern the kernels implement, the same for float32 and float64.
@@ -319,7 +319,8 @@ def correlate(in1: ArrayLike, in2: ArrayLike, mode: str = "full", method: str = 
     Notes
     -----
     float32 and float64 inputs of 1 to 64 dimensions run on cnnative's kernel; integer, complex
-    and long-double inputs, and 0-d ones, are passed on to scipy after the same validation.
+    and long-double inputs, and 0-d ones, are passed on to scipy after the same validation (in
+    native byte order: scipy's FFT refuses some byte-swapped dtypes).
     Unlike scipy, empty inputs and bool/float16/object arrays raise whatever the method (scipy
     accepts some of them in 1-D, or with method='fft'), non-numeric dtypes raise TypeError (scipy:
     ValueError), and FFTs over NaN or inf stay quiet instead of warning.
@@ -594,6 +595,10 @@ def _scipy_nd(func, in1, in2, mode, method):
     # Imported on first use: scipy.signal pulls in scipy.stats, interpolate, optimize...
     import scipy.signal
 
+    # Its FFT refuses some byte-swapped inputs (a big-endian float16 beside complex values:
+    # "unsupported data type"); the same values in native byte order it takes.
+    in1, in2 = (a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+                for a in (in1, in2))
     with warnings.catch_warnings():
         # Its FFT warns about NaN or inf in the output; direct's NaNs pass quietly.
         warnings.filterwarnings("ignore", "Use of fft convolution", RuntimeWarning)
