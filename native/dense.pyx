@@ -7,7 +7,9 @@ no Python caller can make them read or write out of bounds.  Outputs are always 
 """
 cimport numpy as cnp
 from libc.limits cimport INT_MAX
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
+from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from _blas cimport gemm_row_major
 from _common cimport ANY_FLOAT, C_OR_F_ORDER, NONEMPTY, check_array, floating
@@ -142,30 +144,52 @@ def column_sums(cnp.ndarray a not None):
     return out
 
 
-cdef void _block_grams(bint trans, int m, int n, int k, int row_block, const floating *g,
-                       const floating *x, floating *out) noexcept nogil:
-    """out[b] = g[rows of block b].T @ x[rows of block b] for each block of row_block rows; g
-    (m, n) and x (m, k) both C-ordered, or both Fortran-ordered when trans."""
-    cdef Py_ssize_t start = 0, block = 0
-    cdef int rows
-    while start < m:
-        rows = <int> min(<Py_ssize_t> row_block, m - start)
-        if trans:
-            # Fortran g (m, n) is g.T (n, m) in C order: read as is, leading dimension m.
-            gemm_row_major(False, True, n, k, rows, 1, g + start, m, x + start, m, 0,
-                           out + block * n * k, k)
-        else:
-            gemm_row_major(True, False, n, k, rows, 1, g + start * n, n, x + start * k, k, 0,
-                           out + block * n * k, k)
-        block += 1
-        start += rows
+cdef void _block_gram(bint trans, int m, int n, int k, Py_ssize_t start, int rows,
+                      const floating *g, const floating *x, floating *out) noexcept nogil:
+    """out (n, k) = g[start:start + rows].T @ x[start:start + rows]; g (m, n) and x (m, k) both
+    C-ordered, or both Fortran-ordered when trans."""
+    if trans:
+        # Fortran g (m, n) is g.T (n, m) in C order: read as is, leading dimension m.
+        gemm_row_major(False, True, n, k, rows, 1, g + start, m, x + start, m, 0, out, k)
+    else:
+        gemm_row_major(True, False, n, k, rows, 1, g + start * n, n, x + start * k, k, 0, out, k)
 
 
-def block_grams(cnp.ndarray g not None, cnp.ndarray x not None, int row_block):
-    """(B, N, K) array: g[rows].T @ x[rows] for each block of row_block rows (B blocks).
+cdef void _gram_tree(bint trans, int m, int n, int k, int row_block, Py_ssize_t lo,
+                     Py_ssize_t hi, const floating *g, const floating *x, floating *out,
+                     floating *spare) noexcept nogil:
+    """out = the Grams of blocks [lo, hi) added by cnnative._reduce's tree: tree(lo, hi) =
+    tree(lo, mid) + tree(mid, hi), mid = lo + (hi - lo + 1) // 2.  The left subtree is built in
+    out, the right one in spare, whose further slots (n * k each, as many as the tree is deep)
+    serve the right subtree's own recursion."""
+    cdef Py_ssize_t mid, i, size = <Py_ssize_t> n * k
+    if hi - lo == 1:
+        _block_gram(trans, m, n, k, lo * row_block,
+                    <int> min(<Py_ssize_t> row_block, m - lo * row_block), g, x, out)
+        return
+    mid = lo + (hi - lo + 1) // 2
+    _gram_tree(trans, m, n, k, row_block, lo, mid, g, x, out, spare)
+    _gram_tree(trans, m, n, k, row_block, mid, hi, g, x, spare, spare + size)
+    for i in range(size):
+        out[i] = out[i] + spare[i]
+
+
+cdef Py_ssize_t _tree_depth(Py_ssize_t leaves) noexcept nogil:
+    """Slots of spare _gram_tree needs over `leaves` blocks: one per level below the root."""
+    cdef Py_ssize_t depth = 0
+    while leaves > 1:
+        leaves = (leaves + 1) // 2
+        depth += 1
+    return depth
+
+
+def block_gram_sum(cnp.ndarray g not None, cnp.ndarray x not None, int row_block):
+    """(N, K) array: g[rows].T @ x[rows] for each block of row_block rows, the blocks added by
+    the fixed tree of cnnative._reduce (one BLAS product per block, adds in that order).
 
     g : (M, N), x : (M, K), same float dtype, both C- or both Fortran-contiguous, as for
-    matmul.  The GIL is released during the products.
+    matmul.  Besides the result, needs one (N, K) slot per level of the tree (never a slot
+    per block).  The GIL is released during the products and adds.
     """
     _check_operand(g, "g", 2, ANY_FLOAT)
     cdef int typenum = cnp.PyArray_TYPE(g)
@@ -179,17 +203,29 @@ def block_grams(cnp.ndarray g not None, cnp.ndarray x not None, int row_block):
     cdef bint trans = not cnp.PyArray_IS_C_CONTIGUOUS(g)
     if trans != (not cnp.PyArray_IS_C_CONTIGUOUS(x)):
         raise ValueError("g and x must be both C- or both Fortran-contiguous")
-    cdef cnp.npy_intp shape[3]
-    shape[0], shape[1], shape[2] = (m + row_block - 1) // row_block, n, k
-    cdef cnp.ndarray out = cnp.PyArray_EMPTY(3, shape, typenum, 0)
-    if typenum == cnp.NPY_FLOAT32:
-        with nogil:
-            _block_grams(trans, <int> m, <int> n, <int> k, row_block,
-                         <const float *> cnp.PyArray_DATA(g), <const float *> cnp.PyArray_DATA(x),
-                         <float *> cnp.PyArray_DATA(out))
-    else:
-        with nogil:
-            _block_grams(trans, <int> m, <int> n, <int> k, row_block,
-                         <const double *> cnp.PyArray_DATA(g),
-                         <const double *> cnp.PyArray_DATA(x), <double *> cnp.PyArray_DATA(out))
+    cdef cnp.npy_intp shape[2]
+    shape[0], shape[1] = n, k
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(2, shape, typenum, 0)
+    cdef Py_ssize_t blocks = (m + row_block - 1) // row_block, itemsize = cnp.PyArray_ITEMSIZE(g)
+    cdef Py_ssize_t depth = _tree_depth(blocks)
+    # n * k * itemsize fits (out was allocated); the slots must too.
+    if depth and n * k > PY_SSIZE_T_MAX // (depth * itemsize):
+        raise MemoryError(f"block_gram_sum: {depth} slots of shape ({n}, {k}) exceed memory")
+    cdef void *spare = malloc(depth * n * k * itemsize) if depth else NULL
+    if depth and spare == NULL:
+        raise MemoryError(f"block_gram_sum: no memory for {depth} slots of shape ({n}, {k})")
+    try:
+        if typenum == cnp.NPY_FLOAT32:
+            with nogil:
+                _gram_tree(trans, <int> m, <int> n, <int> k, row_block, 0, blocks,
+                           <const float *> cnp.PyArray_DATA(g), <const float *> cnp.PyArray_DATA(x),
+                           <float *> cnp.PyArray_DATA(out), <float *> spare)
+        else:
+            with nogil:
+                _gram_tree(trans, <int> m, <int> n, <int> k, row_block, 0, blocks,
+                           <const double *> cnp.PyArray_DATA(g),
+                           <const double *> cnp.PyArray_DATA(x), <double *> cnp.PyArray_DATA(out),
+                           <double *> spare)
+    finally:
+        free(spare)
     return out

@@ -372,29 +372,26 @@ def dense_call(rng, sums):
     return call
 
 
-def block_grams_call(rng):
+def block_gram_sum_call(rng):
     dtype = pick(rng, FLOATS)
-    m, k, n = integer(rng, 1, 20), integer(rng, 1, 5), integer(rng, 1, 5)
-    call = NativeCall("dense.block_grams", native_dense.block_grams,
+    m, k, n = integer(rng, 1, 40), integer(rng, 1, 5), integer(rng, 1, 5)
+    call = NativeCall("dense.block_gram_sum", native_dense.block_gram_sum,
                       [values(rng, (m, n), dtype, 0.02), values(rng, (m, k), dtype, 0.02),
                        pick(rng, [8, 8, 1, 3])], {})
     spoil(rng, call, [0, 1], [2])
     return call
 
 
-def block_grams_reference(call):
+def block_gram_sum_reference(call):
     g, x, rows = call.args
     assert g.dtype == x.dtype and g.shape[0] == x.shape[0] and rows >= 1
-    parts = []
-    for start in range(0, g.shape[0], rows):
-        g64, x64 = g[start:start + rows].astype(np.float64), x[start:start + rows].astype(np.float64)
-        with np.errstate(all="ignore"):
-            parts.append((g64.T @ x64, np.abs(g64).T @ np.abs(x64), g64.shape[0]))
+    g64, x64 = g.astype(np.float64), x.astype(np.float64)
+    with np.errstate(all="ignore"):
+        expected, scale = g64.T @ x64, np.abs(g64).T @ np.abs(x64)
 
     def check(out):
-        assert out.shape == (len(parts), g.shape[1], x.shape[1])
-        for block, (expected, scale, terms) in zip(out, parts):
-            _sums_check(block, expected, scale, terms)
+        assert out.shape == (g.shape[1], x.shape[1])
+        _sums_check(out, expected, scale, g.shape[0])
     return check
 
 
@@ -464,6 +461,6 @@ NATIVE = {
     "native.max_pool2d_backward_planes": (functools.partial(pool_call, backward=True), pool_backward_reference),
     "native.matmul": (functools.partial(dense_call, sums=False), matmul_reference),
     "native.column_sums": (functools.partial(dense_call, sums=True), column_sums_reference),
-    "native.block_grams": (block_grams_call, block_grams_reference),
+    "native.block_gram_sum": (block_gram_sum_call, block_gram_sum_reference),
     "native.channel_sums": (channel_sums_call, channel_sums_reference),
 }

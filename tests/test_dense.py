@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import cnnative
 from cnnative import _validation, testing
 from cnnative._native import dense as native
+from cnnative._reduce import BLOCK, tree_sum
 from conftest import with_layout as layout
 
 DTYPES = [np.float32, np.float64]
@@ -181,6 +182,21 @@ def test_grad_b_is_a_block_tree_of_row_order_sums_for_every_layout(dtype):
     for kind in ("C", "F", "strided"):
         _, _, grad_b = cnnative.dense_backward(layout(grad_y, kind), x, w)
         np.testing.assert_array_equal(grad_b, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 8, 9, 57, 130])
+def test_grad_w_is_the_block_tree_of_per_block_products(dtype, n):
+    # One BLAS product per block of 8 samples, added by the batch's tree (built one slot per
+    # level, not one per block), for C and Fortran operands alike.
+    rng = np.random.default_rng(9)
+    x, w, grad_y = random(rng, (n, 30), dtype), random(rng, (7, 30), dtype), random(rng, (n, 7), dtype)
+    per_block = [cnnative.dense_backward(grad_y[s:s + BLOCK], x[s:s + BLOCK], w)[1]
+                 for s in range(0, n, BLOCK)]
+    expected = tree_sum(per_block)
+    for kind in ("C", "F"):
+        np.testing.assert_array_equal(
+            cnnative.dense_backward(layout(grad_y, kind), layout(x, kind), w)[1], expected)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -165,7 +165,7 @@ def dense_backward(grad_y: ArrayLike, x: ArrayLike, w: ArrayLike, *,
         grad_x = _row_chunked_matmul(grad_y, w, None, num_threads, BLOCK)
         if grad_y.flags.c_contiguous != x.flags.c_contiguous:
             grad_y, x = np.ascontiguousarray(grad_y), np.ascontiguousarray(x)
-        grad_w = tree_sum(list(_dense.block_grams(grad_y, x, BLOCK)))
+        grad_w = _dense.block_gram_sum(grad_y, x, BLOCK)
     rows = np.ascontiguousarray(grad_y)  # blocks of rows must be contiguous for column_sums
     grad_b = tree_sum([_dense.column_sums(rows[start:stop]) for start, stop in blocks(len(rows))])
     return (grad_x[0] if single else grad_x), grad_w, grad_b
