@@ -4,9 +4,9 @@
 
 Each thread count runs in a fresh interpreter, because OpenBLAS reads OPENBLAS_NUM_THREADS
 once, when it is loaded; NumPy and scipy each bundle their own OpenBLAS and both honour it.
-Contenders are timed interleaved (one sample of each in turn, in an order rotated every
-repeat), so a slow phase of the machine hits all of them; each cell is the median per-call
-time.  The ratio is NumPy's time over cnnative's: above 1 means cnnative is faster.
+Contenders are timed interleaved (``cnnative.bench.timing.time_interleaved``: one sample of
+each in turn, in an order shuffled every repeat), so a slow phase of the machine hits all of
+them; each cell is the median per-call time.  The ratio is NumPy's time over cnnative's: above 1 means cnnative is faster.
 """
 import argparse
 import json
@@ -24,12 +24,10 @@ def worker(threads, repeats):
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                 "CNNATIVE_NUM_THREADS"):
         os.environ[var] = str(threads)
-    import statistics
-    import time
-
     import numpy as np
 
     import cnnative
+    from cnnative.bench import timing
 
     rows = []
     for n, n_in, n_out in SHAPES:
@@ -66,28 +64,14 @@ def worker(threads, repeats):
                 ("forward+backward", "numpy"): numpy_step,
                 ("forward+backward", "cnnative"): ours_step,
             }
-            # Calls per sample so one sample lasts about 5 ms, sized on NumPy's step.
-            start = time.perf_counter()
-            for _ in range(10):
-                numpy_step()
-            number = max(1, int(0.005 / ((time.perf_counter() - start) / 10)))
-            keys = list(contenders)
-            samples = {key: [] for key in keys}
-            for func in contenders.values():
-                func()
-            for r in range(repeats):
-                for key in keys[r % len(keys):] + keys[:r % len(keys)]:
-                    func = contenders[key]
-                    start = time.perf_counter()
-                    for _ in range(number):
-                        func()
-                    samples[key].append((time.perf_counter() - start) / number)
+            timings = timing.time_interleaved(contenders, 0.0, min_repeats=repeats,
+                                              max_repeats=repeats)
             for name in PASSES:
                 rows.append({
                     "shape": f"{n}x{n_in} -> {n_out}", "dtype": dtype, "threads": threads,
                     "pass": name,
-                    "numpy": statistics.median(samples[(name, "numpy")]),
-                    "cnnative": statistics.median(samples[(name, "cnnative")]),
+                    "numpy": timings[name, "numpy"].median,
+                    "cnnative": timings[name, "cnnative"].median,
                 })
     print(json.dumps(rows))
 

@@ -2,15 +2,14 @@
 
     python benchmarks/bench_pool.py [--repeats 31] [--quick]
 
-For each case the contenders run interleaved (alternating which goes first) so drifts in machine
-load hit both alike, and the table reports the median of the repeats plus the ratio
-torch / cnnative (above 1: cnnative is faster).  Both sides get the same thread count.
+For each case the contenders run interleaved (``cnnative.bench.timing.time_interleaved``: the
+order shuffled every repeat) so drifts in machine load hit both alike, and the table reports
+the median of the repeats plus the ratio torch / cnnative (above 1: cnnative is faster).  Both
+sides get the same thread count.
 torch is optional: without it only cnnative's times are printed.
 """
 import argparse
 import os
-import statistics
-import time
 
 # torch's OpenMP workers otherwise spin after each call and, on 2 cores, steal the CPU from the
 # contender timed next; this must be set before torch loads its OpenMP runtime.
@@ -19,6 +18,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 
 import cnnative
+from cnnative.bench import timing
 
 try:
     import torch
@@ -30,30 +30,6 @@ SHAPE = (64, 20, 24, 24)
 WINDOWS = [((2, 2), (2, 2)), ((3, 3), (1, 1))]  # (kernel_size, stride), no padding
 DTYPES = [np.float32, np.float64]
 THREADS = [1, 2]
-
-
-# Pause before each timed call: torch's OpenMP workers keep spinning for a while after a
-# parallel region, and would otherwise take a core from whichever call comes next.
-SETTLE_SECONDS = 0.005
-
-
-def _seconds(call):
-    time.sleep(SETTLE_SECONDS)
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
-
-
-def _interleaved_medians(calls, repeats):
-    """Median seconds of each of ``calls``, run round-robin, the order rotating every round."""
-    for call in calls:  # warm-up: thread pools, page faults, lazy initialisation
-        call()
-    samples = [[] for _ in calls]
-    for r in range(repeats):
-        order = range(len(calls)) if r % 2 == 0 else reversed(range(len(calls)))
-        for i in order:
-            samples[i].append(_seconds(calls[i]))
-    return [statistics.median(s) for s in samples]
 
 
 def _contenders(x, kernel, stride, threads):
@@ -104,7 +80,9 @@ def main(argv=None):
                     torch.set_num_threads(threads)
                 contenders = _contenders(x, kernel, stride, threads)
                 for column, label in ((1, "forward"), (2, "backward")):
-                    times = _interleaved_medians([c[column] for c in contenders], repeats)
+                    timings = timing.time_interleaved({c[0]: c[column] for c in contenders}, 0.0,
+                                                      min_repeats=repeats, max_repeats=repeats)
+                    times = [timings[c[0]].median for c in contenders]
                     row = (f"| {kernel[0]}x{kernel[1]}/s{stride[0]} | {np.dtype(dtype).name} | "
                            f"{threads} | {label} | {times[0] * 1e6:.0f} |")
                     if torch is not None:
