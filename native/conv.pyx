@@ -364,12 +364,19 @@ cdef int _allocate(Workspace *ws, Py_ssize_t taps, Py_ssize_t pixels, Py_ssize_t
     return 0
 
 
+cdef inline void _free_all(void *a, void *b, void *c=NULL, void *d=NULL,
+                           void *e=NULL) noexcept nogil:
+    """free() of a kernel's buffers, some possibly NULL: the one release list a kernel writes
+    for its failure path and its end."""
+    free(a)
+    free(b)
+    free(c)
+    free(d)
+    free(e)
+
+
 cdef void _release(Workspace *ws) noexcept nogil:
-    free(ws.weights)
-    free(ws.tap_offset)
-    free(ws.pixel_base)
-    free(ws.product)
-    free(ws.buffer)
+    _free_all(ws.weights, ws.tap_offset, ws.pixel_base, ws.product, ws.buffer)
     ws.weights = ws.tap_offset = ws.pixel_base = ws.product = ws.buffer = NULL
 
 
@@ -651,12 +658,10 @@ cdef int _grad_x_phases(const floating *grad_y, const floating *w, floating *gra
     cdef floating *planes = <floating *> malloc(g.channels * rows_max * cols_max * sizeof(floating))
     cdef floating *target
     if tap_start == NULL or planes == NULL:
-        free(tap_start)
-        free(planes)
+        _free_all(tap_start, planes)
         return -1
     if _allocate(&ws, taps, rows_max * cols_max, lanes, g.filters * frame, sizeof(floating)) != 0:
-        free(tap_start)
-        free(planes)
+        _free_all(tap_start, planes)
         return -1
     weights, product = <floating *> ws.weights, <floating *> ws.product
     memset(ws.buffer, 0, g.filters * frame * sizeof(floating))
@@ -717,8 +722,7 @@ cdef int _grad_x_phases(const floating *grad_y, const floating *w, floating *gra
                             for n in range(cols):
                                 target[n * sw] = src[n]
     _release(&ws)
-    free(tap_start)
-    free(planes)
+    _free_all(tap_start, planes)
     return 0
 
 
@@ -784,10 +788,7 @@ cdef int _forward_rows(const floating *x, const floating *w, const floating *bia
     cdef cn_idx *offsets = <cn_idx *> malloc(taps * sizeof(cn_idx))
     cdef const floating *image
     if framed == NULL or weights == NULL or out == NULL or offsets == NULL:
-        free(framed)
-        free(weights)
-        free(out)
-        free(offsets)
+        _free_all(framed, weights, out, offsets)
         return -1
     _window_offsets(offsets, g, plane, pitch)
     for gi in range(g.groups):
@@ -802,10 +803,7 @@ cdef int _forward_rows(const floating *x, const floating *w, const floating *bia
             _rows(level, framed, pixels, offsets, taps, weights, g.filters, out, out_pitch)
             _unframe(out, pitch, g.filters, out_pitch, g.out_h, g.out_w,
                      y + s * g.y_sample + first * positions, bias + first if bias != NULL else NULL)
-    free(framed)
-    free(weights)
-    free(out)
-    free(offsets)
+    _free_all(framed, weights, out, offsets)
     return 0
 
 
@@ -832,10 +830,7 @@ cdef int _grad_w_rows(const floating *grad_y, const floating *x, floating *grad_
     cdef const floating *image
     cdef floating total
     if framed == NULL or grad_block == NULL or partial == NULL or offsets == NULL:
-        free(framed)
-        free(grad_block)
-        free(partial)
-        free(offsets)
+        _free_all(framed, grad_block, partial, offsets)
         return -1
     _window_offsets(offsets, g, plane, pitch)
     for gi in range(g.groups):
@@ -862,10 +857,7 @@ cdef int _grad_w_rows(const floating *grad_y, const floating *x, floating *grad_
                 for v in range(1, width):
                     total = total + partial[(f * taps + t) * width + v]
                 grad_w[(first + f) * taps + t] = total
-    free(framed)
-    free(grad_block)
-    free(partial)
-    free(offsets)
+    _free_all(framed, grad_block, partial, offsets)
     return 0
 
 
@@ -887,10 +879,7 @@ cdef int _grad_x_rows(const floating *grad_y, const floating *w, floating *grad_
     cdef floating *out = <floating *> malloc(g.channels * out_pitch * sizeof(floating))
     cdef cn_idx *offsets = <cn_idx *> malloc(taps * sizeof(cn_idx))
     if framed == NULL or weights == NULL or out == NULL or offsets == NULL:
-        free(framed)
-        free(weights)
-        free(out)
-        free(offsets)
+        _free_all(framed, weights, out, offsets)
         return -1
     for f in range(g.filters):
         for i in range(g.kernel_h):
@@ -910,10 +899,7 @@ cdef int _grad_x_rows(const floating *grad_y, const floating *w, floating *grad_
             _rows(level, framed, pixels, offsets, taps, weights, g.channels, out, out_pitch)
             _unframe(out, frame_w, g.channels, out_pitch, g.height, g.width,
                      grad_x + s * g.x_sample + gi * group_x, NULL)
-    free(framed)
-    free(weights)
-    free(out)
-    free(offsets)
+    _free_all(framed, weights, out, offsets)
     return 0
 
 
@@ -1043,8 +1029,7 @@ cdef int _forward_depthwise(const floating *x, const floating *w, const floating
     cdef cn_idx *offsets = <cn_idx *> malloc(taps * sizeof(cn_idx))
     cdef const floating *src
     if framed == NULL or offsets == NULL:
-        free(framed)
-        free(offsets)
+        _free_all(framed, offsets)
         return -1
     for i in range(g.kernel_h):
         for j in range(g.kernel_w):
@@ -1069,8 +1054,7 @@ cdef int _forward_depthwise(const floating *x, const floating *w, const floating
                 _dw_rows(level, src, row_step, offsets, taps, w + f * taps,
                          bias[f] if bias != NULL else 0, g.out_h, g.out_w,
                          y + s * g.y_sample + f * pixels, g.out_w)
-    free(framed)
-    free(offsets)
+    _free_all(framed, offsets)
     return 0
 
 
@@ -1134,11 +1118,7 @@ cdef int _backward_depthwise(const floating *grad_y, const floating *x, const fl
         frame = <floating *> calloc(m * frame_h * frame_w, sizeof(floating))
         failed = frame == NULL
     if failed:
-        free(framed)
-        free(phases)
-        free(partial)
-        free(offsets)
-        free(frame)
+        _free_all(framed, phases, partial, offsets, frame)
         return -1
     for i in range(g.kernel_h):
         for j in range(g.kernel_w):
@@ -1184,11 +1164,7 @@ cdef int _backward_depthwise(const floating *grad_y, const floating *x, const fl
             for v in range(1, vector):
                 total = total + partial[(f * taps + t) * vector + v]
             grad_w[f * taps + t] = total
-    free(framed)
-    free(phases)
-    free(partial)
-    free(offsets)
-    free(frame)
+    _free_all(framed, phases, partial, offsets, frame)
     return 0
 
 
@@ -1274,8 +1250,7 @@ cdef int _forward_gemm(const floating *x, const floating *w, const floating *bia
     cdef const floating *src
     cdef floating shift
     if cols == NULL or product == NULL:
-        free(cols)
-        free(product)
+        _free_all(cols, product)
         return -1
     for gi in range(g.groups):
         first = gi * g.filters
@@ -1291,8 +1266,7 @@ cdef int _forward_gemm(const floating *x, const floating *w, const floating *bia
                 shift = bias[first + f] if bias != NULL else 0
                 for p in range(pixels):
                     dst[p] = src[p] + shift
-    free(cols)
-    free(product)
+    _free_all(cols, product)
     return 0
 
 
@@ -1306,8 +1280,7 @@ cdef int _backward_gemm(const floating *grad_y, const floating *x, const floatin
     cdef floating *delta = <floating *> malloc(g.filters * columns * sizeof(floating))
     cdef Py_ssize_t s, f, gi, first, group_x = g.channels * g.height * g.width
     if cols == NULL or delta == NULL:
-        free(cols)
-        free(delta)
+        _free_all(cols, delta)
         return -1
     for gi in range(g.groups):
         first = gi * g.filters
@@ -1327,8 +1300,7 @@ cdef int _backward_gemm(const floating *grad_y, const floating *x, const floatin
                            w + first * taps, <int> taps, delta, <int> columns, <floating> 0.0, cols,
                            <int> columns)
             _col2im_add(cols, batch, columns, g, grad_x + gi * group_x)
-    free(cols)
-    free(delta)
+    _free_all(cols, delta)
     return 0
 
 
