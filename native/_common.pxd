@@ -40,6 +40,12 @@ cdef inline Py_ssize_t element_step(Py_ssize_t stride, Py_ssize_t itemsize,
     return stride // itemsize
 
 
+cdef inline Py_ssize_t tree_split(Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """Where the batch's reduction tree splits the blocks [lo, hi) (hi - lo >= 2): the left part
+    takes the extra block of an odd count, as cnnative._reduce.tree_split."""
+    return lo + (hi - lo + 1) // 2
+
+
 # What check_array requires beyond ndim, dtype, byte order and alignment: flags to combine with
 # |.  Without a layout flag any strides pass (the kernel steps through them, see element_step).
 cdef enum:

@@ -12,7 +12,7 @@ from libc.string cimport memcpy
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from _blas cimport gemm_row_major
-from _common cimport ANY_FLOAT, C_OR_F_ORDER, NONEMPTY, check_array, floating
+from _common cimport ANY_FLOAT, C_OR_F_ORDER, NONEMPTY, check_array, floating, tree_split
 
 cnp.import_array()
 
@@ -159,7 +159,7 @@ cdef void _gram_tree(bint trans, int m, int n, int k, int row_block, Py_ssize_t 
                      Py_ssize_t hi, const floating *g, const floating *x, floating *out,
                      floating *spare) noexcept nogil:
     """out = the Grams of blocks [lo, hi) added by cnnative._reduce's tree: tree(lo, hi) =
-    tree(lo, mid) + tree(mid, hi), mid = lo + (hi - lo + 1) // 2.  The left subtree is built in
+    tree(lo, mid) + tree(mid, hi), mid = tree_split(lo, hi).  The left subtree is built in
     out, the right one in spare, whose further slots (n * k each, as many as the tree is deep)
     serve the right subtree's own recursion."""
     cdef Py_ssize_t mid, i, size = <Py_ssize_t> n * k
@@ -167,7 +167,7 @@ cdef void _gram_tree(bint trans, int m, int n, int k, int row_block, Py_ssize_t 
         _block_gram(trans, m, n, k, lo * row_block,
                     <int> min(<Py_ssize_t> row_block, m - lo * row_block), g, x, out)
         return
-    mid = lo + (hi - lo + 1) // 2
+    mid = tree_split(lo, hi)
     _gram_tree(trans, m, n, k, row_block, lo, mid, g, x, out, spare)
     _gram_tree(trans, m, n, k, row_block, mid, hi, g, x, spare, spare + size)
     for i in range(size):

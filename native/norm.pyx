@@ -24,7 +24,7 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free
 
 from _common cimport (ANY_FLOAT, C_ORDER, NONEMPTY, WRITEABLE, check_array, claimed_work,
-                     floating, next_piece)
+                     floating, next_piece, tree_split)
 from _simd cimport cn_idx, set_simd_cap_of_module, simd_info_of_module
 
 cnp.import_array()
@@ -150,7 +150,7 @@ cdef void _tree_channel(int kind, const floating *a, const floating *b, const Sh
         else:
             _dot(a + offset, b + offset, &part, center, out)
         return
-    mid = lo + (hi - lo + 1) // 2
+    mid = tree_split(lo, hi)
     _tree_channel(kind, a, b, sh, center, lo, mid, out)
     _tree_channel(kind, a, b, sh, center, mid, hi, right)
     out[0] += right[0]
@@ -164,7 +164,7 @@ cdef void _tree_rows(double *blocks, Py_ssize_t width, Py_ssize_t lo,
     cdef Py_ssize_t mid, j
     if hi - lo == 1:
         return
-    mid = lo + (hi - lo + 1) // 2
+    mid = tree_split(lo, hi)
     _tree_rows(blocks, width, lo, mid)
     _tree_rows(blocks, width, mid, hi)
     for j in range(width):
